@@ -1,0 +1,179 @@
+# squish - top-level Makefile.
+#
+#   make            build everything into build/ (bin/, lib/, tests/)
+#   make demo       install missing Debian packages, build, run the main job
+#   make test       install missing Debian packages, build, run the tests (normal build, then
+#                   under AddressSanitizer + UBSan)
+#   make check      run the tests of the current build flavour only
+#   make bench      speed table (bench/README.md)
+#   make install PREFIX=/usr/local
+#   make SAN=1      sanitizer build in build-san/      make DEBUG=1   -O0 build
+#   make NATIVE=1   add -march=native                  make OPENMP=0  no OpenMP
+#
+# runtime/ builds on its own with no dependencies: make -C runtime
+
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+PREFIX ?= /usr/local
+OPENMP ?= 1
+SAN ?= 0
+DEBUG ?= 0
+NATIVE ?= 0
+
+ifeq ($(SAN),1)
+  BUILD ?= build-san
+else
+  BUILD ?= build
+endif
+
+ifeq ($(DEBUG),1)
+  OPT := -O0
+else
+  OPT := -O2
+endif
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror
+BASE_CFLAGS := -std=c11 $(OPT) -g $(WARN) -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -MMD -MP
+BASE_LDFLAGS :=
+ifeq ($(OPENMP),1)
+  BASE_CFLAGS += -fopenmp
+  BASE_LDFLAGS += -fopenmp
+endif
+ifeq ($(SAN),1)
+  BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  BASE_LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(NATIVE),1)
+  BASE_CFLAGS += -march=native
+endif
+
+MACHINE := $(shell $(CC) -dumpmachine)
+RT_DIR := runtime
+include runtime/sources.mk
+ifneq ($(filter x86_64% amd64% i686%,$(MACHINE)),)
+  RT_SRC += $(RT_SRC_X86)
+else ifneq ($(filter aarch64% arm%,$(MACHINE)),)
+  RT_SRC += $(RT_SRC_ARM)
+endif
+
+# ----- toolchain dependencies (pkg-config) -----
+PKGS := hdf5 yaml-0.1 libcjson lapacke openblas
+DEPS_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEPS_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CORE_SRC := $(wildcard core/*.c)
+TOOL_SRC := $(wildcard convert/*.c eval/*.c tools/*.c)
+TOOL_SRC := $(filter-out tools/main_%.c,$(TOOL_SRC))
+
+OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+RT_OBJ := $(call OBJ,$(RT_SRC))
+CORE_OBJ := $(call OBJ,$(CORE_SRC) $(TOOL_SRC) $(RT_RUN_SRC))
+
+RT_LIB := $(BUILD)/lib/libsquish_rt.a
+CORE_LIB := $(BUILD)/lib/libsquish.a
+
+BINS := squish-convert squish-eval squish
+BIN_PATHS := $(addprefix $(BUILD)/bin/,$(BINS)) $(BUILD)/bin/squish-run
+
+TEST_SRC := $(wildcard tests/test_*.c tests/tool_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCH_BINS := $(BUILD)/bin/make_bench_model
+
+.PHONY: all lib bins tests deps check-deps test check demo bench install clean runtime-only
+
+all: bins tests
+
+bins: $(BIN_PATHS) $(BENCH_BINS)
+tests: $(TEST_BINS)
+
+check-deps:
+	@pkg-config --exists $(PKGS) || { echo "squish: missing build dependencies ($$(for p in $(PKGS); do pkg-config --exists $$p || printf '%s ' $$p; done)); run 'make deps' or: apt-get install libhdf5-dev hdf5-tools libyaml-dev libcjson-dev liblapacke-dev libopenblas-dev pkg-config" >&2; exit 1; }
+
+deps:
+	@bash scripts/install-deps.sh
+
+# ----- compile -----
+$(BUILD)/obj/runtime/kernels_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
+$(BUILD)/obj/runtime/kernels_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
+
+$(BUILD)/obj/runtime/%.o: runtime/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(DEPS_CFLAGS) -c $< -o $@
+
+$(RT_LIB): $(RT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(CORE_LIB): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+LIBS := $(CORE_LIB) $(RT_LIB) $(DEPS_LIBS) -lm
+
+$(BUILD)/bin/squish-run: $(call OBJ,$(RT_RUN_SRC) $(RT_RUN_MAIN)) $(RT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_LDFLAGS) $^ -lm -o $@
+
+$(BUILD)/bin/%: $(BUILD)/obj/tools/main_%.o $(CORE_LIB) $(RT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_LDFLAGS) $< $(LIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(CORE_LIB) $(RT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_LDFLAGS) $< $(LIBS) -o $@
+
+$(BUILD)/bin/make_bench_model: $(BUILD)/obj/bench/make_bench_model.o $(RT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_LDFLAGS) $^ -lm -o $@
+
+# ----- bench-kernels: matmul micro-benchmark (bench/bench_kernels.c); also built by `make`
+# so it never rots. Run: make bench-kernels && $(BUILD)/bin/bench_kernels [-q] [-s small]
+.PHONY: bench-kernels
+bins: $(BUILD)/bin/bench_kernels
+bench-kernels: $(BUILD)/bin/bench_kernels
+$(BUILD)/bin/bench_kernels: $(BUILD)/obj/bench/bench_kernels.o $(RT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_LDFLAGS) $^ -lm -o $@
+
+# tools/main_squish-convert.c etc. are three-line mains
+$(BUILD)/obj/tools/main_%.o: tools/main_%.c | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(DEPS_CFLAGS) -c $< -o $@
+
+# ----- run -----
+# `make test`: install what is missing, then the normal build's tests, then the sanitizer
+# build's tests (SQUISH_TEST_QUICK=1 there skips the full-text evaluations that the
+# normal run already did).
+test: deps
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory SAN=1 all
+	SQUISH_TEST_QUICK=1 $(MAKE) --no-print-directory SAN=1 check
+
+check: all
+	@BUILD=$(BUILD) bash tests/run_tests.sh
+
+demo: deps
+	$(MAKE) --no-print-directory bins
+	@BUILD=$(BUILD) MODEL="$(MODEL)" bash scripts/demo.sh
+
+bench: deps
+	$(MAKE) --no-print-directory bins
+	@BUILD=$(BUILD) bash bench/run_bench.sh
+
+install: bins
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BIN_PATHS) $(DESTDIR)$(PREFIX)/bin/
+
+runtime-only:
+	$(MAKE) -C runtime
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

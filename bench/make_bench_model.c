@@ -1,0 +1,179 @@
+/* make_bench_model.c - writes a random-weight runnable file of a given Llama shape, for
+ * speed measurements (speed does not depend on the weight values). Uses the runtime
+ * only. The vocabulary is synthetic: <unk> <s> </s>, 256 byte pieces, then pieces made of
+ * letters, so the file is a well-formed model that squish-run and squish-eval accept.
+ *
+ *   make_bench_model --shape tinyllama|gutenberg|stories --dtype f16 -o bench.sqz [--seed S]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../runtime/cli.h"
+#include "../runtime/sqz.h"
+
+typedef struct {
+    const char *name;
+    int32_t dim, hidden, layers, heads, kv_heads, vocab, ctx;
+    bool tied;
+} shape;
+
+static const shape shapes[] = {
+    /* TinyLlama-1.1B (config of TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T) */
+    {"tinyllama", 2048, 5632, 22, 32, 4, 32000, 2048, false},
+    {"gutenberg", 256, 768, 6, 4, 2, 4096, 256, false},
+    {"stories", 64, 172, 5, 8, 4, 512, 512, true},
+};
+
+static uint64_t rng_state;
+static float frand(void) { /* splitmix64 -> uniform in [-1, 1) */
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)((double)(z >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+}
+
+static int add_tensor(sq_tensor *ts, int32_t *n, const char *name, sq_type type, int64_t rows, int64_t cols,
+                      float scale, float offset) {
+    sq_tensor *t = &ts[(*n)++];
+    memset(t, 0, sizeof *t);
+    t->name = malloc(strlen(name) + 1);
+    strcpy(t->name, name);
+    t->type = cols ? type : SQ_TYPE_F32;
+    t->n_dims = cols ? 2 : 1;
+    t->shape[0] = rows;
+    t->shape[1] = cols;
+    int64_t numel = rows * (cols ? cols : 1);
+    t->nbytes = sq_tensor_expected_bytes(t->type, t->n_dims, t->shape);
+    t->data = malloc(t->nbytes);
+    t->owns_data = true;
+    if (!t->name || !t->data) return -1;
+    float *tmp = malloc(65536 * sizeof(float));
+    if (!tmp) return -1;
+    for (int64_t i = 0; i < numel; i += 65536) {
+        int64_t m = numel - i < 65536 ? numel - i : 65536;
+        for (int64_t j = 0; j < m; j++) tmp[j] = offset + scale * frand();
+        size_t es = t->type == SQ_TYPE_F32 ? 4 : 2;
+        sq_convert_rows((char *)t->data + (size_t)i * es, t->type, tmp, SQ_TYPE_F32, m);
+    }
+    free(tmp);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *shape_name = "tinyllama", *out = NULL;
+    sq_type type = SQ_TYPE_F16;
+    int64_t seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (sq_cli_is(argv[i], NULL, "--shape")) {
+            if (!(v = sq_cli_value(argc, argv, &i))) goto usage;
+            shape_name = v;
+        } else if (sq_cli_is(argv[i], NULL, "--dtype")) {
+            if (!(v = sq_cli_value(argc, argv, &i)) || sq_type_from_name(v, &type)) goto usage;
+        } else if (sq_cli_is(argv[i], "-o", "--output")) {
+            if (!(v = sq_cli_value(argc, argv, &i))) goto usage;
+            out = v;
+        } else if (sq_cli_is(argv[i], NULL, "--seed")) {
+            if (!(v = sq_cli_value(argc, argv, &i)) || sq_cli_int("--seed", v, 0, INT64_MAX, &seed)) goto usage;
+        } else {
+            goto usage;
+        }
+    }
+    const shape *sh = NULL;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (!strcmp(shapes[i].name, shape_name)) sh = &shapes[i];
+    if (!sh || !out) goto usage;
+    rng_state = (uint64_t)seed;
+
+    sq_config c = {0};
+    strcpy(c.arch, "llama");
+    c.dim = sh->dim;
+    c.hidden_dim = sh->hidden;
+    c.n_layers = sh->layers;
+    c.n_heads = sh->heads;
+    c.n_kv_heads = sh->kv_heads;
+    c.head_dim = sh->dim / sh->heads;
+    c.vocab_size = sh->vocab;
+    c.max_seq_len = sh->ctx;
+    c.norm_eps = 1e-5f;
+    c.rope_theta = 10000.0f;
+    c.rope_layout = SQ_ROPE_HALF;
+    c.tied_embeddings = sh->tied;
+
+    sq_vocab v = {0};
+    v.kind = SQ_VOCAB_SPM;
+    v.n_tokens = sh->vocab;
+    v.tokens = calloc((size_t)sh->vocab, sizeof(char *));
+    v.scores = calloc((size_t)sh->vocab, sizeof(float));
+    v.types = calloc((size_t)sh->vocab, sizeof(int32_t));
+    for (int32_t i = 0; i < sh->vocab; i++) {
+        char buf[32];
+        v.types[i] = SQ_TOKEN_NORMAL;
+        if (i == 0) snprintf(buf, sizeof buf, "<unk>"), v.types[i] = SQ_TOKEN_UNKNOWN;
+        else if (i == 1) snprintf(buf, sizeof buf, "<s>"), v.types[i] = SQ_TOKEN_CONTROL;
+        else if (i == 2) snprintf(buf, sizeof buf, "</s>"), v.types[i] = SQ_TOKEN_CONTROL;
+        else if (i < 259) snprintf(buf, sizeof buf, "<0x%02X>", i - 3), v.types[i] = SQ_TOKEN_BYTE;
+        else { /* distinct letter strings: base-26 numerals */
+            int32_t x = i - 259, k = 0;
+            char tmp[16];
+            do {
+                tmp[k++] = (char)('a' + x % 26);
+                x /= 26;
+            } while (x && k < 15);
+            for (int32_t j = 0; j < k; j++) buf[j] = tmp[k - 1 - j];
+            buf[k] = '\0';
+        }
+        v.tokens[i] = malloc(strlen(buf) + 1);
+        strcpy(v.tokens[i], buf);
+        v.scores[i] = -(float)i;
+    }
+    v.bos_id = 1;
+    v.eos_id = 2;
+    v.unk_id = 0;
+    v.pad_id = -1;
+    v.add_bos = true;
+    v.add_dummy_prefix = true;
+    v.byte_fallback = true;
+
+    int32_t cap = 3 + 9 * sh->layers, n = 0;
+    sq_tensor *ts = calloc((size_t)cap, sizeof *ts);
+    char name[256];
+    const int64_t qd = (int64_t)c.n_heads * c.head_dim, kvd = (int64_t)c.n_kv_heads * c.head_dim;
+    const float ws = 0.02f;
+    int err = add_tensor(ts, &n, "model.embed_tokens.weight", type, c.vocab_size, c.dim, 1.0f, 0.0f);
+    for (int32_t l = 0; l < c.n_layers && !err; l++) {
+#define T(fmt, r, cc, s, o) \
+    (snprintf(name, sizeof name, "model.layers.%d." fmt, (int)l), add_tensor(ts, &n, name, type, r, cc, s, o))
+        err |= T("input_layernorm.weight", c.dim, 0, 0.1f, 1.0f);
+        err |= T("self_attn.q_proj.weight", qd, c.dim, ws, 0.0f);
+        err |= T("self_attn.k_proj.weight", kvd, c.dim, ws, 0.0f);
+        err |= T("self_attn.v_proj.weight", kvd, c.dim, ws, 0.0f);
+        err |= T("self_attn.o_proj.weight", c.dim, qd, ws, 0.0f);
+        err |= T("post_attention_layernorm.weight", c.dim, 0, 0.1f, 1.0f);
+        err |= T("mlp.gate_proj.weight", c.hidden_dim, c.dim, ws, 0.0f);
+        err |= T("mlp.up_proj.weight", c.hidden_dim, c.dim, ws, 0.0f);
+        err |= T("mlp.down_proj.weight", c.dim, c.hidden_dim, ws, 0.0f);
+#undef T
+    }
+    err |= add_tensor(ts, &n, "model.norm.weight", type, c.dim, 0, 0.1f, 1.0f);
+    if (!c.tied_embeddings) err |= add_tensor(ts, &n, "lm_head.weight", type, c.vocab_size, c.dim, ws, 0.0f);
+    if (err) {
+        fprintf(stderr, "make_bench_model: out of memory\n");
+        return 2;
+    }
+    sq_kv meta[] = {{"provenance.tool", "make_bench_model (random weights, for speed only)"}};
+    if (sq_sqz_write(out, &c, &v, ts, n, meta, 1)) {
+        fprintf(stderr, "make_bench_model: %s\n", sq_last_error());
+        return 2;
+    }
+    for (int32_t i = 0; i < n; i++) sq_tensor_release(&ts[i]);
+    free(ts);
+    sq_vocab_free(&v);
+    return 0;
+usage:
+    fprintf(stderr, "usage: make_bench_model --shape tinyllama|gutenberg|stories [--dtype f32|f16|bf16] "
+                    "[--seed S] -o OUT.sqz\n");
+    return 1;
+}

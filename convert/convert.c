@@ -1,0 +1,317 @@
+/* convert.c - squish-convert: checkpoints in, model stores and runnable files out.
+ *
+ *   import SRC -o model.h5     Hugging Face dir / safetensors / llama2.c .bin -> HDF5 store
+ *   export model.h5 -o m.sqz   store (or any importable source) -> runnable file
+ *   SRC -o m.sqz               both steps at once (no store written)
+ *   info FILE                  what a store or runnable file holds (--json for machines)
+ *
+ * Formats: docs/model-store.md and docs/sqz-format.md. Everything is written atomically.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/checkpoint.h"
+#include "../core/util.h"
+#include "../runtime/cli.h"
+#include "../runtime/sqz.h"
+#include "../tools/tools.h"
+
+static void usage(FILE *fp) {
+    fprintf(fp,
+            "usage: squish-convert import SRC -o MODEL.h5 [--dtype f32|f16|bf16] [--tokenizer PATH]\n"
+            "       squish-convert export MODEL.h5 -o MODEL.sqz [--dtype f32|f16|bf16]\n"
+            "       squish-convert SRC -o MODEL.sqz|MODEL.h5 [--dtype ...] [--tokenizer PATH]\n"
+            "       squish-convert info FILE [--json]\n"
+            "\n"
+            "SRC is a Hugging Face model directory (config.json, model.safetensors or a sharded\n"
+            "model.safetensors.index.json, tokenizer.model or tokenizer.json), a .safetensors file in\n"
+            "such a directory, a llama2.c checkpoint (.bin, v0/v1/v2; its tokenizer.bin is looked for\n"
+            "beside it, or give --tokenizer), or a squish model store (.h5).\n"
+            "\n"
+            "options:\n"
+            "  -o, --output PATH     output file (.h5 model store or .sqz runnable file)\n"
+            "      --dtype T         f32 converts every tensor; f16/bf16 convert the matrices and keep\n"
+            "                        1-D norms/biases as they are (default: keep the source types)\n"
+            "      --tokenizer PATH  tokenizer.bin for a llama2.c checkpoint\n"
+            "      --json            (info) machine-readable output\n"
+            "  -v, --verbose         more progress output\n"
+            "  -h, --help            this help\n"
+            "\n"
+            "examples:\n"
+            "  squish-convert import ../shared/models/gutenberg-7m -o gutenberg.h5\n"
+            "  squish-convert export gutenberg.h5 -o gutenberg.sqz\n"
+            "  squish-convert ../shared/models/stories260K/stories260K.bin -o stories.sqz\n"
+            "  squish-convert info gutenberg.sqz\n");
+}
+
+typedef struct {
+    const char *cmd, *src, *out, *tokenizer;
+    bool has_dtype, json;
+    sq_type dtype;
+} conv_opts;
+
+static char *join_args(int argc, char **argv) {
+    size_t n = 1;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) * 2 + 3;
+    char *s = malloc(n), *p = s;
+    if (!s) return NULL;
+    for (int i = 0; i < argc; i++) {
+        bool q = strpbrk(argv[i], " \t\"'") != NULL;
+        if (i) *p++ = ' ';
+        if (q) *p++ = '\'';
+        for (const char *c = argv[i]; *c; c++) *p++ = *c == '\'' ? '"' : *c;
+        if (q) *p++ = '\'';
+    }
+    *p = '\0';
+    return s;
+}
+
+static int parse(int argc, char **argv, conv_opts *o) {
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (sq_cli_is(a, "-h", "--help")) {
+            usage(stdout);
+            return -1;
+        } else if (sq_cli_is(a, "-o", "--output")) {
+            if (!(v = sq_cli_value(argc, argv, &i))) return 1;
+            o->out = v;
+        } else if (sq_cli_is(a, NULL, "--tokenizer")) {
+            if (!(v = sq_cli_value(argc, argv, &i))) return 1;
+            o->tokenizer = v;
+        } else if (sq_cli_is(a, NULL, "--dtype")) {
+            if (!(v = sq_cli_value(argc, argv, &i))) return 1;
+            if (sq_type_from_name(v, &o->dtype)) {
+                sq_errorf(SQ_ERR_ARG, "--dtype: expected f32, f16 or bf16, got '%s'", v);
+                return 1;
+            }
+            o->has_dtype = true;
+        } else if (sq_cli_is(a, NULL, "--json")) {
+            o->json = true;
+        } else if (sq_cli_is(a, "-v", "--verbose")) {
+            sq_log_set_level(SQ_LOG_DEBUG);
+        } else if (a[0] == '-' && a[1]) {
+            sq_errorf(SQ_ERR_ARG, "unknown option '%s' (see squish-convert --help)", a);
+            return 1;
+        } else if (!o->cmd && !o->src && (!strcmp(a, "import") || !strcmp(a, "export") || !strcmp(a, "info"))) {
+            o->cmd = a;
+        } else if (!o->src) {
+            o->src = a;
+        } else {
+            sq_errorf(SQ_ERR_ARG, "unexpected argument '%s'", a);
+            return 1;
+        }
+    }
+    if (!o->src) {
+        sq_errorf(SQ_ERR_ARG, "no input given (see squish-convert --help)");
+        return 1;
+    }
+    if (o->cmd && !strcmp(o->cmd, "info")) return 0;
+    if (!o->out) {
+        sq_errorf(SQ_ERR_ARG, "no output given: add -o MODEL.h5 or -o MODEL.sqz");
+        return 1;
+    }
+    bool to_h5 = sq_str_ends_with(o->out, ".h5") || sq_str_ends_with(o->out, ".hdf5");
+    bool to_sqz = sq_str_ends_with(o->out, ".sqz");
+    if (o->cmd && !strcmp(o->cmd, "import") && !to_h5) {
+        sq_errorf(SQ_ERR_ARG, "import writes a model store: the output should end in .h5, not '%s'", o->out);
+        return 1;
+    }
+    if (o->cmd && !strcmp(o->cmd, "export") && !to_sqz) {
+        sq_errorf(SQ_ERR_ARG, "export writes a runnable file: the output should end in .sqz, not '%s'", o->out);
+        return 1;
+    }
+    if (!to_h5 && !to_sqz) {
+        sq_errorf(SQ_ERR_ARG, "output '%s' should end in .h5 (model store) or .sqz (runnable file)", o->out);
+        return 1;
+    }
+    return 0;
+}
+
+/* ===== info ===== */
+
+static void print_config(const sq_config *c, const sq_vocab *v) {
+    printf("architecture   %s\n", c->arch);
+    printf("dim            %d\nhidden_dim     %d\nlayers         %d\nheads          %d (kv %d, head_dim %d)\n", c->dim,
+           c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim);
+    printf("vocab_size     %d\nmax_seq_len    %d\nnorm_eps       %g\nrope           theta %g, %s layout", c->vocab_size,
+           c->max_seq_len, (double)c->norm_eps, (double)c->rope_theta,
+           c->rope_layout == SQ_ROPE_HALF ? "half (HF)" : "interleaved (Meta)");
+    if (c->rope_scaling == SQ_ROPE_SCALING_LINEAR) printf(", linear scaling x%g", (double)c->rope_factor);
+    if (c->rope_scaling == SQ_ROPE_SCALING_LLAMA3) printf(", llama3 scaling x%g", (double)c->rope_factor);
+    printf("\nhead           %s\nbiases         qkv %s, o %s, mlp %s\n", c->tied_embeddings ? "tied" : "untied",
+           c->attn_qkv_bias ? "yes" : "no", c->attn_o_bias ? "yes" : "no", c->mlp_bias ? "yes" : "no");
+    printf("tokenizer      %s%s%s, %d tokens, bos %d, eos %d, add_bos %s, hash %016llx\n",
+           v->kind == SQ_VOCAB_SPM ? "sentencepiece-bpe" : "byte-level-bpe", v->kind == SQ_VOCAB_BPE ? " pre " : "",
+           v->kind == SQ_VOCAB_BPE ? sq_pretok_name(v->pre) : "", v->n_tokens, v->bos_id, v->eos_id,
+           v->add_bos ? "yes" : "no", (unsigned long long)sq_vocab_hash(v));
+}
+
+static void print_tensors_text(const sq_tensor *ts, int32_t n) {
+    int64_t weights = 0, bytes = 0;
+    printf("\n%-52s %-5s %s\n", "tensor", "type", "shape");
+    for (int32_t i = 0; i < n; i++) {
+        const sq_tensor *t = &ts[i];
+        printf("%-52s %-5s [", t->name, sq_type_name(t->type));
+        for (int32_t d = 0; d < t->n_dims; d++) printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        printf("]\n");
+        weights += sq_tensor_numel(t);
+        bytes += (int64_t)t->nbytes;
+    }
+    printf("\n%d tensors, %lld weights, %lld bytes of tensor data, %.3f bits per weight\n", n, (long long)weights,
+           (long long)bytes, weights ? 8.0 * (double)bytes / (double)weights : 0.0);
+}
+
+static void print_info_json(const char *path, const char *kind, const sq_config *c, const sq_vocab *v,
+                            const sq_tensor *ts, int32_t n) {
+    int64_t weights = 0, bytes = 0;
+    printf("{\n  \"file\": ");
+    sq_json_string(stdout, path, strlen(path));
+    printf(",\n  \"kind\": \"%s\",\n  \"config\": {\"arch\": \"%s\", \"dim\": %d, \"hidden_dim\": %d, \"n_layers\": %d, "
+           "\"n_heads\": %d, \"n_kv_heads\": %d, \"head_dim\": %d, \"vocab_size\": %d, \"max_seq_len\": %d, "
+           "\"norm_eps\": %g, \"rope_theta\": %g, \"rope_layout\": \"%s\", \"tied_embeddings\": %s},\n",
+           kind, c->arch, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size,
+           c->max_seq_len, (double)c->norm_eps, (double)c->rope_theta,
+           c->rope_layout == SQ_ROPE_HALF ? "half" : "interleaved", c->tied_embeddings ? "true" : "false");
+    printf("  \"tokenizer\": {\"kind\": \"%s\", \"n_tokens\": %d, \"bos_id\": %d, \"eos_id\": %d, \"hash\": "
+           "\"%016llx\"},\n  \"tensors\": [\n",
+           v->kind == SQ_VOCAB_SPM ? "spm" : "bpe", v->n_tokens, v->bos_id, v->eos_id,
+           (unsigned long long)sq_vocab_hash(v));
+    for (int32_t i = 0; i < n; i++) {
+        const sq_tensor *t = &ts[i];
+        printf("    {\"name\": \"%s\", \"type\": \"%s\", \"shape\": [", t->name, sq_type_name(t->type));
+        for (int32_t d = 0; d < t->n_dims; d++) printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        printf("], \"bytes\": %zu}%s\n", t->nbytes, i + 1 < n ? "," : "");
+        weights += sq_tensor_numel(t);
+        bytes += (int64_t)t->nbytes;
+    }
+    printf("  ],\n  \"n_weights\": %lld,\n  \"tensor_bytes\": %lld,\n  \"bits_per_weight\": %.6f\n}\n",
+           (long long)weights, (long long)bytes, weights ? 8.0 * (double)bytes / (double)weights : 0.0);
+}
+
+static int cmd_info(const conv_opts *o) {
+    sq_status st;
+    if (sq_str_ends_with(o->src, ".sqz")) {
+        sq_sqz *f;
+        if ((st = sq_sqz_open(&f, o->src, true))) return 1;
+        int32_t n = sq_sqz_n_tensors(f);
+        const sq_tensor *ts = n ? sq_sqz_tensor(f, 0) : NULL;
+        if (o->json) {
+            print_info_json(o->src, "runnable", sq_sqz_config(f), sq_sqz_vocab(f), ts, n);
+        } else {
+            printf("%s: squish runnable file v%u, %llu bytes, checksum %016llx (verified)\n\n", o->src,
+                   SQ_SQZ_VERSION, (unsigned long long)sq_sqz_file_size(f), (unsigned long long)sq_sqz_checksum(f));
+            print_config(sq_sqz_config(f), sq_sqz_vocab(f));
+            for (int32_t i = 0; i < sq_sqz_n_meta(f); i++) {
+                const char *k, *v;
+                sq_sqz_meta_at(f, i, &k, &v);
+                printf("%-14s %s\n", k, v);
+            }
+            print_tensors_text(ts, n);
+        }
+        sq_sqz_close(f);
+        return 0;
+    }
+    sq_checkpoint c = {0};
+    if ((st = sq_import_any(o->src, o->tokenizer, &c))) return 1;
+    if (o->json) {
+        print_info_json(o->src, sq_store_is_hdf5(o->src) ? "store" : "checkpoint", &c.cfg, &c.vocab, c.tensors,
+                        c.n_tensors);
+    } else {
+        printf("%s: %s\n\n", o->src, c.source_format ? c.source_format : "checkpoint");
+        print_config(&c.cfg, &c.vocab);
+        for (int32_t i = 0; i < c.n_sources; i++)
+            printf("source         %s (%llu bytes, sha256 %s)\n", c.sources[i].path,
+                   (unsigned long long)c.sources[i].size, c.sources[i].sha256);
+        if (c.command_line) printf("made by        %s\n", c.command_line);
+        print_tensors_text(c.tensors, c.n_tensors);
+    }
+    sq_checkpoint_free(&c);
+    return 0;
+}
+
+/* ===== import / export ===== */
+
+static sq_status export_sqz(const sq_checkpoint *c, const char *src, const char *out) {
+    char store_hash[65] = "";
+    char *sources = NULL;
+    size_t cap = 1;
+    for (int32_t i = 0; i < c->n_sources; i++) cap += strlen(c->sources[i].path) + 100;
+    sources = calloc(cap, 1);
+    if (!sources) return sq_errorf(SQ_ERR_OOM, "out of memory");
+    for (int32_t i = 0; i < c->n_sources; i++) {
+        size_t l = strlen(sources);
+        snprintf(sources + l, cap - l, "%s%s sha256:%s", i ? "; " : "", c->sources[i].path, c->sources[i].sha256);
+    }
+    sq_kv meta[6];
+    int32_t n = 0;
+    char tool[64];
+    snprintf(tool, sizeof tool, "squish-convert %s", sq_version());
+    meta[n++] = (sq_kv){"provenance.tool", tool};
+    meta[n++] = (sq_kv){"provenance.source_format", c->source_format ? c->source_format : "unknown"};
+    if (c->n_sources) meta[n++] = (sq_kv){"provenance.sources", sources};
+    if (sq_store_is_hdf5(src)) {
+        sq_status st = sq_sha256_file(src, store_hash, NULL);
+        if (st) {
+            free(sources);
+            return st;
+        }
+        meta[n++] = (sq_kv){"provenance.store", src};
+        meta[n++] = (sq_kv){"provenance.store_sha256", store_hash};
+    }
+    sq_status st = sq_sqz_write(out, &c->cfg, &c->vocab, c->tensors, c->n_tensors, meta, n);
+    free(sources);
+    return st;
+}
+
+static int cmd_convert(const conv_opts *o, int argc, char **argv) {
+    sq_checkpoint c = {0};
+    sq_status st;
+    double t0 = sq_now();
+    sq_log(SQ_LOG_DEBUG, "squish-convert: reading %s", o->src);
+    if ((st = sq_import_any(o->src, o->tokenizer, &c))) {
+        sq_checkpoint_free(&c);
+        return 1;
+    }
+    if (o->has_dtype && (st = sq_checkpoint_convert(&c, o->dtype))) goto fail;
+    bool to_h5 = !sq_str_ends_with(o->out, ".sqz");
+    if (to_h5) {
+        free(c.tool_version);
+        free(c.command_line);
+        char tool[64];
+        snprintf(tool, sizeof tool, "squish-convert %s", sq_version());
+        c.tool_version = sq_strdup(tool);
+        c.command_line = join_args(argc, argv);
+        sq_log(SQ_LOG_DEBUG, "squish-convert: writing model store %s", o->out);
+        if ((st = sq_store_write(o->out, &c))) goto fail;
+    } else {
+        sq_log(SQ_LOG_DEBUG, "squish-convert: writing runnable file %s", o->out);
+        if ((st = export_sqz(&c, o->src, o->out))) goto fail;
+    }
+    int64_t weights = 0, bytes = 0;
+    for (int32_t i = 0; i < c.n_tensors; i++) {
+        weights += sq_tensor_numel(&c.tensors[i]);
+        bytes += (int64_t)c.tensors[i].nbytes;
+    }
+    printf("%s: %d tensors, %lld weights, %.2f MiB of tensor data (%.3f bpw), %s, %.2f s\n", o->out, c.n_tensors,
+           (long long)weights, (double)bytes / 1048576.0, weights ? 8.0 * (double)bytes / (double)weights : 0.0,
+           c.cfg.arch, sq_now() - t0);
+    sq_checkpoint_free(&c);
+    return 0;
+fail:
+    sq_checkpoint_free(&c);
+    return st == SQ_ERR_OOM || st == SQ_ERR_INTERNAL ? 2 : 1;
+}
+
+int sq_convert_main(int argc, char **argv) {
+    conv_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc < 0) return 0;
+    if (rc == 0) {
+        rc = (o.cmd && !strcmp(o.cmd, "info")) ? cmd_info(&o) : cmd_convert(&o, argc, argv);
+        if (rc == 0) return 0;
+    }
+    fprintf(stderr, "squish-convert: %s\n", sq_last_error());
+    return rc;
+}

@@ -1,0 +1,90 @@
+/* checkpoint.h - a whole model in memory (config, vocabulary, named tensors, provenance)
+ * and the functions that move it between formats:
+ *
+ *   Hugging Face dir / llama2.c .bin  --import-->  sq_checkpoint  --store_write-->  model.h5
+ *   model.h5  --store_read-->  sq_checkpoint  --sq_sqz_write-->  model.sqz (runtime/sqz.h)
+ *
+ * Tensors carry Hugging Face names and [out, in] shapes; q/k rows stay in the layout of
+ * the source, recorded in cfg.rope_layout (FORMATS.md 3), so a round trip is bit-exact.
+ * All functions return an sq_status with a one-line message naming the file.
+ */
+#ifndef SQ_CHECKPOINT_H
+#define SQ_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../runtime/types.h"
+
+typedef struct {
+    char *path;      /* file name as given (relative names kept relative) */
+    char sha256[65]; /* lowercase hex */
+    uint64_t size;
+} sq_source_file;
+
+typedef struct {
+    sq_config cfg;
+    sq_vocab vocab;
+    sq_tensor *tensors;       /* [n_tensors], owned, in model order */
+    int32_t n_tensors;
+    char *source_format;      /* "hf-safetensors", "llama2c-v0", ... (owned) */
+    sq_source_file *sources;  /* [n_sources] input files with hashes (owned) */
+    int32_t n_sources;
+    char *config_json;        /* original config.json text, or NULL (owned) */
+    char *tokenizer_json;     /* original tokenizer.json text, or NULL (owned) */
+    char *tool_version;       /* "squish 0.1.0" (owned, may be NULL) */
+    char *command_line;       /* the command that made it (owned, may be NULL) */
+} sq_checkpoint;
+
+void sq_checkpoint_free(sq_checkpoint *c); /* NULL-safe; zeroes the struct */
+/* The tensor with this name, or NULL. */
+sq_tensor *sq_checkpoint_find(const sq_checkpoint *c, const char *name);
+/* Appends a tensor (takes ownership of t's name and data; t is zeroed). */
+sq_status sq_checkpoint_add(sq_checkpoint *c, sq_tensor *t);
+/* Appends an input file, hashing it. */
+sq_status sq_checkpoint_add_source(sq_checkpoint *c, const char *path);
+
+/* Checks that every tensor the config implies is present with the right shape and no
+ * unknown tensor is left over; `what` names the source in messages. */
+sq_status sq_checkpoint_validate(const sq_checkpoint *c, const char *what);
+
+/* Converts tensors to `type`: with SQ_TYPE_F32 every tensor; with F16/BF16 the 2-D
+ * weights only (1-D norms and biases keep their type, so nothing is lost there). */
+sq_status sq_checkpoint_convert(sq_checkpoint *c, sq_type type);
+
+/* ===== Importers ===== */
+
+/* Hugging Face directory: config.json, model.safetensors or model.safetensors.index.json
+ * with shards, tokenizer.model or tokenizer.json, optional tokenizer_config.json. */
+sq_status sq_import_hf(const char *dir, sq_checkpoint *out);
+
+/* llama2.c checkpoint (v0 legacy, v1 fp32, v2 Q8_0 dequantized to f32) with its
+ * tokenizer.bin; tokenizer_path NULL means "tokenizer.bin or tok<N>.bin beside it". */
+sq_status sq_import_llama2c(const char *bin_path, const char *tokenizer_path, sq_checkpoint *out);
+
+/* Detects what `src` is (HF directory, .safetensors file inside one, llama2.c .bin, or an
+ * .h5 model store) and imports it. tokenizer_path may be NULL. */
+sq_status sq_import_any(const char *src, const char *tokenizer_path, sq_checkpoint *out);
+
+/* ===== Vocabulary readers (core/vocab_io.c) ===== */
+
+/* SentencePiece tokenizer.model (protobuf ModelProto). */
+sq_status sq_vocab_read_spm(const char *path, sq_vocab *out);
+/* Hugging Face tokenizer.json (BPE model; byte-level or SentencePiece-style). If
+ * config_path (tokenizer_config.json) is non-NULL and exists, add_bos/add_eos come from it. */
+sq_status sq_vocab_read_hf_json(const char *path, const char *config_path, sq_vocab *out);
+/* Applies add_bos_token/add_eos_token from a tokenizer_config.json (missing file: no-op). */
+sq_status sq_vocab_apply_tokenizer_config(sq_vocab *v, const char *config_path);
+/* llama2.c tokenizer.bin with n_tokens entries (the count comes from the model header). */
+sq_status sq_vocab_read_llama2c(const char *path, int32_t n_tokens, sq_vocab *out);
+
+/* ===== HDF5 model store (core/store.c, layout in docs/model-store.md) ===== */
+
+/* Writes atomically (path.tmp then rename). Deterministic: the same checkpoint gives a
+ * byte-identical file (no timestamps). */
+sq_status sq_store_write(const char *path, const sq_checkpoint *c);
+sq_status sq_store_read(const char *path, sq_checkpoint *out);
+/* True if the file starts with the HDF5 signature. */
+bool sq_store_is_hdf5(const char *path);
+
+#endif

@@ -1,0 +1,945 @@
+/* store.c - the HDF5 model store (docs/model-store.md, version 1; FORMATS.md 7): root
+ * attributes, /config typed attributes (+ json), /tokenizer attributes and datasets (vlen
+ * UTF-8 tokens and merges), /tensors/<HF name> contiguous datasets in f32 or custom 16-bit
+ * float types (half: fields 15,10,5,0,10 bias 15; bfloat16: 15,7,8,0,7 bias 127) moved as
+ * raw bits (file type = memory type), /provenance (attributes + compound sources table).
+ * Deterministic (no timestamps, nothing time-dependent, contiguous uncompressed data) and
+ * atomic (temp file + rename). Reading checks format/version and every dataset's rank,
+ * shape and type against the config; each HDF5 failure becomes one sq_errorf line naming
+ * the file, the object and HDF5's innermost reason. Call from one thread only.
+ */
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint_internal.h"
+#include "util.h"
+
+#define STORE_FORMAT "squish-model"
+#define STORE_VERSION 1
+
+/* ===== Errors ===== */
+
+static int walk_first(unsigned n, const H5E_error2_t *e, void *data) {
+    char *buf = data;
+    if (n == 0 && e->desc && e->desc[0]) snprintf(buf, 160, "%s", e->desc);
+    return 0;
+}
+
+/* "path: obj: what (hdf5: innermost reason)" (obj NULL: about the whole file); clears the
+ * HDF5 error stack. */
+static sq_status h5err(sq_status code, const char *path, const char *obj, const char *what) {
+    char reason[160] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_first, reason);
+    H5Eclear2(H5E_DEFAULT);
+    return sq_errorf(code, "%s%s%s: %s%s%s%s", path, obj ? ": " : "", obj ? obj : "", what, reason[0] ? " (hdf5: " : "",
+                     reason, reason[0] ? ")" : "");
+}
+
+static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static void close_id(hid_t *id, herr_t (*fn)(hid_t)) {
+    if (*id >= 0) fn(*id);
+    *id = -1;
+}
+
+/* ===== 16-bit float types ===== */
+
+static hid_t make_float16(bool bf16) {
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    if (t < 0) return -1;
+    herr_t r = bf16 ? H5Tset_fields(t, 15, 7, 8, 0, 7) : H5Tset_fields(t, 15, 10, 5, 0, 10);
+    if (r < 0 || H5Tset_precision(t, 16) < 0 || H5Tset_size(t, 2) < 0 || H5Tset_ebias(t, bf16 ? 127 : 15) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+/* The sq_type of a dataset's float type, or -1 if it is none squish stores. */
+static int classify_type(hid_t t) {
+    if (H5Tget_class(t) != H5T_FLOAT || H5Tget_order(t) != H5T_ORDER_LE) return -1;
+    size_t size = H5Tget_size(t);
+    if (size == 4) return H5Tequal(t, H5T_IEEE_F32LE) > 0 ? SQ_TYPE_F32 : -1;
+    if (size != 2 || H5Tget_precision(t) != 16 || H5Tget_offset(t) != 0) return -1;
+    size_t spos, epos, esize, mpos, msize;
+    if (H5Tget_fields(t, &spos, &epos, &esize, &mpos, &msize) < 0) return -1;
+    size_t bias = H5Tget_ebias(t);
+    if (spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10 && bias == 15) return SQ_TYPE_F16;
+    if (spos == 15 && epos == 7 && esize == 8 && mpos == 0 && msize == 7 && bias == 127) return SQ_TYPE_BF16;
+    return -1;
+}
+
+static hid_t make_vstr(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return -1;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+static const char *rope_layout_name(sq_rope_layout l) { return l == SQ_ROPE_INTERLEAVED ? "interleaved" : "half"; }
+static const char *rope_scaling_name(sq_rope_scaling s) {
+    return s == SQ_ROPE_SCALING_LINEAR ? "linear" : s == SQ_ROPE_SCALING_LLAMA3 ? "llama3" : "none";
+}
+
+/* ===== Writer ===== */
+
+typedef struct {
+    const char *path;   /* final path, for messages */
+    hid_t file, lcpl, gcpl, dcpl, dcpl_vl, f16, bf16, vstr; /* dcpl_vl: for variable-length data */
+} wctx;
+
+static sq_status w_attr(wctx *w, hid_t obj, const char *obj_name, const char *name, hid_t ftype, hid_t mtype,
+                        const void *val) {
+    sq_status st = SQ_OK;
+    hid_t sp = H5Screate(H5S_SCALAR), a = -1;
+    if (sp < 0 || (a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 || H5Awrite(a, mtype, val) < 0) {
+        char what[96];
+        snprintf(what, sizeof what, "cannot write attribute '%s'", name);
+        st = h5err(SQ_ERR_IO, w->path, obj_name, what);
+    }
+    close_id(&a, H5Aclose);
+    close_id(&sp, H5Sclose);
+    return st;
+}
+
+static sq_status w_attr_i32(wctx *w, hid_t obj, const char *obj_name, const char *name, int32_t v) {
+    return w_attr(w, obj, obj_name, name, H5T_STD_I32LE, H5T_NATIVE_INT32, &v);
+}
+
+static sq_status w_attr_f64(wctx *w, hid_t obj, const char *obj_name, const char *name, double v) {
+    return w_attr(w, obj, obj_name, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+
+/* Fixed-length, NUL-terminated UTF-8 string attribute. */
+static sq_status w_attr_str(wctx *w, hid_t obj, const char *obj_name, const char *name, const char *v) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    sq_status st;
+    if (t < 0 || H5Tset_size(t, strlen(v) + 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0 ||
+        H5Tset_cset(t, H5T_CSET_UTF8) < 0)
+        st = h5err(SQ_ERR_IO, w->path, obj_name, "cannot make a string type");
+    else
+        st = w_attr(w, obj, obj_name, name, t, t, v);
+    close_id(&t, H5Tclose);
+    return st;
+}
+
+static sq_status w_group(wctx *w, const char *name, hid_t *g) {
+    *g = H5Gcreate2(w->file, name, w->lcpl, w->gcpl, H5P_DEFAULT);
+    return *g < 0 ? h5err(SQ_ERR_IO, w->path, name, "cannot create group") : SQ_OK;
+}
+
+/* A contiguous dataset of rank 0 (dims NULL) or rank n, written from buf with mtype. */
+static sq_status w_dataset(wctx *w, hid_t loc, const char *obj_name, const char *name, hid_t ftype, hid_t mtype,
+                           int rank, const hsize_t *dims, const void *buf, hid_t *keep) {
+    sq_status st = SQ_OK;
+    hid_t sp = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR), d = -1;
+    if (sp < 0 || (d = H5Dcreate2(loc, name, ftype, sp, w->lcpl, H5Tdetect_class(ftype, H5T_VLEN) > 0 || H5Tis_variable_str(ftype) > 0 ? w->dcpl_vl : w->dcpl, H5P_DEFAULT)) < 0)
+        st = h5err(SQ_ERR_IO, w->path, obj_name, "cannot create dataset");
+    else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        st = h5err(SQ_ERR_IO, w->path, obj_name, "cannot write dataset");
+    if (keep && st == SQ_OK) {
+        *keep = d;
+        d = -1;
+    }
+    close_id(&d, H5Dclose);
+    close_id(&sp, H5Sclose);
+    return st;
+}
+
+static sq_status w_text(wctx *w, hid_t loc, const char *obj_name, const char *name, const char *text) {
+    return w_dataset(w, loc, obj_name, name, w->vstr, w->vstr, 0, NULL, &text, NULL);
+}
+
+static sq_status write_all(wctx *w, const sq_checkpoint *c) {
+    sq_status st = SQ_OK;
+    hid_t g = -1, d = -1, mt = -1, ft = -1;
+    char created_by[64];
+    snprintf(created_by, sizeof created_by, "squish %s", sq_version());
+
+    /* / */
+    hid_t root = H5Gopen2(w->file, "/", H5P_DEFAULT);
+    if (root < 0) return h5err(SQ_ERR_IO, w->path, "/", "cannot open the root group");
+    if ((st = w_attr_str(w, root, "/", "format", STORE_FORMAT)) != SQ_OK ||
+        (st = w_attr_i32(w, root, "/", "format_version", STORE_VERSION)) != SQ_OK ||
+        (st = w_attr_str(w, root, "/", "created_by", created_by)) != SQ_OK ||
+        (st = w_attr_str(w, root, "/", "source_format", c->source_format ? c->source_format : "")) != SQ_OK) {
+        H5Gclose(root);
+        return st;
+    }
+    H5Gclose(root);
+
+    /* /config */
+    const sq_config *k = &c->cfg;
+    const char *on = "/config";
+    if ((st = w_group(w, on, &g)) != SQ_OK) goto fail;
+#define I32(f) if ((st = w_attr_i32(w, g, on, #f, (int32_t)k->f)) != SQ_OK) goto fail;
+#define F64(f) if ((st = w_attr_f64(w, g, on, #f, (double)k->f)) != SQ_OK) goto fail;
+    if ((st = w_attr_str(w, g, on, "arch", k->arch)) != SQ_OK) goto fail;
+    I32(dim) I32(hidden_dim) I32(n_layers) I32(n_heads) I32(n_kv_heads) I32(head_dim) I32(vocab_size)
+    I32(max_seq_len) I32(rope_orig_ctx)
+    F64(norm_eps) F64(rope_theta) F64(rope_factor) F64(rope_low_freq_factor) F64(rope_high_freq_factor)
+    if ((st = w_attr_str(w, g, on, "rope_layout", rope_layout_name(k->rope_layout))) != SQ_OK) goto fail;
+    if ((st = w_attr_str(w, g, on, "rope_scaling", rope_scaling_name(k->rope_scaling))) != SQ_OK) goto fail;
+    I32(tied_embeddings) I32(attn_qkv_bias) I32(attn_o_bias) I32(mlp_bias)
+#undef I32
+#undef F64
+    if (c->config_json && (st = w_text(w, g, "/config/json", "json", c->config_json)) != SQ_OK) goto fail;
+    close_id(&g, H5Gclose);
+
+    /* /tokenizer */
+    const sq_vocab *v = &c->vocab;
+    if (v->n_tokens > 0) {
+        on = "/tokenizer";
+        if ((st = w_group(w, on, &g)) != SQ_OK) goto fail;
+        if ((st = w_attr_str(w, g, on, "kind", v->kind == SQ_VOCAB_BPE ? "bpe" : "spm")) != SQ_OK) goto fail;
+        if ((st = w_attr_str(w, g, on, "pre", sq_pretok_name(v->pre))) != SQ_OK) goto fail;
+#define I32(f) if ((st = w_attr_i32(w, g, on, #f, (int32_t)v->f)) != SQ_OK) goto fail;
+        I32(bos_id) I32(eos_id) I32(unk_id) I32(pad_id) I32(add_bos) I32(add_eos) I32(add_dummy_prefix)
+        I32(remove_extra_whitespaces) I32(byte_fallback)
+#undef I32
+        hsize_t n = (hsize_t)v->n_tokens;
+        if ((st = w_dataset(w, g, "/tokenizer/tokens", "tokens", w->vstr, w->vstr, 1, &n, v->tokens, NULL)) != SQ_OK ||
+            (st = w_dataset(w, g, "/tokenizer/scores", "scores", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n, v->scores,
+                            NULL)) != SQ_OK ||
+            (st = w_dataset(w, g, "/tokenizer/token_type", "token_type", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &n,
+                            v->types, NULL)) != SQ_OK)
+            goto fail;
+        if (v->n_merges > 0) {
+            hsize_t nm = (hsize_t)v->n_merges;
+            if ((st = w_dataset(w, g, "/tokenizer/merges", "merges", w->vstr, w->vstr, 1, &nm, v->merges, NULL)) !=
+                SQ_OK)
+                goto fail;
+        }
+        if (c->tokenizer_json && (st = w_text(w, g, "/tokenizer/json", "json", c->tokenizer_json)) != SQ_OK) goto fail;
+        close_id(&g, H5Gclose);
+    }
+
+    /* /tensors */
+    if ((st = w_group(w, "/tensors", &g)) != SQ_OK) goto fail;
+    for (int32_t i = 0; i < c->n_tensors; i++) {
+        const sq_tensor *t = &c->tensors[i];
+        if (sq_tensor_name_ignorable(t->name)) continue;
+        char obj[SQ_MAX_NAME + 16];
+        snprintf(obj, sizeof obj, "/tensors/%s", t->name);
+        if (strchr(t->name, '/') || strcmp(t->name, ".") == 0 || strcmp(t->name, "..") == 0) {
+            st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s': name cannot be stored as an HDF5 dataset", w->path, t->name);
+            goto fail;
+        }
+        hid_t type = t->type == SQ_TYPE_F16 ? w->f16 : t->type == SQ_TYPE_BF16 ? w->bf16 : H5T_IEEE_F32LE;
+        hid_t mem = t->type == SQ_TYPE_F32 ? H5T_NATIVE_FLOAT : type; /* raw bits */
+        hsize_t dims[SQ_MAX_DIMS];
+        for (int32_t j = 0; j < t->n_dims; j++) dims[j] = (hsize_t)t->shape[j];
+        if ((st = w_dataset(w, g, obj, t->name, type, mem, t->n_dims, dims, t->data, &d)) != SQ_OK) goto fail;
+        if ((st = w_attr_str(w, d, obj, "dtype", sq_type_name(t->type))) != SQ_OK) goto fail;
+        close_id(&d, H5Dclose);
+    }
+    close_id(&g, H5Gclose);
+
+    /* /provenance */
+    on = "/provenance";
+    if ((st = w_group(w, on, &g)) != SQ_OK) goto fail;
+    if (c->tool_version && (st = w_attr_str(w, g, on, "tool_version", c->tool_version)) != SQ_OK) goto fail;
+    if (c->command_line && (st = w_attr_str(w, g, on, "command_line", c->command_line)) != SQ_OK) goto fail;
+    if (c->n_sources > 0) {
+        typedef struct {
+            const char *path;
+            const char *sha256;
+            uint64_t size;
+        } rec;
+        rec *recs = calloc((size_t)c->n_sources, sizeof *recs);
+        if (!recs) {
+            st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", w->path);
+            goto fail;
+        }
+        for (int32_t i = 0; i < c->n_sources; i++) {
+            recs[i].path = c->sources[i].path ? c->sources[i].path : "";
+            recs[i].sha256 = c->sources[i].sha256;
+            recs[i].size = c->sources[i].size;
+        }
+        mt = H5Tcreate(H5T_COMPOUND, sizeof(rec));
+        if (mt < 0 || H5Tinsert(mt, "path", HOFFSET(rec, path), w->vstr) < 0 ||
+            H5Tinsert(mt, "sha256", HOFFSET(rec, sha256), w->vstr) < 0 ||
+            H5Tinsert(mt, "size", HOFFSET(rec, size), H5T_NATIVE_UINT64) < 0 || (ft = H5Tcopy(mt)) < 0 ||
+            H5Tpack(ft) < 0) {
+            free(recs);
+            st = h5err(SQ_ERR_IO, w->path, "/provenance/sources", "cannot make the compound type");
+            goto fail;
+        }
+        hsize_t n = (hsize_t)c->n_sources;
+        st = w_dataset(w, g, "/provenance/sources", "sources", ft, mt, 1, &n, recs, NULL);
+        free(recs);
+        if (st != SQ_OK) goto fail;
+    }
+fail:
+    close_id(&mt, H5Tclose);
+    close_id(&ft, H5Tclose);
+    close_id(&d, H5Dclose);
+    close_id(&g, H5Gclose);
+    return st;
+}
+
+sq_status sq_store_write(const char *path, const sq_checkpoint *c) {
+    sq_status st = SQ_OK;
+    hid_t fcpl = -1, fapl = -1;
+    char *tmp = NULL;
+    wctx w = {path, -1, -1, -1, -1, -1, -1, -1, -1};
+    quiet_hdf5();
+    if ((st = sq_checkpoint_validate(c, path)) != SQ_OK) return st;
+    if (!(tmp = sq_atomic_tmp_name(path))) return sq_errorf(SQ_ERR_OOM, "%s: out of memory", path);
+
+    fcpl = H5Pcreate(H5P_FILE_CREATE);
+    fapl = H5Pcreate(H5P_FILE_ACCESS);
+    w.lcpl = H5Pcreate(H5P_LINK_CREATE);
+    w.gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    w.dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    w.dcpl_vl = H5Pcreate(H5P_DATASET_CREATE);
+    w.f16 = make_float16(false);
+    w.bf16 = make_float16(true);
+    w.vstr = make_vstr();
+    if (fcpl < 0 || fapl < 0 || w.lcpl < 0 || w.gcpl < 0 || w.dcpl < 0 || w.dcpl_vl < 0 || w.f16 < 0 || w.bf16 < 0 || w.vstr < 0 ||
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 || H5Pset_create_intermediate_group(w.lcpl, 1) < 0 ||
+        H5Pset_obj_track_times(w.gcpl, 0) < 0 ||
+        H5Pset_obj_track_times(w.dcpl, 0) < 0 || H5Pset_layout(w.dcpl, H5D_CONTIGUOUS) < 0 ||
+        H5Pset_obj_track_times(w.dcpl_vl, 0) < 0 || H5Pset_layout(w.dcpl_vl, H5D_CONTIGUOUS) < 0 ||
+        H5Pset_fill_time(w.dcpl, H5D_FILL_TIME_NEVER) < 0) {
+        st = h5err(SQ_ERR_INTERNAL, path, NULL, "cannot set up HDF5 property lists");
+        goto fail;
+    }
+    /* the root group: no timestamps either (H5Fcreate takes them from the fcpl) */
+    if (H5Pset_obj_track_times(fcpl, 0) < 0) {
+        st = h5err(SQ_ERR_INTERNAL, path, NULL, "cannot set up HDF5 property lists");
+        goto fail;
+    }
+    w.file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    if (w.file < 0) {
+        st = h5err(SQ_ERR_IO, path, NULL, "cannot create the file");
+        goto fail;
+    }
+    if ((st = write_all(&w, c)) != SQ_OK) goto fail;
+    herr_t r = H5Fclose(w.file);
+    w.file = -1;
+    if (r < 0) {
+        st = h5err(SQ_ERR_IO, path, NULL, "cannot close (flush) the file");
+        goto fail;
+    }
+    st = sq_atomic_rename(tmp, path);
+fail:
+    if (w.file >= 0) H5Fclose(w.file);
+    if (st != SQ_OK) unlink(tmp);
+    close_id(&fcpl, H5Pclose);
+    close_id(&fapl, H5Pclose);
+    close_id(&w.lcpl, H5Pclose);
+    close_id(&w.gcpl, H5Pclose);
+    close_id(&w.dcpl, H5Pclose);
+    close_id(&w.dcpl_vl, H5Pclose);
+    close_id(&w.f16, H5Tclose);
+    close_id(&w.bf16, H5Tclose);
+    close_id(&w.vstr, H5Tclose);
+    free(tmp);
+    return st;
+}
+
+/* ===== Reader ===== */
+
+typedef struct {
+    const char *path;
+    hid_t file;
+    hid_t vstr;
+    uint64_t file_size;
+} rctx;
+
+/* Opens attribute `name` of obj and checks its class and that it holds one value.
+ * *a is -1 (and SQ_OK returned) when the attribute is absent and not required. */
+static sq_status r_attr_open(rctx *r, hid_t obj, const char *obj_name, const char *name, H5T_class_t cls,
+                             bool required, hid_t *a) {
+    char what[128];
+    *a = -1;
+    htri_t ex = H5Aexists(obj, name);
+    if (ex < 0) {
+        snprintf(what, sizeof what, "cannot look up attribute '%s'", name);
+        return h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+    }
+    if (!ex) {
+        if (!required) return SQ_OK;
+        return sq_errorf(SQ_ERR_FORMAT, "%s: %s: missing attribute '%s'", r->path, obj_name, name);
+    }
+    sq_status st = SQ_OK;
+    hid_t t = -1, sp = -1;
+    *a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (*a < 0 || (t = H5Aget_type(*a)) < 0 || (sp = H5Aget_space(*a)) < 0) {
+        snprintf(what, sizeof what, "cannot open attribute '%s'", name);
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+    } else if (H5Tget_class(t) != cls || H5Sget_simple_extent_npoints(sp) != 1) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: attribute '%s' has the wrong type or size", r->path, obj_name, name);
+    }
+    close_id(&t, H5Tclose);
+    close_id(&sp, H5Sclose);
+    if (st != SQ_OK) close_id(a, H5Aclose);
+    return st;
+}
+
+static sq_status r_attr_num(rctx *r, hid_t obj, const char *obj_name, const char *name, H5T_class_t cls, hid_t mtype,
+                            void *out, bool required) {
+    hid_t a;
+    sq_status st = r_attr_open(r, obj, obj_name, name, cls, required, &a);
+    if (st != SQ_OK || a < 0) return st;
+    if (H5Aread(a, mtype, out) < 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot read attribute '%s'", name);
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+    }
+    H5Aclose(a);
+    return st;
+}
+
+static sq_status r_attr_i32(rctx *r, hid_t obj, const char *obj_name, const char *name, int32_t *out) {
+    return r_attr_num(r, obj, obj_name, name, H5T_INTEGER, H5T_NATIVE_INT32, out, true);
+}
+
+static sq_status r_attr_bool(rctx *r, hid_t obj, const char *obj_name, const char *name, bool *out) {
+    int32_t v;
+    sq_status st = r_attr_i32(r, obj, obj_name, name, &v);
+    if (st == SQ_OK && v != 0 && v != 1)
+        return sq_errorf(SQ_ERR_FORMAT, "%s: %s: attribute '%s' is %d, not 0 or 1", r->path, obj_name, name, v);
+    if (st == SQ_OK) *out = v != 0;
+    return st;
+}
+
+static sq_status r_attr_f32(rctx *r, hid_t obj, const char *obj_name, const char *name, float *out) {
+    double v;
+    sq_status st = r_attr_num(r, obj, obj_name, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, &v, true);
+    if (st == SQ_OK) *out = (float)v;
+    return st;
+}
+
+/* A string attribute (fixed-length or variable-length) into a malloc'ed string; *out is
+ * NULL when the attribute is absent and not required. */
+static sq_status r_attr_str(rctx *r, hid_t obj, const char *obj_name, const char *name, bool required, char **out) {
+    hid_t a, t = -1, mt = -1;
+    char *buf = NULL, *vl = NULL;
+    *out = NULL;
+    sq_status st = r_attr_open(r, obj, obj_name, name, H5T_STRING, required, &a);
+    if (st != SQ_OK || a < 0) return st;
+    char what[128];
+    snprintf(what, sizeof what, "cannot read string attribute '%s'", name);
+    if ((t = H5Aget_type(a)) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+        goto fail;
+    }
+    if (H5Tis_variable_str(t) > 0) {
+        if (H5Aread(a, r->vstr, &vl) < 0) {
+            st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+            goto fail;
+        }
+        buf = sq_strdup(vl ? vl : "");
+    } else {
+        size_t n = H5Tget_size(t);
+        if (n == 0 || n > ((size_t)1 << 24) || (mt = H5Tcopy(t)) < 0 || !(buf = calloc(n + 1, 1))) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %s", r->path, obj_name, what);
+            goto fail;
+        }
+        if (H5Aread(a, mt, buf) < 0) {
+            st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+            goto fail;
+        }
+    }
+    if (!buf) {
+        st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", r->path);
+        goto fail;
+    }
+    *out = buf;
+    buf = NULL;
+fail:
+    if (vl) H5free_memory(vl);
+    free(buf);
+    close_id(&mt, H5Tclose);
+    close_id(&t, H5Tclose);
+    H5Aclose(a);
+    return st;
+}
+
+/* Opens dataset `name` under loc, checking class and rank. *d = -1 with SQ_OK when it is
+ * absent and not required. dims gets the extent. */
+static sq_status r_dset_open(rctx *r, hid_t loc, const char *obj_name, const char *name, H5T_class_t cls, int rank,
+                             bool required, hid_t *d, hsize_t *dims) {
+    *d = -1;
+    htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
+    if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot look up dataset");
+    if (!ex) {
+        if (!required) return SQ_OK;
+        return sq_errorf(SQ_ERR_FORMAT, "%s: %s: missing dataset", r->path, obj_name);
+    }
+    sq_status st = SQ_OK;
+    hid_t t = -1, sp = -1;
+    *d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (*d < 0 || (t = H5Dget_type(*d)) < 0 || (sp = H5Dget_space(*d)) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot open dataset");
+    } else if (H5Tget_class(t) != cls) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: dataset has the wrong element type", r->path, obj_name);
+    } else if (H5Sget_simple_extent_ndims(sp) != rank) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: dataset has rank %d, expected %d", r->path, obj_name,
+                       H5Sget_simple_extent_ndims(sp), rank);
+    } else if (rank > 0 && H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read the dataset's extent");
+    }
+    close_id(&t, H5Tclose);
+    close_id(&sp, H5Sclose);
+    if (st != SQ_OK) close_id(d, H5Dclose);
+    return st;
+}
+
+/* A scalar variable-length string dataset (json text); *out NULL when absent. */
+static sq_status r_text(rctx *r, hid_t loc, const char *obj_name, const char *name, char **out) {
+    hid_t d;
+    char *vl = NULL;
+    *out = NULL;
+    sq_status st = r_dset_open(r, loc, obj_name, name, H5T_STRING, 0, false, &d, NULL);
+    if (st != SQ_OK || d < 0) return st;
+    hid_t t = H5Dget_type(d);
+    if (t < 0 || H5Tis_variable_str(t) <= 0) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: expected a variable-length string", r->path, obj_name);
+    } else if (H5Dread(d, r->vstr, H5S_ALL, H5S_ALL, H5P_DEFAULT, &vl) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read dataset");
+    } else if (!(*out = sq_strdup(vl ? vl : ""))) {
+        st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", r->path);
+    }
+    if (vl) H5free_memory(vl);
+    close_id(&t, H5Tclose);
+    H5Dclose(d);
+    return st;
+}
+
+/* A 1-D variable-length string dataset of exactly n entries (n < 0: any, returned in *n_out)
+ * into owned strings. */
+static sq_status r_strings(rctx *r, hid_t loc, const char *obj_name, const char *name, int64_t n, bool required,
+                           char ***out, int32_t *n_out) {
+    hid_t d, t = -1, sp = -1;
+    hsize_t dims[1] = {0};
+    char **vl = NULL, **res = NULL;
+    *out = NULL;
+    if (n_out) *n_out = 0;
+    sq_status st = r_dset_open(r, loc, obj_name, name, H5T_STRING, 1, required, &d, dims);
+    if (st != SQ_OK || d < 0) return st;
+    if ((n >= 0 && dims[0] != (hsize_t)n) || dims[0] > (hsize_t)(1 << 24)) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %llu entries, expected %lld", r->path, obj_name,
+                       (unsigned long long)dims[0], (long long)n);
+        goto fail;
+    }
+    size_t cnt = (size_t)dims[0];
+    if ((t = H5Dget_type(d)) < 0 || H5Tis_variable_str(t) <= 0) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: expected variable-length strings", r->path, obj_name);
+        goto fail;
+    }
+    vl = calloc(cnt ? cnt : 1, sizeof *vl);
+    res = calloc(cnt ? cnt : 1, sizeof *res);
+    if (!vl || !res) {
+        st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", r->path);
+        goto fail;
+    }
+    if (cnt && H5Dread(d, r->vstr, H5S_ALL, H5S_ALL, H5P_DEFAULT, vl) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read dataset");
+        goto fail;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (!(res[i] = sq_strdup(vl[i] ? vl[i] : ""))) {
+            st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", r->path);
+            break;
+        }
+    }
+    if (cnt && (sp = H5Dget_space(d)) >= 0) H5Dvlen_reclaim(r->vstr, sp, H5P_DEFAULT, vl);
+    if (st != SQ_OK) goto fail;
+    *out = res;
+    res = NULL;
+    if (n_out) *n_out = (int32_t)cnt;
+fail:
+    if (res)
+        for (size_t i = 0; i < cnt; i++) free(res[i]);
+    free(res);
+    free(vl);
+    close_id(&sp, H5Sclose);
+    close_id(&t, H5Tclose);
+    H5Dclose(d);
+    return st;
+}
+
+/* A 1-D numeric dataset of exactly n entries, converted to mtype. */
+static sq_status r_numbers(rctx *r, hid_t loc, const char *obj_name, const char *name, H5T_class_t cls, hid_t mtype,
+                           int64_t n, void *out) {
+    hid_t d;
+    hsize_t dims[1] = {0};
+    sq_status st = r_dset_open(r, loc, obj_name, name, cls, 1, true, &d, dims);
+    if (st != SQ_OK) return st;
+    if (dims[0] != (hsize_t)n)
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %llu entries, expected %lld", r->path, obj_name,
+                       (unsigned long long)dims[0], (long long)n);
+    else if (n && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read dataset");
+    H5Dclose(d);
+    return st;
+}
+
+static sq_status read_config(rctx *r, sq_config *k) {
+    const char *on = "/config";
+    char *s = NULL;
+    sq_status st = SQ_OK;
+    hid_t g = H5Gopen2(r->file, on, H5P_DEFAULT);
+    if (g < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot open group");
+    memset(k, 0, sizeof *k);
+    if ((st = r_attr_str(r, g, on, "arch", true, &s)) != SQ_OK) goto fail;
+    if (strlen(s) >= sizeof k->arch) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: /config: arch '%.32s' is too long", r->path, s);
+        goto fail;
+    }
+    strcpy(k->arch, s);
+    free(s);
+    s = NULL;
+#define I32(f) if ((st = r_attr_i32(r, g, on, #f, &k->f)) != SQ_OK) goto fail;
+#define F32(f) if ((st = r_attr_f32(r, g, on, #f, &k->f)) != SQ_OK) goto fail;
+#define BOOL(f) if ((st = r_attr_bool(r, g, on, #f, &k->f)) != SQ_OK) goto fail;
+    I32(dim) I32(hidden_dim) I32(n_layers) I32(n_heads) I32(n_kv_heads) I32(head_dim) I32(vocab_size)
+    I32(max_seq_len) I32(rope_orig_ctx)
+    F32(norm_eps) F32(rope_theta) F32(rope_factor) F32(rope_low_freq_factor) F32(rope_high_freq_factor)
+    BOOL(tied_embeddings) BOOL(attn_qkv_bias) BOOL(attn_o_bias) BOOL(mlp_bias)
+#undef I32
+#undef F32
+#undef BOOL
+    if ((st = r_attr_str(r, g, on, "rope_layout", true, &s)) != SQ_OK) goto fail;
+    if (strcmp(s, "half") == 0) k->rope_layout = SQ_ROPE_HALF;
+    else if (strcmp(s, "interleaved") == 0) k->rope_layout = SQ_ROPE_INTERLEAVED;
+    else {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: /config: unknown rope_layout '%.32s'", r->path, s);
+        goto fail;
+    }
+    free(s);
+    s = NULL;
+    if ((st = r_attr_str(r, g, on, "rope_scaling", true, &s)) != SQ_OK) goto fail;
+    if (strcmp(s, "none") == 0) k->rope_scaling = SQ_ROPE_SCALING_NONE;
+    else if (strcmp(s, "linear") == 0) k->rope_scaling = SQ_ROPE_SCALING_LINEAR;
+    else if (strcmp(s, "llama3") == 0) k->rope_scaling = SQ_ROPE_SCALING_LLAMA3;
+    else {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: /config: unknown rope_scaling '%.32s'", r->path, s);
+        goto fail;
+    }
+    st = sq_config_validate(k, r->path);
+fail:
+    free(s);
+    H5Gclose(g);
+    return st;
+}
+
+static sq_status read_tokenizer(rctx *r, sq_vocab *v, char **json) {
+    const char *on = "/tokenizer";
+    char *s = NULL;
+    sq_status st = SQ_OK;
+    memset(v, 0, sizeof *v);
+    htri_t ex = H5Lexists(r->file, on, H5P_DEFAULT);
+    if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot look up group");
+    if (!ex) return SQ_OK; /* a store without a tokenizer: empty vocabulary */
+    hid_t g = H5Gopen2(r->file, on, H5P_DEFAULT);
+    if (g < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot open group");
+    if ((st = r_attr_str(r, g, on, "kind", true, &s)) != SQ_OK) goto fail;
+    if (strcmp(s, "spm") == 0) v->kind = SQ_VOCAB_SPM;
+    else if (strcmp(s, "bpe") == 0) v->kind = SQ_VOCAB_BPE;
+    else {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: /tokenizer: unknown kind '%.32s'", r->path, s);
+        goto fail;
+    }
+    free(s);
+    s = NULL;
+    if ((st = r_attr_str(r, g, on, "pre", true, &s)) != SQ_OK) goto fail;
+    if ((st = sq_pretok_from_name(s, &v->pre)) != SQ_OK) {
+        sq_error_prefix("/tokenizer");
+        sq_error_prefix(r->path);
+        goto fail;
+    }
+#define I32(f) if ((st = r_attr_i32(r, g, on, #f, &v->f)) != SQ_OK) goto fail;
+#define BOOL(f) if ((st = r_attr_bool(r, g, on, #f, &v->f)) != SQ_OK) goto fail;
+    I32(bos_id) I32(eos_id) I32(unk_id) I32(pad_id)
+    BOOL(add_bos) BOOL(add_eos) BOOL(add_dummy_prefix) BOOL(remove_extra_whitespaces) BOOL(byte_fallback)
+#undef I32
+#undef BOOL
+    if ((st = r_strings(r, g, "/tokenizer/tokens", "tokens", -1, true, &v->tokens, &v->n_tokens)) != SQ_OK) goto fail;
+    v->scores = calloc((size_t)v->n_tokens + 1, sizeof *v->scores);
+    v->types = calloc((size_t)v->n_tokens + 1, sizeof *v->types);
+    if (!v->scores || !v->types) {
+        st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", r->path);
+        goto fail;
+    }
+    if ((st = r_numbers(r, g, "/tokenizer/scores", "scores", H5T_FLOAT, H5T_NATIVE_FLOAT, v->n_tokens, v->scores)) !=
+            SQ_OK ||
+        (st = r_numbers(r, g, "/tokenizer/token_type", "token_type", H5T_INTEGER, H5T_NATIVE_INT32, v->n_tokens,
+                        v->types)) != SQ_OK)
+        goto fail;
+    if ((st = r_strings(r, g, "/tokenizer/merges", "merges", -1, false, &v->merges, &v->n_merges)) != SQ_OK) goto fail;
+    if ((st = r_text(r, g, "/tokenizer/json", "json", json)) != SQ_OK) goto fail;
+    st = sq_vocab_validate(v, r->path);
+fail:
+    free(s);
+    H5Gclose(g);
+    return st;
+}
+
+/* Reads one tensor the config implies, checking type, rank and shape. */
+static sq_status read_tensor(rctx *r, hid_t tg, const sq_expected_tensor *e, sq_tensor *t) {
+    char obj[SQ_MAX_NAME + 16], s1[96], s2[96];
+    snprintf(obj, sizeof obj, "/tensors/%s", e->name);
+    hsize_t dims[SQ_MAX_DIMS];
+    hid_t d = -1, ft = -1, sp = -1, dcpl = -1;
+    char *dtype = NULL;
+    sq_status st = SQ_OK;
+    memset(t, 0, sizeof *t);
+    htri_t ex = H5Lexists(tg, e->name, H5P_DEFAULT);
+    if (ex <= 0) {
+        if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, obj, "cannot look up dataset");
+        return sq_errorf(SQ_ERR_FORMAT, "%s: %s: missing tensor (the config implies shape %s)", r->path, obj,
+                         sq_shape_str(s1, sizeof s1, e->n_dims, e->shape));
+    }
+    if ((d = H5Dopen2(tg, e->name, H5P_DEFAULT)) < 0 || (ft = H5Dget_type(d)) < 0 || (sp = H5Dget_space(d)) < 0 ||
+        (dcpl = H5Dget_create_plist(d)) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, obj, "cannot open dataset");
+        goto fail;
+    }
+    int type = classify_type(ft);
+    if (type < 0) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: element type is not f32, f16 or bf16", r->path, obj);
+        goto fail;
+    }
+    if ((st = r_attr_str(r, d, obj, "dtype", true, &dtype)) != SQ_OK) goto fail;
+    if (strcmp(dtype, sq_type_name((sq_type)type)) != 0) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: dtype attribute '%.16s' disagrees with the stored %s data", r->path, obj,
+                       dtype, sq_type_name((sq_type)type));
+        goto fail;
+    }
+    int rank = H5Sget_simple_extent_ndims(sp);
+    if (rank < 1 || rank > SQ_MAX_DIMS || H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: has rank %d, the config implies shape %s", r->path, obj, rank,
+                       sq_shape_str(s1, sizeof s1, e->n_dims, e->shape));
+        goto fail;
+    }
+    t->n_dims = rank;
+    for (int i = 0; i < rank; i++) t->shape[i] = dims[i] > (hsize_t)INT64_MAX ? -1 : (int64_t)dims[i];
+    bool same = rank == e->n_dims;
+    for (int i = 0; same && i < rank; i++) same = t->shape[i] == e->shape[i];
+    if (!same) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: has shape %s but the config implies %s", r->path, obj,
+                       sq_shape_str(s1, sizeof s1, rank, t->shape), sq_shape_str(s2, sizeof s2, e->n_dims, e->shape));
+        goto fail;
+    }
+    t->type = (sq_type)type;
+    t->nbytes = sq_tensor_expected_bytes(t->type, t->n_dims, t->shape);
+    /* a contiguous dataset cannot be larger than the file: refuse before allocating */
+    if (H5Pget_layout(dcpl) == H5D_CONTIGUOUS && (uint64_t)t->nbytes > r->file_size) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %zu bytes of data cannot fit in a %llu-byte file", r->path, obj,
+                       t->nbytes, (unsigned long long)r->file_size);
+        goto fail;
+    }
+    if (!(t->name = sq_strdup(e->name)) || !(t->data = sq_alloc_aligned(t->nbytes))) {
+        st = sq_errorf(SQ_ERR_OOM, "%s: %s: out of memory (%zu bytes)", r->path, obj, t->nbytes);
+        goto fail;
+    }
+    t->owns_data = true;
+    /* raw bits: the file type itself is the memory type, so HDF5 converts nothing */
+    if (H5Dread(d, type == SQ_TYPE_F32 ? H5T_NATIVE_FLOAT : ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, obj, "cannot read tensor data");
+        goto fail;
+    }
+fail:
+    if (st != SQ_OK) sq_tensor_release(t);
+    free(dtype);
+    close_id(&dcpl, H5Pclose);
+    close_id(&sp, H5Sclose);
+    close_id(&ft, H5Tclose);
+    close_id(&d, H5Dclose);
+    return st;
+}
+
+static sq_status read_tensors(rctx *r, sq_checkpoint *c) {
+    sq_expected_tensor *exp = NULL;
+    int32_t n_exp = 0;
+    sq_status st = SQ_OK;
+    hid_t tg = H5Gopen2(r->file, "/tensors", H5P_DEFAULT);
+    if (tg < 0) return h5err(SQ_ERR_FORMAT, r->path, "/tensors", "cannot open group");
+    if ((st = sq_checkpoint_expected(&c->cfg, &exp, &n_exp)) != SQ_OK) {
+        sq_error_prefix(r->path);
+        goto fail;
+    }
+    /* anything in /tensors the architecture does not use is an error */
+    H5G_info_t info;
+    if (H5Gget_info(tg, &info) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, "/tensors", "cannot list group");
+        goto fail;
+    }
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        char name[SQ_MAX_NAME];
+        ssize_t len = H5Lget_name_by_idx(tg, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+        if (len < 0) {
+            st = h5err(SQ_ERR_FORMAT, r->path, "/tensors", "cannot list group");
+            goto fail;
+        }
+        bool known = (size_t)len < sizeof name;
+        int32_t k = 0;
+        while (known && k < n_exp && strcmp(exp[k].name, name) != 0) k++;
+        if (!known || k == n_exp) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: /tensors/%s: a tensor the %s architecture (as configured) does not use",
+                           r->path, name, c->cfg.arch);
+            goto fail;
+        }
+    }
+    for (int32_t k = 0; k < n_exp; k++) {
+        sq_tensor t;
+        if ((st = read_tensor(r, tg, &exp[k], &t)) != SQ_OK) goto fail;
+        if ((st = sq_checkpoint_add(c, &t)) != SQ_OK) {
+            sq_tensor_release(&t);
+            goto fail;
+        }
+    }
+fail:
+    free(exp);
+    H5Gclose(tg);
+    return st;
+}
+
+static sq_status read_provenance(rctx *r, sq_checkpoint *c) {
+    const char *on = "/provenance";
+    sq_status st = SQ_OK;
+    hid_t g = -1, d = -1, mt = -1, sp = -1;
+    typedef struct {
+        char *path;
+        char *sha256;
+        uint64_t size;
+    } rec;
+    rec *recs = NULL;
+    hsize_t dims[1] = {0};
+    htri_t ex = H5Lexists(r->file, on, H5P_DEFAULT);
+    if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot look up group");
+    if (!ex) return SQ_OK;
+    if ((g = H5Gopen2(r->file, on, H5P_DEFAULT)) < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot open group");
+    if ((st = r_attr_str(r, g, on, "tool_version", false, &c->tool_version)) != SQ_OK) goto fail;
+    if ((st = r_attr_str(r, g, on, "command_line", false, &c->command_line)) != SQ_OK) goto fail;
+    if ((st = r_dset_open(r, g, "/provenance/sources", "sources", H5T_COMPOUND, 1, false, &d, dims)) != SQ_OK) goto fail;
+    if (d < 0 || dims[0] == 0) goto fail;
+    if (dims[0] > 1u << 20) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: /provenance/sources: %llu entries", r->path, (unsigned long long)dims[0]);
+        goto fail;
+    }
+    mt = H5Tcreate(H5T_COMPOUND, sizeof(rec));
+    if (mt < 0 || H5Tinsert(mt, "path", HOFFSET(rec, path), r->vstr) < 0 ||
+        H5Tinsert(mt, "sha256", HOFFSET(rec, sha256), r->vstr) < 0 ||
+        H5Tinsert(mt, "size", HOFFSET(rec, size), H5T_NATIVE_UINT64) < 0) {
+        st = h5err(SQ_ERR_INTERNAL, r->path, "/provenance/sources", "cannot make the compound type");
+        goto fail;
+    }
+    size_t n = (size_t)dims[0];
+    recs = calloc(n, sizeof *recs);
+    c->sources = calloc(n, sizeof *c->sources);
+    if (!recs || !c->sources) {
+        st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", r->path);
+        goto fail;
+    }
+    if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, recs) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, "/provenance/sources", "cannot read dataset");
+        goto fail;
+    }
+    for (size_t i = 0; i < n && st == SQ_OK; i++) {
+        sq_source_file *s = &c->sources[i];
+        c->n_sources = (int32_t)i + 1;
+        if (!(s->path = sq_strdup(recs[i].path ? recs[i].path : "")))
+            st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", r->path);
+        snprintf(s->sha256, sizeof s->sha256, "%s", recs[i].sha256 ? recs[i].sha256 : "");
+        s->size = recs[i].size;
+    }
+    if ((sp = H5Dget_space(d)) >= 0) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, recs);
+fail:
+    free(recs);
+    close_id(&sp, H5Sclose);
+    close_id(&mt, H5Tclose);
+    close_id(&d, H5Dclose);
+    close_id(&g, H5Gclose);
+    return st;
+}
+
+bool sq_store_is_hdf5(const char *path) {
+    static const uint8_t sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    uint8_t b[8];
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return false;
+    bool ok = fread(b, 1, 8, fp) == 8 && memcmp(b, sig, 8) == 0;
+    fclose(fp);
+    return ok;
+}
+
+sq_status sq_store_read(const char *path, sq_checkpoint *out) {
+    sq_status st = SQ_OK;
+    rctx r = {path, -1, -1, 0};
+    hid_t fapl = -1, root = -1;
+    char *s = NULL;
+    memset(out, 0, sizeof *out);
+    quiet_hdf5();
+    if (!sq_file_exists(path)) return sq_errorf(SQ_ERR_IO, "%s: no such file", path);
+    if (!sq_store_is_hdf5(path)) return sq_errorf(SQ_ERR_FORMAT, "%s: not an HDF5 file (no HDF5 signature)", path);
+    if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        (r.vstr = make_vstr()) < 0) {
+        st = h5err(SQ_ERR_INTERNAL, path, NULL, "cannot set up HDF5");
+        goto fail;
+    }
+    if ((r.file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
+        st = h5err(SQ_ERR_FORMAT, path, NULL, "cannot open as HDF5");
+        goto fail;
+    }
+    hsize_t fsize = 0;
+    if (H5Fget_filesize(r.file, &fsize) < 0) {
+        st = h5err(SQ_ERR_FORMAT, path, NULL, "cannot get the file size");
+        goto fail;
+    }
+    r.file_size = fsize;
+    if ((root = H5Gopen2(r.file, "/", H5P_DEFAULT)) < 0) {
+        st = h5err(SQ_ERR_FORMAT, path, "/", "cannot open the root group");
+        goto fail;
+    }
+    if ((st = r_attr_str(&r, root, "/", "format", false, &s)) != SQ_OK) goto fail;
+    if (!s || strcmp(s, STORE_FORMAT) != 0) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: not a squish model store (root attribute format is '%.32s', expected '%s')",
+                       path, s ? s : "(absent)", STORE_FORMAT);
+        goto fail;
+    }
+    int32_t version = 0;
+    if ((st = r_attr_i32(&r, root, "/", "format_version", &version)) != SQ_OK) goto fail;
+    if (version != STORE_VERSION) {
+        st = sq_errorf(SQ_ERR_UNSUPPORTED, "%s: model store format_version %d (this squish reads version %d)", path,
+                       version, STORE_VERSION);
+        goto fail;
+    }
+    if ((st = r_attr_str(&r, root, "/", "source_format", false, &out->source_format)) != SQ_OK) goto fail;
+    if (out->source_format && !out->source_format[0]) {
+        free(out->source_format);
+        out->source_format = NULL;
+    }
+    if ((st = read_config(&r, &out->cfg)) != SQ_OK) goto fail;
+    hid_t cg = H5Gopen2(r.file, "/config", H5P_DEFAULT);
+    if (cg < 0) {
+        st = h5err(SQ_ERR_FORMAT, path, "/config", "cannot open group");
+        goto fail;
+    }
+    st = r_text(&r, cg, "/config/json", "json", &out->config_json);
+    H5Gclose(cg);
+    if (st != SQ_OK) goto fail;
+    if ((st = read_tokenizer(&r, &out->vocab, &out->tokenizer_json)) != SQ_OK) goto fail;
+    if ((st = read_tensors(&r, out)) != SQ_OK) goto fail;
+    if ((st = read_provenance(&r, out)) != SQ_OK) goto fail;
+    st = sq_checkpoint_validate(out, path);
+fail:
+    free(s);
+    close_id(&root, H5Gclose);
+    close_id(&r.file, H5Fclose);
+    close_id(&r.vstr, H5Tclose);
+    close_id(&fapl, H5Pclose);
+    H5Eclear2(H5E_DEFAULT);
+    if (st != SQ_OK) sq_checkpoint_free(out);
+    return st;
+}

@@ -1,0 +1,52 @@
+/* util.h - small toolchain helpers: SHA-256 (FIPS 180-4), whole-file reading, path
+ * helpers and overflow-checked arithmetic. (mmap and atomic writes: runtime/fileio.h) */
+#ifndef SQ_UTIL_H
+#define SQ_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../runtime/fileio.h"
+#include "../runtime/status.h"
+
+/* ===== SHA-256 ===== */
+typedef struct {
+    uint32_t h[8];
+    uint64_t len;
+    uint8_t buf[64];
+    uint32_t buf_len;
+} sq_sha256;
+
+void sq_sha256_init(sq_sha256 *s);
+void sq_sha256_update(sq_sha256 *s, const void *data, size_t len);
+void sq_sha256_final(sq_sha256 *s, uint8_t out[32]);
+void sq_sha256_hex(const uint8_t digest[32], char hex[65]);
+/* Hashes a whole file; writes lowercase hex and (if size) its size. */
+sq_status sq_sha256_file(const char *path, char hex[65], uint64_t *size);
+void sq_sha256_buf(const void *data, size_t len, char hex[65]);
+
+/* ===== Files ===== */
+/* Reads a whole file into a NUL-terminated malloc'ed buffer (max_bytes caps the size). */
+sq_status sq_read_file(const char *path, size_t max_bytes, char **data, size_t *len);
+bool sq_file_exists(const char *path);
+bool sq_is_dir(const char *path);
+/* "<dir>/<name>" into a malloc'ed string (NULL on OOM). */
+char *sq_path_join(const char *dir, const char *name);
+/* Directory part of a path ("." if none), malloc'ed. */
+char *sq_path_dirname(const char *path);
+bool sq_str_ends_with(const char *s, const char *suffix);
+char *sq_strdup(const char *s); /* NULL-safe, NULL on OOM */
+
+/* ===== Overflow-checked arithmetic: return false on overflow ===== */
+static inline bool sq_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool sq_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+/* Version string of the toolchain, e.g. "0.1.0". */
+const char *sq_version(void);
+
+#endif

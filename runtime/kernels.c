@@ -1,0 +1,202 @@
+/* kernels.c - picks the kernel table for this CPU once, and runs matmuls across threads.
+ *
+ * Selection: SQUISH_FORCE_REF=1 forces the scalar reference; SQUISH_KERNELS=ref|avx2|
+ * avx512|neon asks for one variant (ignored with a warning if it is not compiled in or
+ * the CPU lacks it); otherwise the best supported variant wins (avx512 > avx2 on x86,
+ * neon on ARM). CPU features come from __builtin_cpu_supports, which also checks that
+ * the OS saves the wide registers.
+ *
+ * Threading: sq_matmul splits the weight rows into contiguous chunks, one OpenMP
+ * `parallel for schedule(static)` iteration each, only when the matmul is big enough to
+ * pay for waking threads. Every kernel computes each y element with a summation order
+ * that depends only on (T, cols), never on the row range, so any split gives the same
+ * bits as one call.
+ */
+#include "kernels_internal.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SQ_KERNELS_X86 1
+#include <cpuid.h>
+#elif defined(__aarch64__) || defined(__arm__)
+#define SQ_KERNELS_ARM 1
+#endif
+
+/* ===== CPU features ===== */
+
+#ifdef SQ_KERNELS_X86
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c & bit_F16C) != 0;
+}
+
+static int cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+}
+
+static int cpu_has_avx512(void) {
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+#endif
+
+/* ===== Tables ===== */
+
+static const char *const compiled_names[] = {
+    "ref",
+#ifdef SQ_KERNELS_X86
+    "avx2", "avx512",
+#endif
+#ifdef SQ_KERNELS_ARM
+    "neon",
+#endif
+    NULL};
+
+const char *const *sq_kernels_compiled(void) { return compiled_names; }
+
+const sq_kernels *sq_kernels_ref(void) { return &sq_kernels_ref_table; }
+
+const sq_kernels *sq_kernels_by_name(const char *name) {
+    if (!name) return NULL;
+    if (strcmp(name, "ref") == 0) return &sq_kernels_ref_table;
+#ifdef SQ_KERNELS_X86
+    if (strcmp(name, "avx2") == 0) return cpu_has_avx2() ? sq_kernels_avx2_table() : NULL;
+    if (strcmp(name, "avx512") == 0) return cpu_has_avx512() ? sq_kernels_avx512_table() : NULL;
+#endif
+#ifdef SQ_KERNELS_ARM
+    if (strcmp(name, "neon") == 0) return sq_kernels_neon_table();
+#endif
+    return NULL;
+}
+
+static int env_true(const char *name) {
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static const sq_kernels *select_table(void) {
+    if (env_true("SQUISH_FORCE_REF")) return &sq_kernels_ref_table;
+    const char *want = getenv("SQUISH_KERNELS");
+    if (want && *want) {
+        const sq_kernels *k = sq_kernels_by_name(want);
+        if (k) return k;
+        sq_log(SQ_LOG_WARN, "SQUISH_KERNELS=%s: not compiled in or not supported by this CPU; using the best available", want);
+    }
+    static const char *const preference[] = {"avx512", "avx2", "neon", NULL};
+    for (int i = 0; preference[i]; i++) {
+        const sq_kernels *k = sq_kernels_by_name(preference[i]);
+        if (k) return k;
+    }
+    return &sq_kernels_ref_table;
+}
+
+const sq_kernels *sq_kernels_get(void) {
+    static _Atomic(const sq_kernels *) chosen;
+    const sq_kernels *k = atomic_load_explicit(&chosen, memory_order_acquire);
+    if (!k) {
+        /* Racing first callers compute the same answer; the store is idempotent. */
+        k = select_table();
+        atomic_store_explicit(&chosen, k, memory_order_release);
+    }
+    return k;
+}
+
+/* ===== Per-thread scratch ===== */
+
+/* Kept for the life of the thread: the GEMM packs its operands here on every call, and
+ * allocating per call would cost page faults each time for buffers this size (~300 KiB). */
+static _Thread_local float *scratch_buf;
+static _Thread_local size_t scratch_cap;
+
+float *sq_kernels_scratch(size_t n) {
+    if (n <= scratch_cap) return scratch_buf;
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (!p) return NULL;
+    free(scratch_buf);
+    scratch_buf = p;
+    scratch_cap = bytes / sizeof(float);
+    return p;
+}
+
+/* ===== Threads ===== */
+
+static atomic_int requested_threads;
+
+void sq_set_num_threads(int n) { atomic_store_explicit(&requested_threads, n > 0 ? n : 0, memory_order_relaxed); }
+
+int sq_num_threads(void) {
+#ifdef _OPENMP
+    int n = atomic_load_explicit(&requested_threads, memory_order_relaxed);
+    if (n > 0) return n;
+    /* omp_get_max_threads() is OMP_NUM_THREADS when set, else the available cores. */
+    n = omp_get_max_threads();
+    return n > 0 ? n : 1;
+#else
+    return 1;
+#endif
+}
+
+/* ===== Matmul ===== */
+
+/* Below this many multiply-adds a matmul runs on the calling thread: waking a second
+ * thread costs a few microseconds, as much as a 256x256 GEMV takes in total. Measured
+ * with bench/bench_kernels (see its header): on a 2-core Zen, decode GEMVs of a dim-256
+ * model are no faster on two threads, and 2048-wide ones are. */
+#ifndef SQ_MATMUL_PAR_MIN_MACS
+#define SQ_MATMUL_PAR_MIN_MACS (1 << 19)
+#endif
+/* Row chunks are multiples of this, so SIMD variants see whole row tiles. */
+#define SQ_MATMUL_ROW_ALIGN 32
+
+void sq_matmul(const sq_kernels *k, float *y, const float *x, const sq_mat *w, int64_t T) {
+    SQ_ASSERT(k && w && (int)w->type >= 0 && w->type < SQ_TYPE_COUNT && k->matmul[w->type]);
+    sq_matmul_fn fn = k->matmul[w->type];
+    const int64_t rows = w->rows, cols = w->cols;
+    if (rows <= 0 || T <= 0) return;
+    int nt = sq_num_threads();
+    double macs = (double)rows * (double)cols * (double)T;
+#ifdef _OPENMP
+    if (omp_in_parallel()) nt = 1; /* one level of parallelism only */
+#endif
+    if (nt <= 1 || macs < (double)SQ_MATMUL_PAR_MIN_MACS || rows < 2 * SQ_MATMUL_ROW_ALIGN) {
+        fn(y, rows, x, w->data, w->row_bytes, T, 0, rows, cols);
+        return;
+    }
+    /* One contiguous chunk per thread (rounded to whole row tiles): the chunking only
+     * changes who computes a row, never how. */
+    int64_t chunk = (rows + nt - 1) / nt;
+    chunk = (chunk + SQ_MATMUL_ROW_ALIGN - 1) / SQ_MATMUL_ROW_ALIGN * SQ_MATMUL_ROW_ALIGN;
+    const int64_t n_chunks = (rows + chunk - 1) / chunk;
+    const void *data = w->data;
+    const size_t row_bytes = w->row_bytes;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int64_t r0 = c * chunk;
+        int64_t r1 = r0 + chunk < rows ? r0 + chunk : rows;
+        fn(y, rows, x, data, row_bytes, T, r0, r1, cols);
+    }
+}
+
+void sq_mat_row_f32(const sq_kernels *k, float *dst, const sq_mat *w, int64_t r) {
+    SQ_ASSERT(k && w && r >= 0 && r < w->rows);
+    const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
+    switch (w->type) {
+    case SQ_TYPE_F32: memcpy(dst, row, (size_t)w->cols * sizeof(float)); break;
+    case SQ_TYPE_F16: k->f16_to_f32(dst, (const uint16_t *)row, w->cols); break;
+    case SQ_TYPE_BF16: k->bf16_to_f32(dst, (const uint16_t *)row, w->cols); break;
+    default: SQ_ASSERT(!"sq_mat_row_f32: unsupported type");
+    }
+}

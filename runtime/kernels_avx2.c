@@ -1,0 +1,452 @@
+/* kernels_avx2.c - AVX2 + FMA + F16C kernels (Haswell / Zen 1 and later): matmul for f32,
+ * f16 and bf16 weights with f32 activations, dot, axpy and bulk half conversions.
+ *
+ * The same three loops as kernels_avx512.c at half the width, chosen by T alone:
+ *   T == 1      GEMV: 4 weight rows streamed at once, widened in registers, two 8-lane
+ *               accumulators per row;
+ *   T <  6      a few tokens: each widened weight vector reused for 2 tokens in registers;
+ *   T >= 6      GEMM: 16-row x 256-col weight tiles widened and transposed once into a
+ *               16 KiB stack tile, then a 6-token x 16-row micro-kernel of broadcast FMAs
+ *               (12 accumulators of the 16 ymm registers).
+ * Summation order per y element: the row loops sum 8-column chunks into 8-lane
+ * accumulators (fixed chunk-to-accumulator map) and add lanes in a fixed tree; the GEMM
+ * is one FMA chain over the columns in ascending order. Ragged tails are read with masked
+ * loads (f32) or through a zero-padded 8-element buffer (halves), never past a row.
+ * Compiled with -mavx2 -mfma -mf16c.
+ */
+#include "kernels_internal.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+#include <string.h>
+
+enum { WT_F32 = 0, WT_F16 = 1, WT_BF16 = 2 };
+
+#ifndef GEMM_MIN_T
+#define GEMM_MIN_T 16 /* T at which the packed GEMM beats the few-token loop */
+#endif
+#define NR 16        /* weight rows per packed tile: two ymm of outputs */
+#define MT 6         /* tokens per micro-kernel: 12 accumulators */
+#define KC 256       /* columns per packed tile: 16 x 256 floats = 16 KiB */
+#ifndef FEW_NT
+#define FEW_NT 3     /* max tokens per block in the few-token loop: 12 accumulators */
+#endif
+
+/* ===== Loads that widen weights to f32 ===== */
+
+SQ_INLINE __m256 widen8(int wt, __m128i h) {
+    if (wt == WT_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+SQ_INLINE __m256 load_w(int wt, const void *row, int64_t c) {
+    if (wt == WT_F32) return _mm256_loadu_ps((const float *)row + c);
+    return widen8(wt, _mm_loadu_si128((const __m128i *)((const uint16_t *)row + c)));
+}
+
+static const int32_t mask_src[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* Lane mask selecting the first n (0..8) lanes. */
+SQ_INLINE __m256i lane_mask(int64_t n) { return _mm256_loadu_si256((const __m256i *)(mask_src + 8 - n)); }
+
+/* The first n (< 8) weights of a row from column c; other lanes 0, nothing read past them. */
+SQ_INLINE __m256 load_w_part(int wt, const void *row, int64_t c, int64_t n) {
+    if (wt == WT_F32) return _mm256_maskload_ps((const float *)row + c, lane_mask(n));
+    uint16_t tmp[8] = {0};
+    memcpy(tmp, (const uint16_t *)row + c, (size_t)n * sizeof(uint16_t));
+    return widen8(wt, _mm_loadu_si128((const __m128i *)tmp));
+}
+
+/* Sum of 8 lanes in a fixed tree: distance 4, then 2, then 1. */
+SQ_INLINE float hsum8(__m256 v) {
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    __m128 d = _mm_add_ss(c, _mm_movehdup_ps(c));
+    return _mm_cvtss_f32(d);
+}
+
+/* hsum8 of four vectors at once, as [hsum8(a), hsum8(b), hsum8(c), hsum8(d)]: the same
+ * additions in the same tree (float addition is commutative), in fewer shuffles. */
+SQ_INLINE __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    /* distance 4: [a.lo + a.hi | b.lo + b.hi], [c.. | d..] */
+    __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+    __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(c, d, 0x20), _mm256_permute2f128_ps(c, d, 0x31));
+    /* distance 2: [a0+a2, a1+a3, c0+c2, c1+c3 | b.., d..] */
+    __m256d abd = _mm256_castps_pd(ab), cdd = _mm256_castps_pd(cd);
+    __m256 s = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(abd, cdd)), _mm256_castpd_ps(_mm256_unpackhi_pd(abd, cdd)));
+    /* distance 1: sums in lanes 0 (a), 2 (c), 4 (b), 6 (d) */
+    s = _mm256_add_ps(s, _mm256_permute_ps(s, 0xB1));
+    return _mm256_castps256_ps128(_mm256_permutevar8x32_ps(s, _mm256_setr_epi32(0, 4, 2, 6, 0, 0, 0, 0)));
+}
+
+/* ===== T == 1: GEMV ===== */
+
+/* y[i] = W[row i] . x for nr (1..4) rows. Per row: chunks at c % 16 == 0 go to a0,
+ * c % 16 == 8 to a1, a last whole chunk to a0, the ragged tail to a1; then hsum8(a0 + a1). */
+SQ_INLINE void gemv_rows(int wt, int nr, float *y, const float *x, const char *w0, size_t rb, int64_t cols) {
+    __m256 a0[4], a1[4];
+    const char *wr[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < nr; i++) {
+        a0[i] = _mm256_setzero_ps();
+        a1[i] = _mm256_setzero_ps();
+        wr[i] = w0 + (size_t)i * rb;
+    }
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) {
+            a0[i] = _mm256_fmadd_ps(load_w(wt, wr[i], c), x0, a0[i]);
+            a1[i] = _mm256_fmadd_ps(load_w(wt, wr[i], c + 8), x1, a1[i]);
+        }
+    }
+    if (c + 8 <= cols) {
+        __m256 x0 = _mm256_loadu_ps(x + c);
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) a0[i] = _mm256_fmadd_ps(load_w(wt, wr[i], c), x0, a0[i]);
+        c += 8;
+    }
+    if (c < cols) {
+        __m256 x0 = _mm256_maskload_ps(x + c, lane_mask(cols - c));
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) a1[i] = _mm256_fmadd_ps(load_w_part(wt, wr[i], c, cols - c), x0, a1[i]);
+    }
+    if (nr == 4) {
+        _mm_storeu_ps(y, hsum8x4(_mm256_add_ps(a0[0], a1[0]), _mm256_add_ps(a0[1], a1[1]), _mm256_add_ps(a0[2], a1[2]),
+                                 _mm256_add_ps(a0[3], a1[3])));
+    } else {
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) y[i] = hsum8(_mm256_add_ps(a0[i], a1[i]));
+    }
+}
+
+SQ_INLINE void gemv(int wt, float *y, const float *x, const void *w, size_t rb, int64_t r0, int64_t r1, int64_t cols) {
+    const char *wb = (const char *)w;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) gemv_rows(wt, 4, y + r, x, wb + (size_t)r * rb, rb, cols);
+    for (; r < r1; r++) gemv_rows(wt, 1, y + r, x, wb + (size_t)r * rb, rb, cols);
+}
+
+/* ===== 2 <= T < GEMM_MIN_T: few tokens ===== */
+
+/* nr (1..4) rows x nt (1..FEW_NT) tokens; per element one accumulator over the 8-column
+ * chunks in order, the tail last, then hsum8. The same for every nr, nt. */
+SQ_INLINE void few_block(int wt, int nr, int nt, float *y, int64_t ldy, const float *x, int64_t cols,
+                         const char *w0, size_t rb) {
+    __m256 acc[4][FEW_NT];
+    const char *wr[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < nr; i++) {
+        wr[i] = w0 + (size_t)i * rb;
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) acc[i][t] = _mm256_setzero_ps();
+    }
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        __m256 xv[FEW_NT];
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) xv[t] = _mm256_loadu_ps(x + t * cols + c);
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) {
+            __m256 wv = load_w(wt, wr[i], c);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) acc[i][t] = _mm256_fmadd_ps(wv, xv[t], acc[i][t]);
+        }
+    }
+    if (c < cols) {
+        __m256i m = lane_mask(cols - c);
+        __m256 xv[FEW_NT];
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) xv[t] = _mm256_maskload_ps(x + t * cols + c, m);
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) {
+            __m256 wv = load_w_part(wt, wr[i], c, cols - c);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) acc[i][t] = _mm256_fmadd_ps(wv, xv[t], acc[i][t]);
+        }
+    }
+    if (nr == 4) {
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) _mm_storeu_ps(y + t * ldy, hsum8x4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
+    } else {
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++)
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) y[t * ldy + i] = hsum8(acc[i][t]);
+    }
+}
+
+#define FEW_CASES(WT, NR_)                                                                       \
+    switch (nt) {                                                                                \
+    case 1: few_block(WT, NR_, 1, y, ldy, x, cols, w0, rb); break;                               \
+    case 2: few_block(WT, NR_, 2 < FEW_NT ? 2 : FEW_NT, y, ldy, x, cols, w0, rb); break;         \
+    default: few_block(WT, NR_, FEW_NT, y, ldy, x, cols, w0, rb); break;                         \
+    }
+
+#define DEFINE_FEW(NAME, WT)                                                                     \
+    static void NAME(int nr, int nt, float *y, int64_t ldy, const float *x, int64_t cols,        \
+                     const char *w0, size_t rb) {                                                \
+        if (nr == 4) {                                                                           \
+            FEW_CASES(WT, 4)                                                                     \
+        } else {                                                                                 \
+            FEW_CASES(WT, 1)                                                                     \
+        }                                                                                        \
+    }
+DEFINE_FEW(few_f32, WT_F32)
+DEFINE_FEW(few_f16, WT_F16)
+DEFINE_FEW(few_bf16, WT_BF16)
+
+SQ_INLINE void few(int wt, float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,
+                   int64_t r0, int64_t r1, int64_t cols) {
+    const char *wb = (const char *)w;
+    /* tokens in ceil(T / FEW_NT) groups of nearly equal size */
+    const int64_t ng = (T + FEW_NT - 1) / FEW_NT;
+    for (int64_t g = 0, t = 0; g < ng; g++) {
+        int nt = (int)(T / ng + (g < T % ng));
+        for (int64_t r = r0; r < r1;) {
+            int nr = r + 4 <= r1 ? 4 : 1;
+            float *yb = y + t * ldy + r;
+            const float *xb = x + t * cols;
+            const char *w0 = wb + (size_t)r * rb;
+            if (wt == WT_F32) few_f32(nr, nt, yb, ldy, xb, cols, w0, rb);
+            else if (wt == WT_F16) few_f16(nr, nt, yb, ldy, xb, cols, w0, rb);
+            else few_bf16(nr, nt, yb, ldy, xb, cols, w0, rb);
+            r += nr;
+        }
+        t += nt;
+    }
+}
+
+/* ===== T >= GEMM_MIN_T: packed GEMM ===== */
+
+/* In-register transpose of an 8x8 float block: r[i][j] -> r[j][i]. */
+SQ_INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], s[8];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        t[2 * p] = _mm256_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm256_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    /* s[4h+e], 128-bit lane L = column 4L+e of rows 4h..4h+3 */
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        s[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        s[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+        s[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        s[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        r[e] = _mm256_permute2f128_ps(s[e], s[4 + e], 0x20);
+        r[4 + e] = _mm256_permute2f128_ps(s[e], s[4 + e], 0x31);
+    }
+}
+
+/* wp[k*NR + j] = W[r + j][k0 + k] for j < nrows (<= NR), k < kc (<= KC); 0 for j >= nrows. */
+SQ_INLINE void pack_tile(int wt, float *wp, const char *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc) {
+    for (int part = 0; part < NR / 8; part++) {
+        int nh = nrows - part * 8;
+        nh = nh < 0 ? 0 : nh > 8 ? 8 : nh;
+        const char *base = w + (size_t)(r + part * 8) * rb;
+        for (int kk = 0; kk < kc; kk += 8) {
+            int kn = kc - kk < 8 ? kc - kk : 8;
+            float *dst = wp + (size_t)kk * NR + part * 8;
+            __m256 v[8];
+            if (nh == 8 && kn == 8) {
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) v[j] = load_w(wt, base + (size_t)j * rb, k0 + kk);
+            } else {
+                for (int j = 0; j < 8; j++)
+                    v[j] = j < nh ? load_w_part(wt, base + (size_t)j * rb, k0 + kk, kn) : _mm256_setzero_ps();
+            }
+            transpose8(v);
+            for (int k = 0; k < kn; k++) _mm256_store_ps(dst + k * NR, v[k]);
+        }
+    }
+}
+
+static void pack_f32(float *wp, const char *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc) {
+    pack_tile(WT_F32, wp, w, rb, r, nrows, k0, kc);
+}
+static void pack_f16(float *wp, const char *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc) {
+    pack_tile(WT_F16, wp, w, rb, r, nrows, k0, kc);
+}
+static void pack_bf16(float *wp, const char *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc) {
+    pack_tile(WT_BF16, wp, w, rb, r, nrows, k0, kc);
+}
+
+/* y[t*ldy + j] (+)= sum_k x[t*ldx + k] * wp[k*NR + j] for t < mt and rows j whose mask lane
+ * is set, one FMA chain per element; `first` starts from 0 instead of y. `full` means all
+ * NR rows are valid (plain loads and stores). */
+SQ_INLINE void micro(int mt, int full, const float *wp, const float *x, int64_t ldx, int kc, float *y, int64_t ldy,
+                     int first, __m256i m0, __m256i m1) {
+    __m256 c0[MT], c1[MT];
+    const float *xr[MT];
+#pragma GCC unroll 6
+    for (int t = 0; t < mt; t++) {
+        xr[t] = x + t * ldx;
+        if (first) {
+            c0[t] = _mm256_setzero_ps();
+            c1[t] = _mm256_setzero_ps();
+        } else if (full) {
+            c0[t] = _mm256_loadu_ps(y + t * ldy);
+            c1[t] = _mm256_loadu_ps(y + t * ldy + 8);
+        } else {
+            c0[t] = _mm256_maskload_ps(y + t * ldy, m0);
+            c1[t] = _mm256_maskload_ps(y + t * ldy + 8, m1);
+        }
+    }
+    for (int k = 0; k < kc; k++) {
+        __m256 w0 = _mm256_load_ps(wp + k * NR), w1 = _mm256_load_ps(wp + k * NR + 8);
+#pragma GCC unroll 6
+        for (int t = 0; t < mt; t++) {
+            __m256 xb = _mm256_broadcast_ss(xr[t] + k);
+            c0[t] = _mm256_fmadd_ps(w0, xb, c0[t]);
+            c1[t] = _mm256_fmadd_ps(w1, xb, c1[t]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int t = 0; t < mt; t++) {
+        if (full) {
+            _mm256_storeu_ps(y + t * ldy, c0[t]);
+            _mm256_storeu_ps(y + t * ldy + 8, c1[t]);
+        } else {
+            _mm256_maskstore_ps(y + t * ldy, m0, c0[t]);
+            _mm256_maskstore_ps(y + t * ldy + 8, m1, c1[t]);
+        }
+    }
+}
+
+static void micro_any(int mt, int full, const float *wp, const float *x, int64_t ldx, int kc, float *y, int64_t ldy,
+                      int first, __m256i m0, __m256i m1) {
+#define MICRO_CASE(N)                                                          \
+    case N:                                                                    \
+        if (full) micro(N, 1, wp, x, ldx, kc, y, ldy, first, m0, m1);          \
+        else micro(N, 0, wp, x, ldx, kc, y, ldy, first, m0, m1);               \
+        break;
+    switch (mt) {
+        MICRO_CASE(1) MICRO_CASE(2) MICRO_CASE(3) MICRO_CASE(4) MICRO_CASE(5)
+    default:
+        if (full) micro(MT, 1, wp, x, ldx, kc, y, ldy, first, m0, m1);
+        else micro(MT, 0, wp, x, ldx, kc, y, ldy, first, m0, m1);
+        break;
+    }
+#undef MICRO_CASE
+}
+
+typedef void (*pack_fn)(float *wp, const char *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc);
+
+static void gemm(pack_fn pack, float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                 int64_t r1, int64_t cols) {
+    _Alignas(32) float wp[KC * NR];
+    for (int64_t k0 = 0; k0 < cols; k0 += KC) {
+        int kc = (int)(cols - k0 < KC ? cols - k0 : KC);
+        for (int64_t r = r0; r < r1; r += NR) {
+            int nrows = (int)(r1 - r < NR ? r1 - r : NR);
+            pack(wp, (const char *)w, rb, r, nrows, k0, kc);
+            __m256i m0 = lane_mask(nrows >= 8 ? 8 : nrows);
+            __m256i m1 = lane_mask(nrows >= 16 ? 8 : nrows > 8 ? nrows - 8 : 0);
+            for (int64_t t = 0; t < T; t += MT) {
+                int mt = (int)(T - t < MT ? T - t : MT);
+                micro_any(mt, nrows == NR, wp, x + t * cols + k0, cols, kc, y + t * ldy + r, ldy, k0 == 0, m0, m1);
+            }
+        }
+    }
+}
+
+/* ===== Matmul entry points ===== */
+
+SQ_INLINE void matmul(int wt, pack_fn pack, float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,
+                      int64_t r0, int64_t r1, int64_t cols) {
+    if (T <= 0 || r1 <= r0) return;
+    if (cols <= 0) {
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t r = r0; r < r1; r++) y[t * ldy + r] = 0.0f;
+        return;
+    }
+    if (T == 1) gemv(wt, y, x, w, rb, r0, r1, cols);
+    else if (T < GEMM_MIN_T) few(wt, y, ldy, x, w, rb, T, r0, r1, cols);
+    else gemm(pack, y, ldy, x, w, rb, T, r0, r1, cols);
+}
+
+static void matmul_f32(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                       int64_t r1, int64_t cols) {
+    matmul(WT_F32, pack_f32, y, ldy, x, w, rb, T, r0, r1, cols);
+}
+static void matmul_f16(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                       int64_t r1, int64_t cols) {
+    matmul(WT_F16, pack_f16, y, ldy, x, w, rb, T, r0, r1, cols);
+}
+static void matmul_bf16(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                        int64_t r1, int64_t cols) {
+    matmul(WT_BF16, pack_bf16, y, ldy, x, w, rb, T, r0, r1, cols);
+}
+
+/* ===== Vector helpers ===== */
+
+static float dot_f32(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        i += 8;
+    }
+    if (i < n) {
+        __m256i m = lane_mask(n - i);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+    }
+    return hsum8(_mm256_add_ps(s0, s1));
+}
+
+static void axpy_f32(float *y, float a, const float *x, int64_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    if (i < n) {
+        __m256i m = lane_mask(n - i);
+        __m256 r = _mm256_fmadd_ps(va, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m));
+        _mm256_maskstore_ps(y + i, m, r);
+    }
+}
+
+SQ_INLINE void widen(int wt, float *dst, const uint16_t *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 a = widen8(wt, _mm_loadu_si128((const __m128i *)(src + i)));
+        __m256 b = widen8(wt, _mm_loadu_si128((const __m128i *)(src + i + 8)));
+        _mm256_storeu_ps(dst + i, a);
+        _mm256_storeu_ps(dst + i + 8, b);
+    }
+    for (; i < n; i += 8) {
+        int64_t k = n - i >= 8 ? 8 : n - i;
+        __m256 v = k == 8 ? load_w(wt, src, i) : load_w_part(wt, src, i, k);
+        _mm256_maskstore_ps(dst + i, lane_mask(k), v);
+    }
+}
+
+static void f16_to_f32(float *dst, const uint16_t *src, int64_t n) { widen(WT_F16, dst, src, n); }
+static void bf16_to_f32(float *dst, const uint16_t *src, int64_t n) { widen(WT_BF16, dst, src, n); }
+
+static const sq_kernels table = {
+    .name = "avx2",
+    .matmul = {[SQ_TYPE_F32] = matmul_f32, [SQ_TYPE_F16] = matmul_f16, [SQ_TYPE_BF16] = matmul_bf16},
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
+    .f16_to_f32 = f16_to_f32,
+    .bf16_to_f32 = bf16_to_f32,
+};
+
+const sq_kernels *sq_kernels_avx2_table(void) { return &table; }
+
+#else
+
+const sq_kernels *sq_kernels_avx2_table(void) { return NULL; }
+
+#endif

@@ -1,0 +1,90 @@
+/* model.h - a Llama-family decoder bound to its weights, and the one forward pass.
+ *
+ * The same forward pass serves squish-run (generation), squish-eval (perplexity, KLD) and
+ * squish-calibrate (capture hooks), so evaluation measures exactly the bytes that ship.
+ * Architecture: token embedding -> L x [RMSNorm -> q/k/v (+bias) -> RoPE (rotate-half or
+ * interleaved pairing, theta, optional llama3/linear scaling) -> causal GQA attention ->
+ * o -> residual; RMSNorm -> down(silu(gate) * up) -> residual] -> RMSNorm -> head (tied
+ * or untied). Follows HF transformers' LlamaForCausalLM / Qwen2ForCausalLM.
+ */
+#ifndef SQ_MODEL_H
+#define SQ_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels.h"
+#include "sqz.h"
+#include "types.h"
+
+typedef struct {
+    const float *attn_norm, *ffn_norm;  /* [dim] */
+    sq_mat wq, wk, wv, wo;              /* [q_dim, dim], [kv_dim, dim] x2, [dim, q_dim] */
+    const float *bq, *bk, *bv, *bo;     /* biases or NULL */
+    sq_mat w_gate, w_up, w_down;        /* [hidden, dim] x2, [dim, hidden] */
+    const float *b_gate, *b_up, *b_down;/* biases or NULL */
+} sq_layer;
+
+typedef struct sq_model {
+    sq_config cfg;
+    const sq_vocab *vocab;   /* borrowed from the file or the owner */
+    sq_mat tok_embd;         /* [vocab, dim] */
+    sq_layer *layers;        /* [n_layers] */
+    const float *out_norm;   /* [dim] */
+    sq_mat lm_head;          /* [vocab, dim]; = tok_embd when tied */
+    /* ownership */
+    sq_sqz *file;            /* when opened from a runnable file */
+    sq_tensor *tensors;      /* when built from tensors */
+    int32_t n_tensors;
+    bool owns_tensors;       /* free tensors (and owned_vocab) with the model */
+    sq_vocab owned_vocab;
+    float *f32_pool;         /* norms/biases converted to f32 */
+} sq_model;
+
+/* Opens a runnable file (verify: check its checksum). */
+sq_status sq_model_open(sq_model **out, const char *path, bool verify);
+
+/* Binds a model to in-memory tensors named with Hugging Face names. When `take` is true
+ * the model takes ownership of the tensor array and each tensor's data (and the vocab's
+ * contents; *vocab is zeroed); otherwise they must outlive the model. */
+sq_status sq_model_from_tensors(sq_model **out, const sq_config *cfg, sq_vocab *vocab,
+                                sq_tensor *tensors, int32_t n_tensors, bool take);
+void sq_model_free(sq_model *m); /* NULL-safe */
+
+/* Number of weights in all tensors and the bytes their data occupies. */
+void sq_model_size(const sq_model *m, int64_t *n_weights, int64_t *n_bytes);
+
+/* ===== Inference state ===== */
+
+/* Points in a layer where the forward pass can hand activations to a capture hook
+ * (calibration): the input of q/k/v, of o, of gate/up and of down. */
+typedef enum {
+    SQ_CAPTURE_ATTN_IN = 0,
+    SQ_CAPTURE_ATTN_O_IN = 1,
+    SQ_CAPTURE_FFN_IN = 2,
+    SQ_CAPTURE_FFN_DOWN_IN = 3
+} sq_capture_point;
+/* x is [n, width] row-major, valid only during the call. Called from the forward pass's
+ * thread (never concurrently). */
+typedef void (*sq_capture_fn)(void *user, int32_t layer, sq_capture_point point, const float *x,
+                              int32_t n, int32_t width);
+
+typedef struct sq_state sq_state;
+
+/* Allocates the KV cache for `ctx` positions and scratch for batches of up to max_batch
+ * tokens (larger requests are split). ctx is capped by nothing but memory: callers cap
+ * it at cfg.max_seq_len where the model requires. */
+sq_status sq_state_init(sq_state **out, const sq_model *m, int32_t ctx, int32_t max_batch);
+void sq_state_free(sq_state *s);      /* NULL-safe */
+void sq_state_reset(sq_state *s);     /* forget the cache: next token is at position 0 */
+int32_t sq_state_pos(const sq_state *s);
+void sq_state_set_capture(sq_state *s, sq_capture_fn fn, void *user);
+
+/* Feeds n tokens at positions pos..pos+n-1 (pos = tokens already cached) and writes the
+ * logits of tokens first_logit..n-1 to logits[(i - first_logit) * vocab] (pass
+ * first_logit = n and logits = NULL when no logits are needed). Fails with SQ_ERR_ARG if
+ * the cache would overflow or a token id is out of range. */
+sq_status sq_forward(sq_state *s, const int32_t *tokens, int32_t n, int32_t first_logit,
+                     float *logits);
+
+#endif

@@ -1,0 +1,160 @@
+/* types.h - tensor element types, their traits, half/bfloat16 conversion and the
+ * in-memory tensor, model-config and vocabulary structs shared by every stage.
+ *
+ * Conventions (docs/architecture.md): a 2-D weight is [out rows x in cols], row-major,
+ * the safetensors convention. Tensor names are Hugging Face names everywhere
+ * ("model.layers.0.self_attn.q_proj.weight"). sq_type is append-only: its numeric values
+ * are written into runnable files.
+ */
+#ifndef SQ_TYPES_H
+#define SQ_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* ===== Element types ===== */
+
+typedef enum {
+    SQ_TYPE_F32 = 0,
+    SQ_TYPE_F16 = 1,
+    SQ_TYPE_BF16 = 2,
+    /* append only: quantized types come with later issues */
+    SQ_TYPE_COUNT
+} sq_type;
+
+typedef struct {
+    const char *name;   /* "f32", "f16", "bf16" */
+    int32_t block;      /* weights per block (1 for plain floats) */
+    int32_t block_bytes;/* bytes per block */
+} sq_type_traits;
+
+const sq_type_traits *sq_type_traits_get(sq_type t); /* NULL if t is not a valid type */
+const char *sq_type_name(sq_type t);                 /* "?" if invalid */
+/* Parses "f32"/"f16"/"bf16" (case-insensitive). Returns SQ_ERR_ARG if unknown. */
+sq_status sq_type_from_name(const char *name, sq_type *out);
+/* Bytes needed for one row of `cols` elements of type t (blocks may be ragged at the end
+ * of a row: the last block is padded). Returns 0 for an invalid type. */
+size_t sq_type_row_bytes(sq_type t, int64_t cols);
+
+/* ===== Half precision =====
+ * Exact IEEE binary16 <-> binary32 conversion (subnormals, inf, NaN), round-to-nearest-
+ * even on the way down. bfloat16 is the top 16 bits of a float; rounding to it is
+ * round-to-nearest-even with NaN kept quiet. */
+float sq_f16_to_f32(uint16_t h);
+uint16_t sq_f32_to_f16(float f);
+float sq_bf16_to_f32(uint16_t b);
+uint16_t sq_f32_to_bf16(float f);
+
+/* Converts n elements of type `from` at src into dst of type `to` (plain float types
+ * only). src and dst may not overlap. */
+sq_status sq_convert_rows(void *dst, sq_type to, const void *src, sq_type from, int64_t n);
+
+/* ===== Tensors ===== */
+
+#define SQ_MAX_DIMS 4
+#define SQ_MAX_NAME 256
+
+typedef struct {
+    char *name;                  /* owned, NUL-terminated, < SQ_MAX_NAME bytes */
+    sq_type type;
+    int32_t n_dims;              /* 1..SQ_MAX_DIMS */
+    int64_t shape[SQ_MAX_DIMS];  /* row-major; shape[0] = rows (out), shape[1] = cols (in) */
+    void *data;                  /* nbytes bytes */
+    size_t nbytes;
+    bool owns_data;              /* free(data) on release when true (else borrowed: mmap) */
+} sq_tensor;
+
+int64_t sq_tensor_numel(const sq_tensor *t);
+/* Bytes the data of this type and shape occupies (rows x row_bytes); 0 on overflow. */
+size_t sq_tensor_expected_bytes(sq_type t, int32_t n_dims, const int64_t *shape);
+void sq_tensor_release(sq_tensor *t); /* frees name and owned data; NULL-safe */
+
+/* ===== Model configuration =====
+ * Hyperparameters of a Llama-family decoder. Importers fill it from config.json or a
+ * llama2.c header; the store and the runnable file carry it. */
+
+typedef enum { SQ_ROPE_HALF = 0, SQ_ROPE_INTERLEAVED = 1 } sq_rope_layout;
+typedef enum { SQ_ROPE_SCALING_NONE = 0, SQ_ROPE_SCALING_LINEAR = 1, SQ_ROPE_SCALING_LLAMA3 = 2 } sq_rope_scaling;
+
+typedef struct {
+    char arch[16];              /* "llama" | "mistral" | "qwen2" */
+    int32_t dim;                /* hidden size */
+    int32_t hidden_dim;         /* FFN width (intermediate_size) */
+    int32_t n_layers;
+    int32_t n_heads;
+    int32_t n_kv_heads;
+    int32_t head_dim;           /* usually dim / n_heads */
+    int32_t vocab_size;         /* rows of the embedding and of the head */
+    int32_t max_seq_len;        /* trained context (max_position_embeddings) */
+    float norm_eps;             /* RMSNorm epsilon */
+    float rope_theta;
+    sq_rope_layout rope_layout; /* how q/k rows pair up for RoPE in the stored weights */
+    sq_rope_scaling rope_scaling;
+    float rope_factor;          /* linear/llama3 factor */
+    float rope_low_freq_factor, rope_high_freq_factor; /* llama3 */
+    int32_t rope_orig_ctx;      /* llama3 original_max_position_embeddings */
+    bool tied_embeddings;       /* lm_head = embed_tokens */
+    bool attn_qkv_bias;         /* q/k/v projections have biases (Qwen2) */
+    bool attn_o_bias;           /* o_proj has a bias (Llama attention_bias=true) */
+    bool mlp_bias;              /* gate/up/down have biases */
+} sq_config;
+
+/* Checks that the numbers are positive, consistent (heads divisible by kv heads, even
+ * head_dim, ...) and within sane limits. `what` names the source in the message. */
+sq_status sq_config_validate(const sq_config *c, const char *what);
+
+/* ===== Vocabulary =====
+ * Everything a tokenizer needs, in one plain struct: the importers fill it (from
+ * tokenizer.model, tokenizer.json or llama2.c tokenizer.bin), the store and the runnable
+ * file carry it, and runtime/tokenizer.c builds an encoder/decoder from it.
+ * SPM pieces are stored in SentencePiece form: spaces are U+2581 ("▁"), byte pieces
+ * are the text "<0xHH>". BPE tokens are stored in GPT-2 byte-to-unicode form ("Ġ"). */
+
+typedef enum { SQ_VOCAB_SPM = 0, SQ_VOCAB_BPE = 1 } sq_vocab_kind;
+/* Pre-tokenizers for byte-level BPE (FORMATS.md 4.2). */
+typedef enum {
+    SQ_PRE_DEFAULT = 0, /* SPM: none */
+    SQ_PRE_GPT2 = 1,
+    SQ_PRE_LLAMA3 = 2,
+    SQ_PRE_QWEN2 = 3,
+    SQ_PRE_SMOLLM = 4
+} sq_pretok;
+
+/* SentencePiece piece types (sentencepiece_model.proto), also used for BPE tokens. */
+typedef enum {
+    SQ_TOKEN_NORMAL = 1,
+    SQ_TOKEN_UNKNOWN = 2,
+    SQ_TOKEN_CONTROL = 3,
+    SQ_TOKEN_USER_DEFINED = 4,
+    SQ_TOKEN_UNUSED = 5,
+    SQ_TOKEN_BYTE = 6
+} sq_token_type;
+
+typedef struct {
+    sq_vocab_kind kind;
+    sq_pretok pre;
+    int32_t n_tokens;
+    char **tokens;          /* [n_tokens] owned NUL-terminated UTF-8 strings */
+    float *scores;          /* [n_tokens] (SPM merge priority; 0 for BPE) */
+    int32_t *types;         /* [n_tokens] sq_token_type */
+    int32_t n_merges;       /* BPE only */
+    char **merges;          /* [n_merges] "left right", rank = index */
+    int32_t bos_id, eos_id, unk_id, pad_id; /* -1 when absent */
+    bool add_bos, add_eos;
+    bool add_dummy_prefix;           /* SPM normalizer: prepend "▁" */
+    bool remove_extra_whitespaces;   /* SPM normalizer */
+    bool byte_fallback;              /* SPM: unknown characters become <0xHH> pieces */
+} sq_vocab;
+
+void sq_vocab_free(sq_vocab *v); /* frees the arrays, zeroes the struct; NULL-safe */
+/* Deep copy. */
+sq_status sq_vocab_copy(sq_vocab *dst, const sq_vocab *src);
+/* Checks ids in range, no NULL strings, merges only for BPE. `what` names the source. */
+sq_status sq_vocab_validate(const sq_vocab *v, const char *what);
+const char *sq_pretok_name(sq_pretok p);
+sq_status sq_pretok_from_name(const char *name, sq_pretok *out);
+
+#endif
