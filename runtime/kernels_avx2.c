@@ -2,17 +2,18 @@
  * f16 and bf16 weights with f32 activations, dot, axpy and bulk half conversions.
  *
  * The same three loops as kernels_avx512.c at half the width, chosen by T alone:
- *   T == 1      GEMV: 4 weight rows streamed at once, widened in registers, two 8-lane
- *               accumulators per row;
- *   T <  6      a few tokens: each widened weight vector reused for 2 tokens in registers;
- *   T >= 6      GEMM: 16-row x 256-col weight tiles widened and transposed once into a
- *               16 KiB stack tile, then a 6-token x 16-row micro-kernel of broadcast FMAs
- *               (12 accumulators of the 16 ymm registers).
+ *   T == 1       GEMV: 4 weight rows streamed at once, widened in registers, two 8-lane
+ *                accumulators per row;
+ *   T < 16       a few tokens: each widened weight vector reused by up to 3 tokens
+ *                (4 rows x 3 tokens = 12 accumulators of the 16 ymm registers);
+ *   T >= 16      GEMM: 16-row x 256-column weight tiles widened and transposed once, x
+ *                packed per column block (per-thread scratch), and a 6-token x 16-row
+ *                micro-kernel of broadcast FMAs (12 accumulators).
  * Summation order per y element: the row loops sum 8-column chunks into 8-lane
- * accumulators (fixed chunk-to-accumulator map) and add lanes in a fixed tree; the GEMM
- * is one FMA chain over the columns in ascending order. Ragged tails are read with masked
- * loads (f32) or through a zero-padded 8-element buffer (halves), never past a row.
- * Compiled with -mavx2 -mfma -mf16c.
+ * accumulators (fixed chunk-to-accumulator map) and add lanes in a fixed tree (distance
+ * 4, 2, 1); the GEMM is one FMA chain over the columns in ascending order. Ragged tails
+ * are read with masked loads (f32) or through a zero-padded 8-element buffer (halves),
+ * never past a row. Compiled with -mavx2 -mfma -mf16c.
  */
 #include "kernels_internal.h"
 
@@ -29,6 +30,7 @@ enum { WT_F32 = 0, WT_F16 = 1, WT_BF16 = 2 };
 #define NR 16        /* weight rows per packed tile: two ymm of outputs */
 #define MT 6         /* tokens per micro-kernel: 12 accumulators */
 #define KC 256       /* columns per packed tile: 16 x 256 floats = 16 KiB */
+#define TB 264       /* tokens per packed x block (44 groups of MT): 264 KiB, in L2 */
 #ifndef FEW_NT
 #define FEW_NT 3     /* max tokens per block in the few-token loop: 12 accumulators */
 #endif
@@ -277,16 +279,35 @@ static void pack_bf16(float *wp, const char *w, size_t rb, int64_t r, int nrows,
     pack_tile(WT_BF16, wp, w, rb, r, nrows, k0, kc);
 }
 
-/* y[t*ldy + j] (+)= sum_k x[t*ldx + k] * wp[k*NR + j] for t < mt and rows j whose mask lane
- * is set, one FMA chain per element; `first` starts from 0 instead of y. `full` means all
- * NR rows are valid (plain loads and stores). */
-SQ_INLINE void micro(int mt, int full, const float *wp, const float *x, int64_t ldx, int kc, float *y, int64_t ldy,
-                     int first, __m256i m0, __m256i m1) {
+/* Packs tokens [0, nt) x columns [0, kc) of x (row stride ldx) for the micro-kernel:
+ * group g of MT tokens becomes xp[g*kc*MT + k*MT + i] = x[(g*MT + i)*ldx + k], so the
+ * broadcasts are contiguous instead of MT strided rows that may share a cache set. */
+static void pack_x(float *xp, const float *x, int64_t ldx, int nt, int kc) {
+    const __m256i store_mask = lane_mask(MT);
+    for (int g = 0; g < nt; g += MT) {
+        int mt = nt - g < MT ? nt - g : MT;
+        float *dst = xp + (size_t)g * kc;
+        for (int kk = 0; kk < kc; kk += 8) {
+            int kn = kc - kk < 8 ? kc - kk : 8;
+            __m256i m = lane_mask(kn);
+            __m256 v[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                v[i] = i < mt ? _mm256_maskload_ps(x + (int64_t)(g + i) * ldx + kk, m) : _mm256_setzero_ps();
+            transpose8(v);
+            for (int k = 0; k < kn; k++) _mm256_maskstore_ps(dst + (size_t)(kk + k) * MT, store_mask, v[k]);
+        }
+    }
+}
+
+/* y[t*ldy + j] (+)= sum_k xp[k*MT + t] * wp[k*NR + j] for t < mt and rows j whose mask
+ * lane is set, one FMA chain per element; `first` starts from 0 instead of y. `full` means
+ * all NR rows are valid (plain loads and stores). */
+SQ_INLINE void micro(int mt, int full, const float *wp, const float *xp, int kc, float *y, int64_t ldy, int first,
+                     __m256i m0, __m256i m1) {
     __m256 c0[MT], c1[MT];
-    const float *xr[MT];
 #pragma GCC unroll 6
     for (int t = 0; t < mt; t++) {
-        xr[t] = x + t * ldx;
         if (first) {
             c0[t] = _mm256_setzero_ps();
             c1[t] = _mm256_setzero_ps();
@@ -302,7 +323,7 @@ SQ_INLINE void micro(int mt, int full, const float *wp, const float *x, int64_t 
         __m256 w0 = _mm256_load_ps(wp + k * NR), w1 = _mm256_load_ps(wp + k * NR + 8);
 #pragma GCC unroll 6
         for (int t = 0; t < mt; t++) {
-            __m256 xb = _mm256_broadcast_ss(xr[t] + k);
+            __m256 xb = _mm256_broadcast_ss(xp + k * MT + t);
             c0[t] = _mm256_fmadd_ps(w0, xb, c0[t]);
             c1[t] = _mm256_fmadd_ps(w1, xb, c1[t]);
         }
@@ -319,18 +340,18 @@ SQ_INLINE void micro(int mt, int full, const float *wp, const float *x, int64_t 
     }
 }
 
-static void micro_any(int mt, int full, const float *wp, const float *x, int64_t ldx, int kc, float *y, int64_t ldy,
-                      int first, __m256i m0, __m256i m1) {
+static void micro_any(int mt, int full, const float *wp, const float *xp, int kc, float *y, int64_t ldy, int first,
+                      __m256i m0, __m256i m1) {
 #define MICRO_CASE(N)                                                          \
     case N:                                                                    \
-        if (full) micro(N, 1, wp, x, ldx, kc, y, ldy, first, m0, m1);          \
-        else micro(N, 0, wp, x, ldx, kc, y, ldy, first, m0, m1);               \
+        if (full) micro(N, 1, wp, xp, kc, y, ldy, first, m0, m1);              \
+        else micro(N, 0, wp, xp, kc, y, ldy, first, m0, m1);                   \
         break;
     switch (mt) {
         MICRO_CASE(1) MICRO_CASE(2) MICRO_CASE(3) MICRO_CASE(4) MICRO_CASE(5)
     default:
-        if (full) micro(MT, 1, wp, x, ldx, kc, y, ldy, first, m0, m1);
-        else micro(MT, 0, wp, x, ldx, kc, y, ldy, first, m0, m1);
+        if (full) micro(MT, 1, wp, xp, kc, y, ldy, first, m0, m1);
+        else micro(MT, 0, wp, xp, kc, y, ldy, first, m0, m1);
         break;
     }
 #undef MICRO_CASE
@@ -338,22 +359,45 @@ static void micro_any(int mt, int full, const float *wp, const float *x, int64_t
 
 typedef void (*pack_fn)(float *wp, const char *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc);
 
-static void gemm(pack_fn pack, float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
-                 int64_t r1, int64_t cols) {
-    _Alignas(32) float wp[KC * NR];
+/* Loop nest: column blocks of KC (x block of up to tb tokens packed once per block, in L2)
+ * > row tiles of NR (packed once, in L1) > token groups of MT. buf holds NR*KC + tb*KC
+ * floats; tb is a multiple of MT. */
+static void gemm_buf(pack_fn pack, float *buf, int64_t tb, float *y, int64_t ldy, const float *x, const void *w,
+                     size_t rb, int64_t T, int64_t r0, int64_t r1, int64_t cols) {
+    float *wp = buf, *xp = buf + NR * KC;
     for (int64_t k0 = 0; k0 < cols; k0 += KC) {
         int kc = (int)(cols - k0 < KC ? cols - k0 : KC);
-        for (int64_t r = r0; r < r1; r += NR) {
-            int nrows = (int)(r1 - r < NR ? r1 - r : NR);
-            pack(wp, (const char *)w, rb, r, nrows, k0, kc);
-            __m256i m0 = lane_mask(nrows >= 8 ? 8 : nrows);
-            __m256i m1 = lane_mask(nrows >= 16 ? 8 : nrows > 8 ? nrows - 8 : 0);
-            for (int64_t t = 0; t < T; t += MT) {
-                int mt = (int)(T - t < MT ? T - t : MT);
-                micro_any(mt, nrows == NR, wp, x + t * cols + k0, cols, kc, y + t * ldy + r, ldy, k0 == 0, m0, m1);
+        for (int64_t t0 = 0; t0 < T; t0 += tb) {
+            int nt = (int)(T - t0 < tb ? T - t0 : tb);
+            pack_x(xp, x + t0 * cols + k0, cols, nt, kc);
+            for (int64_t r = r0; r < r1; r += NR) {
+                int nrows = (int)(r1 - r < NR ? r1 - r : NR);
+                pack(wp, (const char *)w, rb, r, nrows, k0, kc);
+                __m256i m0 = lane_mask(nrows >= 8 ? 8 : nrows);
+                __m256i m1 = lane_mask(nrows >= 16 ? 8 : nrows > 8 ? nrows - 8 : 0);
+                for (int g = 0; g < nt; g += MT) {
+                    int mt = nt - g < MT ? nt - g : MT;
+                    micro_any(mt, nrows == NR, wp, xp + (size_t)g * kc, kc, y + (t0 + g) * ldy + r, ldy, k0 == 0, m0,
+                              m1);
+                }
             }
         }
     }
+}
+
+/* Out of memory for the scratch: one token group at a time in a stack buffer (same bits). */
+static void gemm_stack(pack_fn pack, float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,
+                       int64_t r0, int64_t r1, int64_t cols) {
+    _Alignas(32) float buf[NR * KC + MT * KC];
+    gemm_buf(pack, buf, MT, y, ldy, x, w, rb, T, r0, r1, cols);
+}
+
+static void gemm(pack_fn pack, float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                 int64_t r1, int64_t cols) {
+    int64_t tb = T < TB ? (T + MT - 1) / MT * MT : TB;
+    float *buf = sq_kernels_scratch((size_t)(NR * KC + tb * KC));
+    if (buf) gemm_buf(pack, buf, tb, y, ldy, x, w, rb, T, r0, r1, cols);
+    else gemm_stack(pack, y, ldy, x, w, rb, T, r0, r1, cols);
 }
 
 /* ===== Matmul entry points ===== */

@@ -1,19 +1,19 @@
 /* kernels_avx512.c - AVX-512 (F/BW/VL/DQ + F16C/FMA) kernels: matmul for f32, f16 and
  * bf16 weights with f32 activations, dot, axpy and bulk half conversions.
  *
- * Matmul has three shapes of loop, chosen by T alone (so any row split gives the same
- * bits as one call):
- *   T == 1      decode GEMV, memory-bound: 4 weight rows streamed at once with wide loads,
- *               half/bf16 widened in registers, two accumulators per row;
- *   T <  8      a few tokens: the same row streaming, each widened weight vector reused
- *               for every token held in registers;
- *   T >= 8      prefill/eval GEMM, compute-bound: 32-row x 256-col weight tiles widened to
- *               f32 and transposed once into an L1-resident scratch tile (on the stack), then
- *               a 12-token x 32-row register-blocked micro-kernel of broadcast FMAs.
- * Summation order per y element: GEMV and few-token loops sum 16-column chunks into
- * 16-lane accumulators (fixed chunk-to-accumulator map), then add lanes in a fixed tree;
- * the GEMM loop is one FMA chain over the columns in ascending order, so its result does
- * not depend on the blocking at all. Compiled with -mavx512{f,bw,vl,dq} -mfma -mf16c.
+ * Matmul has three loops, chosen by T alone (so any row split gives the same bits):
+ *   T == 1       decode GEMV, memory-bound: 4 weight rows streamed at once (prefetched),
+ *                widened to f32 in registers, two 16-lane accumulators per row;
+ *   T < 16       a few tokens: the same row streaming, each widened weight vector reused
+ *                by up to 6 tokens held in registers (4 rows x 6 tokens = 24 accumulators);
+ *   T >= 16      prefill/eval GEMM, compute-bound: 32-row x 256-column weight tiles are
+ *                widened and transposed once into an L1-resident tile, x is packed per
+ *                256-column block (both in a per-thread scratch), and a 12-token x 32-row
+ *                micro-kernel of broadcast FMAs (24 zmm accumulators) runs over them.
+ * Summation order per y element: the row loops sum 16-column chunks into 16-lane
+ * accumulators (fixed chunk-to-accumulator map, ragged tail by masked loads) and add the
+ * lanes in a fixed tree (distance 8, 4, 2, 1); the GEMM is one FMA chain over the columns
+ * in ascending order, whatever the blocking. Compiled with -mavx512{f,bw,vl,dq} -mfma -mf16c.
  */
 #include "kernels_internal.h"
 
