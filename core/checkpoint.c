@@ -31,63 +31,6 @@ const char *sq_shape_str(char *buf, size_t cap, int32_t n_dims, const int64_t *s
     return buf;
 }
 
-sq_status sq_checkpoint_expected(const sq_config *cfg, sq_expected_tensor **out, int32_t *n_out) {
-    *out = NULL;
-    *n_out = 0;
-    if (cfg->n_layers <= 0 || cfg->n_layers > 4096)
-        return sq_errorf(SQ_ERR_ARG, "config has %d layers", cfg->n_layers);
-    int32_t per_layer = 9 + (cfg->attn_qkv_bias ? 3 : 0) + (cfg->attn_o_bias ? 1 : 0) + (cfg->mlp_bias ? 3 : 0);
-    int32_t cap = 3 + cfg->n_layers * per_layer;
-    sq_expected_tensor *e = calloc((size_t)cap, sizeof *e);
-    if (!e) return sq_errorf(SQ_ERR_OOM, "out of memory listing tensors");
-    int64_t dim = cfg->dim, hid = cfg->hidden_dim, vocab = cfg->vocab_size;
-    int64_t q_out = (int64_t)cfg->n_heads * cfg->head_dim, kv_out = (int64_t)cfg->n_kv_heads * cfg->head_dim;
-    int32_t n = 0;
-#define ADD2(r, c, ...)                                                  \
-    do {                                                                 \
-        snprintf(e[n].name, SQ_MAX_NAME, __VA_ARGS__);                   \
-        e[n].n_dims = 2;                                                 \
-        e[n].shape[0] = (r);                                             \
-        e[n].shape[1] = (c);                                             \
-        n++;                                                             \
-    } while (0)
-#define ADD1(r, ...)                                                     \
-    do {                                                                 \
-        snprintf(e[n].name, SQ_MAX_NAME, __VA_ARGS__);                   \
-        e[n].n_dims = 1;                                                 \
-        e[n].shape[0] = (r);                                             \
-        n++;                                                             \
-    } while (0)
-    ADD2(vocab, dim, "model.embed_tokens.weight");
-    for (int32_t l = 0; l < cfg->n_layers; l++) {
-        const char *p = "model.layers";
-        ADD1(dim, "%s.%d.input_layernorm.weight", p, l);
-        ADD2(q_out, dim, "%s.%d.self_attn.q_proj.weight", p, l);
-        if (cfg->attn_qkv_bias) ADD1(q_out, "%s.%d.self_attn.q_proj.bias", p, l);
-        ADD2(kv_out, dim, "%s.%d.self_attn.k_proj.weight", p, l);
-        if (cfg->attn_qkv_bias) ADD1(kv_out, "%s.%d.self_attn.k_proj.bias", p, l);
-        ADD2(kv_out, dim, "%s.%d.self_attn.v_proj.weight", p, l);
-        if (cfg->attn_qkv_bias) ADD1(kv_out, "%s.%d.self_attn.v_proj.bias", p, l);
-        ADD2(dim, q_out, "%s.%d.self_attn.o_proj.weight", p, l);
-        if (cfg->attn_o_bias) ADD1(dim, "%s.%d.self_attn.o_proj.bias", p, l);
-        ADD1(dim, "%s.%d.post_attention_layernorm.weight", p, l);
-        ADD2(hid, dim, "%s.%d.mlp.gate_proj.weight", p, l);
-        if (cfg->mlp_bias) ADD1(hid, "%s.%d.mlp.gate_proj.bias", p, l);
-        ADD2(hid, dim, "%s.%d.mlp.up_proj.weight", p, l);
-        if (cfg->mlp_bias) ADD1(hid, "%s.%d.mlp.up_proj.bias", p, l);
-        ADD2(dim, hid, "%s.%d.mlp.down_proj.weight", p, l);
-        if (cfg->mlp_bias) ADD1(dim, "%s.%d.mlp.down_proj.bias", p, l);
-    }
-    ADD1(dim, "model.norm.weight");
-    if (!cfg->tied_embeddings) ADD2(vocab, dim, "lm_head.weight");
-#undef ADD1
-#undef ADD2
-    SQ_ASSERT(n <= cap);
-    *out = e;
-    *n_out = n;
-    return SQ_OK;
-}
-
 /* ===== Ownership ===== */
 
 void sq_checkpoint_free(sq_checkpoint *c) {
@@ -147,13 +90,13 @@ sq_status sq_checkpoint_add_source(sq_checkpoint *c, const char *path) {
 
 sq_status sq_checkpoint_validate(const sq_checkpoint *c, const char *what) {
     sq_status st = SQ_OK;
-    sq_expected_tensor *exp = NULL;
+    sq_tensor_spec *exp = NULL;
     bool *used = NULL;
     int32_t n_exp = 0;
     char s1[96], s2[96];
     if (!what) what = "checkpoint";
     if ((st = sq_config_validate(&c->cfg, what)) != SQ_OK) goto fail;
-    if ((st = sq_checkpoint_expected(&c->cfg, &exp, &n_exp)) != SQ_OK) {
+    if ((st = sq_config_tensors(&c->cfg, &exp, &n_exp)) != SQ_OK) {
         sq_error_prefix(what);
         goto fail;
     }
@@ -169,7 +112,7 @@ sq_status sq_checkpoint_validate(const sq_checkpoint *c, const char *what) {
                 goto fail;
             }
     for (int32_t k = 0; k < n_exp; k++) {
-        const sq_expected_tensor *e = &exp[k];
+        const sq_tensor_spec *e = &exp[k];
         const sq_tensor *t = NULL;
         for (int32_t i = 0; i < c->n_tensors && !t; i++)
             if (strcmp(c->tensors[i].name, e->name) == 0) {

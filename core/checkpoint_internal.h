@@ -1,6 +1,6 @@
 /* checkpoint_internal.h - helpers shared by core/checkpoint.c, the importers and the store
- * (not part of the public API): the tensor list a config implies, in canonical model order
- * (FORMATS.md 3 names), and 64-byte-aligned tensor buffers.
+ * (not part of the public API). The tensor list a config implies is sq_config_tensors
+ * (runtime/model.h).
  */
 #ifndef SQ_CHECKPOINT_INTERNAL_H
 #define SQ_CHECKPOINT_INTERNAL_H
@@ -9,18 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../runtime/model.h"
 #include "checkpoint.h"
-
-typedef struct {
-    char name[SQ_MAX_NAME];
-    int32_t n_dims;     /* 1 or 2 */
-    int64_t shape[2];   /* [out, in] or [n] */
-} sq_expected_tensor;
-
-/* Every tensor the config implies, in canonical order: embed; per layer input_layernorm,
- * q, (q bias), k, (k bias), v, (v bias), o, (o bias), post_attention_layernorm, gate,
- * (bias), up, (bias), down, (bias); model.norm; lm_head unless tied. *out is malloc'ed. */
-sq_status sq_checkpoint_expected(const sq_config *cfg, sq_expected_tensor **out, int32_t *n);
 
 /* Tensors importers drop silently (e.g. "*.rotary_emb.inv_freq" buffers). */
 bool sq_tensor_name_ignorable(const char *name);

@@ -429,7 +429,7 @@ sq_status sq_import_hf(const char *dir, sq_checkpoint *out) {
     char **shard_paths = NULL;
     int32_t n_shards = 0, n_av = 0, n_exp = 0;
     avail *av = NULL;
-    sq_expected_tensor *exp = NULL;
+    sq_tensor_spec *exp = NULL;
     int32_t bos = -1, eos = -1;
     memset(out, 0, sizeof *out);
     if (!sq_is_dir(dir)) {
@@ -499,7 +499,7 @@ sq_status sq_import_hf(const char *dir, sq_checkpoint *out) {
     }
 
     /* canonical order first, then leftovers (validation reports them) */
-    if ((st = sq_checkpoint_expected(&out->cfg, &exp, &n_exp)) != SQ_OK) goto fail;
+    if ((st = sq_config_tensors(&out->cfg, &exp, &n_exp)) != SQ_OK) goto fail;
     for (int32_t k = 0; k < n_exp; k++) {
         for (int32_t i = 0; i < n_av; i++) {
             if (av[i].used || strcmp(av[i].name, exp[k].name) != 0) continue;

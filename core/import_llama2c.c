@@ -91,7 +91,7 @@ static sq_status parse_header(const char *path, const sq_mapping *m, l2c_header 
 
 /* ===== Body layout ===== */
 
-/* The slots of the canonical tensor list (sq_checkpoint_expected, no biases). */
+/* The slots of the canonical tensor list (sq_config_tensors, no biases). */
 enum { S_ATT_NORM, S_Q, S_K, S_V, S_O, S_FFN_NORM, S_GATE, S_UP, S_DOWN, S_PER_LAYER };
 
 typedef struct {
@@ -172,7 +172,7 @@ static char *find_tokenizer(const char *bin_path, int32_t vocab) {
 sq_status sq_import_llama2c(const char *bin_path, const char *tokenizer_path, sq_checkpoint *out) {
     sq_status st = SQ_OK;
     sq_mapping m = {0};
-    sq_expected_tensor *exp = NULL;
+    sq_tensor_spec *exp = NULL;
     sq_tensor *slots = NULL;
     int32_t n_exp = 0;
     char *tok = NULL;
@@ -198,7 +198,7 @@ sq_status sq_import_llama2c(const char *bin_path, const char *tokenizer_path, sq
     c->rope_factor = 1.0f;
     c->tied_embeddings = h.shared;
     if ((st = sq_config_validate(c, bin_path)) != SQ_OK) goto fail;
-    if ((st = sq_checkpoint_expected(c, &exp, &n_exp)) != SQ_OK) goto fail;
+    if ((st = sq_config_tensors(c, &exp, &n_exp)) != SQ_OK) goto fail;
     SQ_ASSERT(n_exp == 2 + h.n_layers * S_PER_LAYER + (h.shared ? 0 : 1));
 
     /* Expected size: header + every tensor + (v0) the two freq_cis tables. */

@@ -686,7 +686,7 @@ fail:
 }
 
 /* Reads one tensor the config implies, checking type, rank and shape. */
-static sq_status read_tensor(rctx *r, hid_t tg, const sq_expected_tensor *e, sq_tensor *t) {
+static sq_status read_tensor(rctx *r, hid_t tg, const sq_tensor_spec *e, sq_tensor *t) {
     char obj[SQ_MAX_NAME + 16], s1[96], s2[96];
     snprintf(obj, sizeof obj, "/tensors/%s", e->name);
     hsize_t dims[SQ_MAX_DIMS];
@@ -760,12 +760,12 @@ fail:
 }
 
 static sq_status read_tensors(rctx *r, sq_checkpoint *c) {
-    sq_expected_tensor *exp = NULL;
+    sq_tensor_spec *exp = NULL;
     int32_t n_exp = 0;
     sq_status st = SQ_OK;
     hid_t tg = H5Gopen2(r->file, "/tensors", H5P_DEFAULT);
     if (tg < 0) return h5err(SQ_ERR_FORMAT, r->path, "/tensors", "cannot open group");
-    if ((st = sq_checkpoint_expected(&c->cfg, &exp, &n_exp)) != SQ_OK) {
+    if ((st = sq_config_tensors(&c->cfg, &exp, &n_exp)) != SQ_OK) {
         sq_error_prefix(r->path);
         goto fail;
     }

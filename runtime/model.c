@@ -1,5 +1,5 @@
-/* model.c - binds a Llama-family config to its weights by Hugging Face tensor name,
- * checking every shape against the config, from a runnable file (weights stay in the
+/* model.c - the list of tensors a Llama-family config implies (names, roles, shapes), and
+ * the binder that points a model at its weights by those names, checking every shape, from a runnable file (weights stay in the
  * mapping) or from in-memory tensors (a model store loaded by squish-eval).
  * Norm weights and biases (1-D, tiny) are converted to f32 once; matrices stay in their
  * stored type and are read by the kernels as they are.
@@ -44,13 +44,10 @@ static sq_status bind_mat(binder *b, sq_mat *m, const char *name, int64_t rows, 
 }
 
 /* Binds a 1-D tensor of n floats (any float type) as an f32 copy in the pool. */
-static sq_status bind_vec(binder *b, const float **out, const char *name, int64_t n, bool required) {
+static sq_status bind_vec(binder *b, const float **out, const char *name, int64_t n) {
     *out = NULL;
     const sq_tensor *t = find(b, name);
-    if (!t) {
-        if (!required) return SQ_OK;
-        return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' is missing", b->what, name);
-    }
+    if (!t) return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' is missing", b->what, name);
     if (t->n_dims != 1 || t->shape[0] != n)
         return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' should be a vector of %lld values", b->what, name,
                          (long long)n);
@@ -63,50 +60,109 @@ static sq_status bind_vec(binder *b, const float **out, const char *name, int64_
     return SQ_OK;
 }
 
+sq_status sq_config_tensors(const sq_config *cfg, sq_tensor_spec **out, int32_t *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    if (cfg->n_layers <= 0 || cfg->n_layers > 4096)
+        return sq_errorf(SQ_ERR_ARG, "config has %d layers", cfg->n_layers);
+    const int32_t per_layer = 9 + (cfg->attn_qkv_bias ? 3 : 0) + (cfg->attn_o_bias ? 1 : 0) + (cfg->mlp_bias ? 3 : 0);
+    const int32_t cap = 3 + cfg->n_layers * per_layer;
+    sq_tensor_spec *e = calloc((size_t)cap, sizeof *e);
+    if (!e) return sq_errorf(SQ_ERR_OOM, "out of memory listing tensors");
+    const int64_t dim = cfg->dim, hid = cfg->hidden_dim, vocab = cfg->vocab_size;
+    const int64_t q_out = (int64_t)cfg->n_heads * cfg->head_dim, kv_out = (int64_t)cfg->n_kv_heads * cfg->head_dim;
+    int32_t n = 0;
+#define ADD(rl, ly, r, c, ...)                                                                    \
+    do {                                                                                          \
+        snprintf(e[n].name, SQ_MAX_NAME, __VA_ARGS__);                                            \
+        e[n].role = (rl);                                                                         \
+        e[n].layer = (ly);                                                                        \
+        e[n].n_dims = (c) ? 2 : 1;                                                                \
+        e[n].shape[0] = (r);                                                                      \
+        e[n].shape[1] = (c);                                                                      \
+        n++;                                                                                      \
+    } while (0)
+    ADD(SQ_ROLE_EMBED, -1, vocab, dim, "model.embed_tokens.weight");
+    for (int32_t l = 0; l < cfg->n_layers; l++) {
+        const char *p = "model.layers";
+        ADD(SQ_ROLE_ATTN_NORM, l, dim, 0, "%s.%d.input_layernorm.weight", p, l);
+        ADD(SQ_ROLE_Q, l, q_out, dim, "%s.%d.self_attn.q_proj.weight", p, l);
+        if (cfg->attn_qkv_bias) ADD(SQ_ROLE_Q_BIAS, l, q_out, 0, "%s.%d.self_attn.q_proj.bias", p, l);
+        ADD(SQ_ROLE_K, l, kv_out, dim, "%s.%d.self_attn.k_proj.weight", p, l);
+        if (cfg->attn_qkv_bias) ADD(SQ_ROLE_K_BIAS, l, kv_out, 0, "%s.%d.self_attn.k_proj.bias", p, l);
+        ADD(SQ_ROLE_V, l, kv_out, dim, "%s.%d.self_attn.v_proj.weight", p, l);
+        if (cfg->attn_qkv_bias) ADD(SQ_ROLE_V_BIAS, l, kv_out, 0, "%s.%d.self_attn.v_proj.bias", p, l);
+        ADD(SQ_ROLE_O, l, dim, q_out, "%s.%d.self_attn.o_proj.weight", p, l);
+        if (cfg->attn_o_bias) ADD(SQ_ROLE_O_BIAS, l, dim, 0, "%s.%d.self_attn.o_proj.bias", p, l);
+        ADD(SQ_ROLE_FFN_NORM, l, dim, 0, "%s.%d.post_attention_layernorm.weight", p, l);
+        ADD(SQ_ROLE_GATE, l, hid, dim, "%s.%d.mlp.gate_proj.weight", p, l);
+        if (cfg->mlp_bias) ADD(SQ_ROLE_GATE_BIAS, l, hid, 0, "%s.%d.mlp.gate_proj.bias", p, l);
+        ADD(SQ_ROLE_UP, l, hid, dim, "%s.%d.mlp.up_proj.weight", p, l);
+        if (cfg->mlp_bias) ADD(SQ_ROLE_UP_BIAS, l, hid, 0, "%s.%d.mlp.up_proj.bias", p, l);
+        ADD(SQ_ROLE_DOWN, l, dim, hid, "%s.%d.mlp.down_proj.weight", p, l);
+        if (cfg->mlp_bias) ADD(SQ_ROLE_DOWN_BIAS, l, dim, 0, "%s.%d.mlp.down_proj.bias", p, l);
+    }
+    ADD(SQ_ROLE_OUT_NORM, -1, dim, 0, "model.norm.weight");
+    if (!cfg->tied_embeddings) ADD(SQ_ROLE_LM_HEAD, -1, vocab, dim, "lm_head.weight");
+#undef ADD
+    SQ_ASSERT(n <= cap);
+    *out = e;
+    *n_out = n;
+    return SQ_OK;
+}
+
+/* Points the model's fields at the tensors the config's spec list names. */
 static sq_status bind_all(sq_model *m, binder *b) {
     const sq_config *c = &m->cfg;
     sq_status st;
-    char name[SQ_MAX_NAME];
-    const int64_t dim = c->dim, hid = c->hidden_dim, qd = (int64_t)c->n_heads * c->head_dim,
-                  kvd = (int64_t)c->n_kv_heads * c->head_dim;
-
-    /* pool: 2 norms per layer + biases + final norm */
-    b->pool_cap = (size_t)c->n_layers * (size_t)(2 * dim + qd + 2 * kvd + dim + 2 * hid + dim) + (size_t)dim;
-    b->pool = malloc(b->pool_cap * sizeof(float));
+    sq_tensor_spec *spec = NULL;
+    int32_t n_spec = 0;
+    if ((st = sq_config_tensors(c, &spec, &n_spec))) return st;
+    b->pool_cap = 0;
+    for (int32_t i = 0; i < n_spec; i++)
+        if (spec[i].n_dims == 1) b->pool_cap += (size_t)spec[i].shape[0];
+    b->pool = malloc((b->pool_cap ? b->pool_cap : 1) * sizeof(float));
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-    if (!b->pool || !m->layers) return sq_errorf(SQ_ERR_OOM, "%s: out of memory", b->what);
     m->f32_pool = b->pool;
-
-    if ((st = bind_mat(b, &m->tok_embd, "model.embed_tokens.weight", c->vocab_size, dim))) return st;
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        sq_layer *L = &m->layers[l];
-#define NAME(fmt) (snprintf(name, sizeof name, "model.layers.%d." fmt, (int)l), name)
-        if ((st = bind_vec(b, &L->attn_norm, NAME("input_layernorm.weight"), dim, true))) return st;
-        if ((st = bind_mat(b, &L->wq, NAME("self_attn.q_proj.weight"), qd, dim))) return st;
-        if ((st = bind_mat(b, &L->wk, NAME("self_attn.k_proj.weight"), kvd, dim))) return st;
-        if ((st = bind_mat(b, &L->wv, NAME("self_attn.v_proj.weight"), kvd, dim))) return st;
-        if ((st = bind_mat(b, &L->wo, NAME("self_attn.o_proj.weight"), dim, qd))) return st;
-        if ((st = bind_vec(b, &L->bq, NAME("self_attn.q_proj.bias"), qd, c->attn_qkv_bias))) return st;
-        if ((st = bind_vec(b, &L->bk, NAME("self_attn.k_proj.bias"), kvd, c->attn_qkv_bias))) return st;
-        if ((st = bind_vec(b, &L->bv, NAME("self_attn.v_proj.bias"), kvd, c->attn_qkv_bias))) return st;
-        if ((st = bind_vec(b, &L->bo, NAME("self_attn.o_proj.bias"), dim, c->attn_o_bias))) return st;
-        if ((st = bind_vec(b, &L->ffn_norm, NAME("post_attention_layernorm.weight"), dim, true))) return st;
-        if ((st = bind_mat(b, &L->w_gate, NAME("mlp.gate_proj.weight"), hid, dim))) return st;
-        if ((st = bind_mat(b, &L->w_up, NAME("mlp.up_proj.weight"), hid, dim))) return st;
-        if ((st = bind_mat(b, &L->w_down, NAME("mlp.down_proj.weight"), dim, hid))) return st;
-        if ((st = bind_vec(b, &L->b_gate, NAME("mlp.gate_proj.bias"), hid, c->mlp_bias))) return st;
-        if ((st = bind_vec(b, &L->b_up, NAME("mlp.up_proj.bias"), hid, c->mlp_bias))) return st;
-        if ((st = bind_vec(b, &L->b_down, NAME("mlp.down_proj.bias"), dim, c->mlp_bias))) return st;
-#undef NAME
+    if (!b->pool || !m->layers) {
+        free(spec);
+        return sq_errorf(SQ_ERR_OOM, "%s: out of memory", b->what);
     }
-    if ((st = bind_vec(b, &m->out_norm, "model.norm.weight", dim, true))) return st;
+    for (int32_t i = 0; i < n_spec && !st; i++) {
+        const sq_tensor_spec *e = &spec[i];
+        sq_layer *L = e->layer >= 0 ? &m->layers[e->layer] : NULL;
+        const float **vec = NULL;
+        sq_mat *mat = NULL;
+        switch (e->role) {
+        case SQ_ROLE_EMBED: mat = &m->tok_embd; break;
+        case SQ_ROLE_ATTN_NORM: vec = &L->attn_norm; break;
+        case SQ_ROLE_Q: mat = &L->wq; break;
+        case SQ_ROLE_Q_BIAS: vec = &L->bq; break;
+        case SQ_ROLE_K: mat = &L->wk; break;
+        case SQ_ROLE_K_BIAS: vec = &L->bk; break;
+        case SQ_ROLE_V: mat = &L->wv; break;
+        case SQ_ROLE_V_BIAS: vec = &L->bv; break;
+        case SQ_ROLE_O: mat = &L->wo; break;
+        case SQ_ROLE_O_BIAS: vec = &L->bo; break;
+        case SQ_ROLE_FFN_NORM: vec = &L->ffn_norm; break;
+        case SQ_ROLE_GATE: mat = &L->w_gate; break;
+        case SQ_ROLE_GATE_BIAS: vec = &L->b_gate; break;
+        case SQ_ROLE_UP: mat = &L->w_up; break;
+        case SQ_ROLE_UP_BIAS: vec = &L->b_up; break;
+        case SQ_ROLE_DOWN: mat = &L->w_down; break;
+        case SQ_ROLE_DOWN_BIAS: vec = &L->b_down; break;
+        case SQ_ROLE_OUT_NORM: vec = &m->out_norm; break;
+        case SQ_ROLE_LM_HEAD: mat = &m->lm_head; break;
+        }
+        st = mat ? bind_mat(b, mat, e->name, e->shape[0], e->shape[1]) : bind_vec(b, vec, e->name, e->shape[0]);
+    }
+    free(spec);
+    if (st) return st;
     if (c->tied_embeddings) {
         if (find(b, "lm_head.weight"))
             return sq_errorf(SQ_ERR_FORMAT, "%s: the config says the head is tied but 'lm_head.weight' is present",
                              b->what);
         m->lm_head = m->tok_embd;
-    } else if ((st = bind_mat(b, &m->lm_head, "lm_head.weight", c->vocab_size, dim))) {
-        return st;
     }
     for (int32_t i = 0; i < b->n; i++)
         if (!b->used[i])

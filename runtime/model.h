@@ -17,6 +17,40 @@
 #include "sqz.h"
 #include "types.h"
 
+/* ===== The tensors a configuration implies ===== */
+
+/* What a tensor is for. The order is the canonical model order. */
+typedef enum {
+    SQ_ROLE_EMBED = 0,
+    SQ_ROLE_ATTN_NORM,
+    SQ_ROLE_Q, SQ_ROLE_Q_BIAS,
+    SQ_ROLE_K, SQ_ROLE_K_BIAS,
+    SQ_ROLE_V, SQ_ROLE_V_BIAS,
+    SQ_ROLE_O, SQ_ROLE_O_BIAS,
+    SQ_ROLE_FFN_NORM,
+    SQ_ROLE_GATE, SQ_ROLE_GATE_BIAS,
+    SQ_ROLE_UP, SQ_ROLE_UP_BIAS,
+    SQ_ROLE_DOWN, SQ_ROLE_DOWN_BIAS,
+    SQ_ROLE_OUT_NORM,
+    SQ_ROLE_LM_HEAD
+} sq_role;
+
+typedef struct {
+    char name[SQ_MAX_NAME]; /* Hugging Face name */
+    sq_role role;
+    int32_t layer;          /* -1 outside the decoder blocks */
+    int32_t n_dims;         /* 1 or 2 */
+    int64_t shape[2];       /* [out, in] or [n] */
+} sq_tensor_spec;
+
+/* Every tensor cfg implies, in canonical order: embed; per layer input_layernorm, q (bias),
+ * k (bias), v (bias), o (bias), post_attention_layernorm, gate (bias), up (bias), down
+ * (bias); model.norm; lm_head unless tied. The one place that knows the names and shapes:
+ * the model binder, the importers, the store and validation all use it. *out is malloc'ed. */
+sq_status sq_config_tensors(const sq_config *cfg, sq_tensor_spec **out, int32_t *n);
+
+/* ===== A model bound to its weights ===== */
+
 typedef struct {
     const float *attn_norm, *ffn_norm;  /* [dim] */
     sq_mat wq, wk, wv, wo;              /* [q_dim, dim], [kv_dim, dim] x2, [dim, q_dim] */

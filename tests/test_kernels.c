@@ -251,7 +251,8 @@ SQ_TEST(test_matmul_vs_ref) {
 SQ_TEST(test_matmul_tiles) {
     const sq_kernels *vs[8];
     if (!simd_variants(vs, 8)) SQ_SKIP("no SIMD variant on this machine");
-    static const int64_t shapes[][3] = {{70, 600, 13}, {96, 256, 24}, {33, 513, 40}, {130, 300, 9}, {64, 64, 100}};
+    static const int64_t shapes[][3] = {{70, 600, 13}, {96, 256, 24}, {33, 513, 40}, {130, 300, 9}, {64, 64, 100},
+                                        {37, 70, 530} /* more tokens than one packed x block */};
     int bad = 0;
     for (int v = 0; vs[v]; v++)
         for (int type = 0; type < SQ_TYPE_COUNT; type++)
