@@ -81,6 +81,8 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(BUILD)/bin/make_bench_model
 
 .PHONY: all lib bins tests deps check-deps test check demo bench install clean runtime-only
+# keep object files of the chained pattern rules (main_*.o, test_*.o) between runs
+.SECONDARY:
 
 all: bins tests
 

@@ -35,6 +35,7 @@ static void usage(FILE *fp) {
             "  -t, --threads N       threads (default: all cores or OMP_NUM_THREADS)\n"
             "  -c, --ctx N           context length (default: the model's trained context)\n"
             "      --no-bos          do not prepend BOS to the prompt\n"
+            "      --ignore-eos      keep generating after EOS (for speed measurements)\n"
             "      --no-verify       skip the file checksum check at load\n"
             "      --ids             print token ids instead of text\n"
             "      --json PATH       write a JSON summary (text, ids, speeds) to PATH\n"
@@ -52,7 +53,7 @@ typedef struct {
     int64_t n_predict, top_k, threads, ctx;
     double temp, top_p;
     uint64_t seed;
-    bool seed_set, no_bos, no_verify, ids, quiet;
+    bool seed_set, no_bos, no_verify, ids, quiet, ignore_eos;
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o) {
@@ -104,6 +105,8 @@ static int parse(int argc, char **argv, run_opts *o) {
             o->json = v;
         } else if (sq_cli_is(a, NULL, "--no-bos")) {
             o->no_bos = true;
+        } else if (sq_cli_is(a, NULL, "--ignore-eos")) {
+            o->ignore_eos = true;
         } else if (sq_cli_is(a, NULL, "--no-verify")) {
             o->no_verify = true;
         } else if (sq_cli_is(a, NULL, "--ids")) {
@@ -255,7 +258,7 @@ int sq_run_main(int argc, char **argv) {
     int32_t n_gen = 0;
     while (n_all < want) {
         int32_t next = sq_sampler_sample(&smp, logits);
-        if (next == m->vocab->eos_id || (next == m->vocab->bos_id && m->vocab->bos_id >= 0)) break;
+        if (!o.ignore_eos && (next == m->vocab->eos_id || (next == m->vocab->bos_id && m->vocab->bos_id >= 0))) break;
         all[n_all++] = next;
         n_gen++;
         char piece[SQ_TOKEN_MAX_BYTES];
