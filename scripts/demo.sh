@@ -34,7 +34,8 @@ echo "== 1. import $MODEL into a model store"
 echo
 echo "== 2. export the store to a runnable file"
 "$BIN/squish-convert" export "$OUT/$name.h5" -o "$OUT/$name.sqz"
-"$BIN/squish-convert" info "$OUT/$name.sqz" | head -n 12
+"$BIN/squish-convert" info "$OUT/$name.sqz" > "$OUT/$name.info.txt"
+head -n 12 "$OUT/$name.info.txt"
 echo
 if [ -n "$TEXT" ] && [ -f "$TEXT" ]; then
     echo "== 3. evaluate (llama.cpp protocol, ctx $CTX) on $TEXT"
