@@ -39,6 +39,8 @@ BASE_LDFLAGS :=
 ifeq ($(OPENMP),1)
   BASE_CFLAGS += -fopenmp
   BASE_LDFLAGS += -fopenmp
+else
+  BASE_CFLAGS += -Wno-unknown-pragmas
 endif
 ifeq ($(SAN),1)
   BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -80,7 +82,7 @@ TEST_SRC := $(wildcard tests/test_*.c tests/tool_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BINS := $(BUILD)/bin/make_bench_model
 
-.PHONY: all lib bins tests deps check-deps test check demo bench install clean runtime-only
+.PHONY: all lib bins tests deps check-deps test check demo bench install clean runtime-only cross-check
 # keep object files of the chained pattern rules (main_*.o, test_*.o) between runs
 .SECONDARY:
 
@@ -174,6 +176,15 @@ install: bins
 
 runtime-only:
 	$(MAKE) -C runtime
+
+# aarch64: cross-build the runtime and run the kernel tests (NEON vs reference) and a
+# generation under qemu. Needs: apt-get install gcc-aarch64-linux-gnu qemu-user
+CROSS ?= aarch64-linux-gnu
+cross-check:
+	$(MAKE) -s -C runtime BUILD=$(CURDIR)/build-$(CROSS) CC=$(CROSS)-gcc CFLAGS="-O2" LDFLAGS="-static"
+	$(CROSS)-gcc -std=c11 -O2 -static -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L tests/test_kernels.c \
+		build-$(CROSS)/libsquish_rt.a -lm -o build-$(CROSS)/test_kernels 2>/dev/null
+	qemu-$(firstword $(subst -, ,$(CROSS))) build-$(CROSS)/test_kernels
 
 clean:
 	rm -rf build build-san

@@ -1,0 +1,208 @@
+/* test_sqz.c - the runnable file (docs/sqz-format.md): written and read back, every tensor,
+ * config field and vocabulary entry is bit-identical; the layout facts the spec promises
+ * hold (magic, version, 64-byte aligned tensors, checksum over everything but itself);
+ * and every check the reader makes rejects a file that breaks it, with a one-line message
+ * naming the file, never a crash (also under AddressSanitizer).
+ */
+#include "../runtime/sqz.h"
+#include "test.h"
+#include "tinymodel.h"
+
+static char path_buf[512];
+static const char *tmp_path(const char *name) {
+    snprintf(path_buf, sizeof path_buf, "%s/%s", sq_test_tmpdir(), name);
+    return path_buf;
+}
+
+static uint64_t rd64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+static void wr64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+/* Recomputes the checksum of an edited file image, so structural checks are reached. */
+static void reseal(uint8_t *d, size_t n) {
+    sq_xxh64_state h;
+    sq_xxh64_init(&h, 0);
+    sq_xxh64_update(&h, d, 120);
+    sq_xxh64_update(&h, d + 128, n - 128);
+    wr64(d + 120, sq_xxh64_digest(&h));
+}
+
+/* Opening `img` must fail with `want`, naming the file. */
+static void expect_reject(const char *what, const uint8_t *img, size_t n, sq_status want) {
+    const char *p = tmp_path("bad.sqz");
+    sq_tiny_write_file(p, img, n);
+    sq_sqz *f = NULL;
+    sq_status st = sq_sqz_open(&f, p, true);
+    SQ_CHECKF(st == want, "%s: got status %d (%s), want %d", what, (int)st, sq_last_error(), (int)want);
+    SQ_CHECKF(strstr(sq_last_error(), "bad.sqz") != NULL && !strchr(sq_last_error(), '\n'),
+              "%s: message '%s'", what, sq_last_error());
+    sq_sqz_close(f);
+}
+
+SQ_TEST(round_trip_bit_exact) {
+    const sq_type types[3] = {SQ_TYPE_F32, SQ_TYPE_F16, SQ_TYPE_BF16};
+    for (int k = 0; k < 3; k++) {
+        sq_tiny_spec s = sq_tiny_spec_default();
+        s.type = types[k];
+        s.qkv_bias = k == 1;
+        s.tied = k == 2;
+        s.rope_layout = k == 2 ? SQ_ROPE_INTERLEAVED : SQ_ROPE_HALF;
+        sq_checkpoint c;
+        SQ_CHECK_OK(sq_tiny_checkpoint(&s, &c));
+        c.cfg.rope_scaling = SQ_ROPE_SCALING_LLAMA3;
+        c.cfg.rope_factor = 8, c.cfg.rope_low_freq_factor = 1, c.cfg.rope_high_freq_factor = 4, c.cfg.rope_orig_ctx = 64;
+        sq_kv meta[2] = {{"provenance.tool", "test"}, {"provenance.note", "ünïcode ✓"}};
+        const char *p = tmp_path("rt.sqz");
+        SQ_CHECK_OK(sq_sqz_write(p, &c.cfg, &c.vocab, c.tensors, c.n_tensors, meta, 2));
+        sq_sqz *f = NULL;
+        SQ_CHECK_OK(sq_sqz_open(&f, p, true));
+        if (!f) continue;
+        char why[256] = "";
+        SQ_CHECKF(sq_tiny_config_equal(sq_sqz_config(f), &c.cfg, why, sizeof why), "%s", why);
+        SQ_CHECKF(sq_tiny_vocab_equal(sq_sqz_vocab(f), &c.vocab, why, sizeof why), "%s", why);
+        SQ_CHECK(sq_vocab_hash(sq_sqz_vocab(f)) == sq_vocab_hash(&c.vocab));
+        SQ_CHECK(sq_sqz_n_tensors(f) == c.n_tensors);
+        for (int32_t i = 0; i < c.n_tensors; i++) {
+            const sq_tensor *t = sq_sqz_find(f, c.tensors[i].name);
+            SQ_CHECK(t != NULL);
+            if (!t) continue;
+            SQ_CHECK(t->type == c.tensors[i].type && t->n_dims == c.tensors[i].n_dims);
+            SQ_CHECK(memcmp(t->shape, c.tensors[i].shape, sizeof t->shape[0] * (size_t)t->n_dims) == 0);
+            SQ_CHECK(t->nbytes == c.tensors[i].nbytes && memcmp(t->data, c.tensors[i].data, t->nbytes) == 0);
+            SQ_CHECK(((uintptr_t)t->data % SQ_SQZ_ALIGN) == 0);
+        }
+        SQ_CHECK(strcmp(sq_sqz_meta(f, "provenance.note"), "ünïcode ✓") == 0);
+        SQ_CHECK(sq_sqz_meta(f, "provenance.absent") == NULL);
+        SQ_CHECK(sq_sqz_n_meta(f) == 2);
+        sq_sqz_close(f);
+
+        /* the same input gives the same bytes */
+        char *a, *b;
+        size_t na, nb;
+        SQ_CHECK_OK(sq_read_file(p, 1 << 26, &a, &na));
+        SQ_CHECK_OK(sq_sqz_write(tmp_path("rt2.sqz"), &c.cfg, &c.vocab, c.tensors, c.n_tensors, meta, 2));
+        SQ_CHECK_OK(sq_read_file(tmp_path("rt2.sqz"), 1 << 26, &b, &nb));
+        SQ_CHECK(na == nb && memcmp(a, b, na) == 0);
+        /* layout promised by the spec */
+        const uint8_t *d = (const uint8_t *)a;
+        SQ_CHECK(memcmp(d, "SQUISHRF", 8) == 0);
+        SQ_CHECK(rd64(d + 16) == na);
+        SQ_CHECK(rd64(d + 24) == 128 && rd64(d + 56) % 64 == 0);
+        SQ_CHECK(rd64(d + 120) == (reseal((uint8_t *)a, na), rd64(d + 120)));
+        free(a);
+        free(b);
+        sq_checkpoint_free(&c);
+    }
+}
+
+SQ_TEST(hostile_files_rejected) {
+    sq_tiny_spec s = sq_tiny_spec_default();
+    sq_checkpoint c;
+    SQ_CHECK_OK(sq_tiny_checkpoint(&s, &c));
+    const char *p = tmp_path("good.sqz");
+    SQ_CHECK_OK(sq_sqz_write(p, &c.cfg, &c.vocab, c.tensors, c.n_tensors, NULL, 0));
+    char *raw;
+    size_t n;
+    SQ_CHECK_OK(sq_read_file(p, 1 << 26, &raw, &n));
+    uint8_t *img = malloc(n), *d = (uint8_t *)raw;
+    const uint64_t meta_size = rd64(d + 32), index_off = rd64(d + 40), data_off = rd64(d + 56);
+
+#define EDIT(what, want, stmt)                                                                                   \
+    do {                                                                                                         \
+        memcpy(img, d, n);                                                                                       \
+        stmt;                                                                                                    \
+        expect_reject(what, img, n, want);                                                                       \
+    } while (0)
+#define EDIT_SEALED(what, want, stmt) EDIT(what, want, stmt; reseal(img, n))
+
+    EDIT("flipped data byte", SQ_ERR_CHECKSUM, img[n - 3] ^= 1);
+    EDIT("flipped header byte", SQ_ERR_CHECKSUM, img[13] ^= 1);
+    EDIT("bad magic", SQ_ERR_FORMAT, img[0] = 'X');
+    EDIT("future version", SQ_ERR_UNSUPPORTED, img[8] = 99);
+    EDIT_SEALED("file size mismatch", SQ_ERR_FORMAT, wr64(img + 16, n + 64));
+    EDIT_SEALED("meta past end", SQ_ERR_FORMAT, wr64(img + 32, n));
+    EDIT_SEALED("index offset inconsistent", SQ_ERR_FORMAT, wr64(img + 40, index_off + 8));
+    EDIT_SEALED("data offset unaligned", SQ_ERR_FORMAT, wr64(img + 56, data_off + 4));
+    EDIT_SEALED("reserved byte set", SQ_ERR_FORMAT, img[80] = 1);
+    EDIT_SEALED("huge metadata count", SQ_ERR_FORMAT, wr64(img + 128, 0xFFFFFFFFull));
+    EDIT_SEALED("huge tensor count", SQ_ERR_FORMAT, img[12] = 0xFF; img[13] = 0xFF; img[14] = 0xFF);
+    /* first index entry: u16 name_len, name, u32 type, u32 n_dims, u64 dims[], u64 offset, u64 nbytes */
+    uint8_t *e = img + index_off;
+    const uint16_t nl = (uint16_t)(d[index_off] | (d[index_off + 1] << 8));
+    const size_t type_at = index_off + 2 + nl, nd_at = type_at + 4, dims_at = nd_at + 4;
+    const uint32_t nd = (uint32_t)d[nd_at];
+    const size_t off_at = dims_at + 8 * nd, nb_at = off_at + 8;
+    (void)e;
+    EDIT_SEALED("unknown tensor type", SQ_ERR_FORMAT, img[type_at] = 77);
+    EDIT_SEALED("zero dims", SQ_ERR_FORMAT, img[nd_at] = 0);
+    EDIT_SEALED("five dims", SQ_ERR_FORMAT, img[nd_at] = 5);
+    EDIT_SEALED("shape disagrees with size", SQ_ERR_FORMAT, wr64(img + dims_at, rd64(d + dims_at) + 1));
+    EDIT_SEALED("overflowing shape", SQ_ERR_FORMAT, wr64(img + dims_at, 1ull << 62));
+    EDIT_SEALED("offset past end", SQ_ERR_FORMAT, wr64(img + off_at, n));
+    EDIT_SEALED("offset unaligned", SQ_ERR_FORMAT, wr64(img + off_at, 8));
+    EDIT_SEALED("nbytes too large", SQ_ERR_FORMAT, wr64(img + nb_at, ~0ull));
+    EDIT_SEALED("name with NUL", SQ_ERR_FORMAT, img[index_off + 3] = 0);
+    /* the second tensor made to overlap the first */
+    {
+        const size_t second = nb_at + 8;
+        const uint16_t nl2 = (uint16_t)(d[second] | (d[second + 1] << 8));
+        const size_t nd2 = second + 2 + nl2 + 4;
+        const size_t off2 = nd2 + 4 + 8 * (size_t)d[nd2];
+        EDIT_SEALED("overlapping tensors", SQ_ERR_FORMAT, wr64(img + off2, rd64(d + off_at)));
+        /* duplicate name: copy the first name over the second (same length needed) */
+        if (nl2 == nl)
+            EDIT_SEALED("duplicate tensor name", SQ_ERR_FORMAT, memcpy(img + second + 2, d + index_off + 2, nl));
+    }
+    /* metadata: first entry is config.arch (string); change its kind */
+    {
+        const size_t kind_at = 128 + 4 + 2 + strlen("config.arch");
+        EDIT_SEALED("unknown metadata kind", SQ_ERR_FORMAT, img[kind_at] = 42);
+        EDIT_SEALED("string longer than section", SQ_ERR_FORMAT, wr64(img + kind_at + 1, 0xFFFFFFFF));
+    }
+    (void)meta_size;
+    /* truncation at every section boundary and in the middle of each */
+    const size_t cuts[] = {0, 7, 64, 127, 128, 129, (size_t)index_off, (size_t)index_off + 3, (size_t)data_off,
+                           (size_t)data_off + 1, n / 2, n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) expect_reject("truncated", d, cuts[i], SQ_ERR_FORMAT);
+    /* a directory and a missing file */
+    sq_sqz *f = NULL;
+    SQ_CHECK(sq_sqz_open(&f, sq_test_tmpdir(), true) == SQ_ERR_IO);
+    SQ_CHECK(sq_sqz_open(&f, tmp_path("missing.sqz"), true) == SQ_ERR_IO);
+    /* random garbage of many sizes never crashes */
+    uint64_t r = 5;
+    for (int i = 0; i < 200; i++) {
+        memcpy(img, d, n);
+        for (int k = 0; k < 4; k++) img[sq_tiny_rand(&r) % n] = (uint8_t)sq_tiny_rand(&r);
+        reseal(img, n);
+        const char *bp = tmp_path("fuzz.sqz");
+        sq_tiny_write_file(bp, img, n);
+        if (sq_sqz_open(&f, bp, true) == SQ_OK) sq_sqz_close(f);
+    }
+    free(img);
+    free(raw);
+    sq_checkpoint_free(&c);
+}
+
+SQ_TEST(writer_refuses_bad_input_and_leaves_nothing) {
+    sq_tiny_spec s = sq_tiny_spec_default();
+    sq_checkpoint c;
+    SQ_CHECK_OK(sq_tiny_checkpoint(&s, &c));
+    sq_kv bad = {"config.dim", "1"};
+    SQ_CHECK(sq_sqz_write(tmp_path("w.sqz"), &c.cfg, &c.vocab, c.tensors, c.n_tensors, &bad, 1) == SQ_ERR_ARG);
+    c.tensors[1].nbytes -= 1;
+    SQ_CHECK(sq_sqz_write(tmp_path("w.sqz"), &c.cfg, &c.vocab, c.tensors, c.n_tensors, NULL, 0) == SQ_ERR_ARG);
+    c.tensors[1].nbytes += 1;
+    SQ_CHECK(access(tmp_path("w.sqz"), F_OK) != 0);
+    SQ_CHECK(sq_sqz_write("/nonexistent-dir/x.sqz", &c.cfg, &c.vocab, c.tensors, c.n_tensors, NULL, 0) == SQ_ERR_IO);
+    sq_checkpoint_free(&c);
+}
+
+int main(void) {
+    SQ_RUN(round_trip_bit_exact);
+    SQ_RUN(hostile_files_rejected);
+    SQ_RUN(writer_refuses_bad_input_and_leaves_nothing);
+    return sq_test_summary();
+}
