@@ -65,7 +65,7 @@ DEPS_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEPS_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CORE_SRC := $(wildcard core/*.c)
-TOOL_SRC := $(wildcard convert/*.c eval/*.c tools/*.c)
+TOOL_SRC := $(wildcard convert/*.c eval/*.c quantize/*.c tools/*.c)
 TOOL_SRC := $(filter-out tools/main_%.c,$(TOOL_SRC))
 
 OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
