@@ -253,15 +253,9 @@ static void cache_store(sq_state *s, int32_t l, int32_t n, int32_t pos0) {
     }
 }
 
-/* One batch of n <= max_batch tokens. */
-static void forward_batch(sq_state *s, const int32_t *tokens, int32_t n, int32_t first_logit, float *logits) {
-    const sq_model *m = s->m;
-    const sq_config *c = &m->cfg;
-    const sq_kernels *k = s->k;
-    const int32_t dim = c->dim, hid = c->hidden_dim, hd = c->head_dim, half = hd / 2;
-    const int32_t pos0 = s->pos, kv_dim = s->kv_dim, q_dim = s->q_dim;
-
-    for (int32_t t = 0; t < n; t++) sq_mat_row_f32(k, s->x + (size_t)t * dim, &m->tok_embd, tokens[t]);
+/* RoPE angles of positions pos0..pos0+n-1. */
+static void rope_prepare(sq_state *s, int32_t n, int32_t pos0) {
+    const int32_t half = s->m->cfg.head_dim / 2;
     for (int32_t t = 0; t < n; t++) {
         for (int32_t i = 0; i < half; i++) {
             double a = (double)(pos0 + t) * s->inv_freq[i];
@@ -269,57 +263,119 @@ static void forward_batch(sq_state *s, const int32_t *tokens, int32_t n, int32_t
             s->rope_sin[(size_t)t * half + i] = (float)sin(a);
         }
     }
+}
 
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        const sq_layer *L = &m->layers[l];
-        float *kc = s->kbuf, *vc = s->vbuf;
+/* Decoder block l on the residual stream s->x [n, dim] of tokens at pos0.. (in place);
+ * rope_prepare must have run for the same n and pos0. */
+static void layer_forward(sq_state *s, int32_t l, int32_t n, int32_t pos0) {
+    const sq_model *m = s->m;
+    const sq_config *c = &m->cfg;
+    const sq_kernels *k = s->k;
+    const int32_t dim = c->dim, hid = c->hidden_dim, hd = c->head_dim, half = hd / 2;
+    const int32_t kv_dim = s->kv_dim, q_dim = s->q_dim;
+    const sq_layer *L = &m->layers[l];
+    float *kc = s->kbuf, *vc = s->vbuf;
 
-        /* attention block */
-        rmsnorm(s->xn, s->x, L->attn_norm, n, dim, c->norm_eps);
-        capture(s, l, SQ_CAPTURE_ATTN_IN, s->xn, n, dim);
-        sq_matmul(k, s->q, s->xn, &L->wq, n);
-        sq_matmul(k, kc, s->xn, &L->wk, n);
-        sq_matmul(k, vc, s->xn, &L->wv, n);
-        add_bias(s->q, L->bq, n, q_dim);
-        add_bias(kc, L->bk, n, kv_dim);
-        add_bias(vc, L->bv, n, kv_dim);
-        for (int32_t t = 0; t < n; t++) {
-            const float *cs = s->rope_cos + (size_t)t * half, *sn = s->rope_sin + (size_t)t * half;
-            for (int32_t h = 0; h < c->n_heads; h++)
-                rope_apply(s->q + (size_t)t * q_dim + (size_t)h * hd, hd, c->rope_layout, cs, sn);
-            for (int32_t h = 0; h < c->n_kv_heads; h++)
-                rope_apply(kc + (size_t)t * kv_dim + (size_t)h * hd, hd, c->rope_layout, cs, sn);
-        }
-        cache_store(s, l, n, pos0);
-        attention(s, l, n, pos0);
-        capture(s, l, SQ_CAPTURE_ATTN_O_IN, s->att, n, q_dim);
-        sq_matmul(k, s->tmp, s->att, &L->wo, n);
-        add_bias(s->tmp, L->bo, n, dim);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
-
-        /* MLP block */
-        rmsnorm(s->xn, s->x, L->ffn_norm, n, dim, c->norm_eps);
-        capture(s, l, SQ_CAPTURE_FFN_IN, s->xn, n, dim);
-        sq_matmul(k, s->h1, s->xn, &L->w_gate, n);
-        sq_matmul(k, s->h3, s->xn, &L->w_up, n);
-        add_bias(s->h1, L->b_gate, n, hid);
-        add_bias(s->h3, L->b_up, n, hid);
-        for (size_t i = 0; i < (size_t)n * hid; i++) {
-            float g = s->h1[i];
-            s->h1[i] = g / (1.0f + expf(-g)) * s->h3[i];
-        }
-        capture(s, l, SQ_CAPTURE_FFN_DOWN_IN, s->h1, n, hid);
-        sq_matmul(k, s->tmp, s->h1, &L->w_down, n);
-        add_bias(s->tmp, L->b_down, n, dim);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
+    /* attention block */
+    rmsnorm(s->xn, s->x, L->attn_norm, n, dim, c->norm_eps);
+    capture(s, l, SQ_CAPTURE_ATTN_IN, s->xn, n, dim);
+    sq_matmul(k, s->q, s->xn, &L->wq, n);
+    sq_matmul(k, kc, s->xn, &L->wk, n);
+    sq_matmul(k, vc, s->xn, &L->wv, n);
+    add_bias(s->q, L->bq, n, q_dim);
+    add_bias(kc, L->bk, n, kv_dim);
+    add_bias(vc, L->bv, n, kv_dim);
+    for (int32_t t = 0; t < n; t++) {
+        const float *cs = s->rope_cos + (size_t)t * half, *sn = s->rope_sin + (size_t)t * half;
+        for (int32_t h = 0; h < c->n_heads; h++)
+            rope_apply(s->q + (size_t)t * q_dim + (size_t)h * hd, hd, c->rope_layout, cs, sn);
+        for (int32_t h = 0; h < c->n_kv_heads; h++)
+            rope_apply(kc + (size_t)t * kv_dim + (size_t)h * hd, hd, c->rope_layout, cs, sn);
     }
+    cache_store(s, l, n, pos0);
+    attention(s, l, n, pos0);
+    capture(s, l, SQ_CAPTURE_ATTN_O_IN, s->att, n, q_dim);
+    sq_matmul(k, s->tmp, s->att, &L->wo, n);
+    add_bias(s->tmp, L->bo, n, dim);
+    for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
 
+    /* MLP block */
+    rmsnorm(s->xn, s->x, L->ffn_norm, n, dim, c->norm_eps);
+    capture(s, l, SQ_CAPTURE_FFN_IN, s->xn, n, dim);
+    sq_matmul(k, s->h1, s->xn, &L->w_gate, n);
+    sq_matmul(k, s->h3, s->xn, &L->w_up, n);
+    add_bias(s->h1, L->b_gate, n, hid);
+    add_bias(s->h3, L->b_up, n, hid);
+    for (size_t i = 0; i < (size_t)n * hid; i++) {
+        float g = s->h1[i];
+        s->h1[i] = g / (1.0f + expf(-g)) * s->h3[i];
+    }
+    capture(s, l, SQ_CAPTURE_FFN_DOWN_IN, s->h1, n, hid);
+    sq_matmul(k, s->tmp, s->h1, &L->w_down, n);
+    add_bias(s->tmp, L->b_down, n, dim);
+    for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
+}
+
+/* One batch of n <= max_batch tokens. */
+static void forward_batch(sq_state *s, const int32_t *tokens, int32_t n, int32_t first_logit, float *logits) {
+    const sq_model *m = s->m;
+    const sq_config *c = &m->cfg;
+    const int32_t dim = c->dim, pos0 = s->pos;
+
+    for (int32_t t = 0; t < n; t++) sq_mat_row_f32(s->k, s->x + (size_t)t * dim, &m->tok_embd, tokens[t]);
+    rope_prepare(s, n, pos0);
+    for (int32_t l = 0; l < c->n_layers; l++) layer_forward(s, l, n, pos0);
     if (first_logit < n) {
         const int32_t nl = n - first_logit;
         rmsnorm(s->xn, s->x + (size_t)first_logit * dim, m->out_norm, nl, dim, c->norm_eps);
-        sq_matmul(k, logits, s->xn, &m->lm_head, nl);
+        sq_matmul(s->k, logits, s->xn, &m->lm_head, nl);
     }
     s->pos += n;
+}
+
+static sq_status check_tokens(const sq_config *c, const int32_t *tokens, int32_t n) {
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return sq_errorf(SQ_ERR_ARG, "token id %d at index %d is outside the vocabulary of %d", tokens[i], i,
+                             c->vocab_size);
+    return SQ_OK;
+}
+
+sq_status sq_forward_embed(sq_state *s, const int32_t *tokens, int32_t n, float *x) {
+    const sq_config *c = &s->m->cfg;
+    sq_status st = check_tokens(c, tokens, n);
+    if (st) return st;
+    for (int32_t t = 0; t < n; t++) sq_mat_row_f32(s->k, x + (size_t)t * c->dim, &s->m->tok_embd, tokens[t]);
+    return SQ_OK;
+}
+
+sq_status sq_forward_head(sq_state *s, const float *x, int32_t n, float *logits) {
+    const sq_config *c = &s->m->cfg;
+    const size_t dim = (size_t)c->dim;
+    for (int32_t done = 0; done < n;) {
+        int32_t b = n - done < s->max_batch ? n - done : s->max_batch;
+        rmsnorm(s->xn, x + (size_t)done * dim, s->m->out_norm, b, c->dim, c->norm_eps);
+        sq_matmul(s->k, logits + (size_t)done * (size_t)c->vocab_size, s->xn, &s->m->lm_head, b);
+        done += b;
+    }
+    return SQ_OK;
+}
+
+sq_status sq_forward_block(sq_state *s, int32_t layer, float *x, int32_t n) {
+    const sq_config *c = &s->m->cfg;
+    if (layer < 0 || layer >= c->n_layers) return sq_errorf(SQ_ERR_ARG, "layer %d does not exist", layer);
+    if (n <= 0 || n > s->ctx)
+        return sq_errorf(SQ_ERR_ARG, "%d tokens do not fit the state's context of %d", n, s->ctx);
+    const size_t dim = (size_t)c->dim;
+    for (int32_t done = 0; done < n;) {
+        int32_t b = n - done < s->max_batch ? n - done : s->max_batch;
+        memcpy(s->x, x + (size_t)done * dim, (size_t)b * dim * sizeof(float));
+        rope_prepare(s, b, done);
+        layer_forward(s, layer, b, done);
+        memcpy(x + (size_t)done * dim, s->x, (size_t)b * dim * sizeof(float));
+        done += b;
+    }
+    return SQ_OK;
 }
 
 sq_status sq_forward(sq_state *s, const int32_t *tokens, int32_t n, int32_t first_logit, float *logits) {
@@ -329,10 +385,8 @@ sq_status sq_forward(sq_state *s, const int32_t *tokens, int32_t n, int32_t firs
         return sq_errorf(SQ_ERR_ARG, "context overflow: %d cached + %d new tokens exceed the context of %d", s->pos, n,
                          s->ctx);
     if (first_logit < n && !logits) return sq_errorf(SQ_ERR_ARG, "sq_forward: logits requested without a buffer");
-    for (int32_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
-            return sq_errorf(SQ_ERR_ARG, "token id %d at index %d is outside the vocabulary of %d", tokens[i], i,
-                             c->vocab_size);
+    sq_status st = check_tokens(c, tokens, n);
+    if (st) return st;
     for (int32_t done = 0; done < n;) {
         int32_t b = n - done < s->max_batch ? n - done : s->max_batch;
         /* logits wanted for tokens [first_logit, n) of the whole request */

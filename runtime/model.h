@@ -121,4 +121,14 @@ void sq_state_set_capture(sq_state *s, sq_capture_fn fn, void *user);
 sq_status sq_forward(sq_state *s, const int32_t *tokens, int32_t n, int32_t first_logit,
                      float *logits);
 
+/* Building blocks for stage-wise work (sequential quantization, calibration): the
+ * embedding rows of n tokens into x [n, dim], and decoder block `layer` applied in place
+ * to hidden states x [n, dim] of tokens at positions 0..n-1 (that layer's cache is
+ * overwritten; capture hooks fire). n may exceed max_batch (processed in batches of
+ * max_batch, as sq_forward does, so embed + every block + head gives sq_forward's bits). */
+sq_status sq_forward_embed(sq_state *s, const int32_t *tokens, int32_t n, float *x);
+sq_status sq_forward_block(sq_state *s, int32_t layer, float *x, int32_t n);
+/* Final norm and head: logits [n, vocab] of hidden states x [n, dim]. */
+sq_status sq_forward_head(sq_state *s, const float *x, int32_t n, float *logits);
+
 #endif

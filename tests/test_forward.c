@@ -332,6 +332,33 @@ SQ_TEST(batching_threads_and_file) {
     sq_checkpoint_free(&c);
 }
 
+/* Embedding, every block, then the head, one stage at a time, give sq_forward's logits
+ * bit for bit (sequential quantization relies on this). */
+SQ_TEST(blockwise_equals_forward) {
+    sq_tiny_spec s = sq_tiny_spec_default();
+    s.qkv_bias = true;
+    sq_checkpoint c;
+    SQ_CHECK_OK(sq_tiny_checkpoint(&s, &c));
+    sq_model *m = model_of(&c);
+    if (!m) return;
+    const int32_t n = 40, V = c.cfg.vocab_size, D = c.cfg.dim;
+    int32_t toks[40];
+    for (int32_t i = 0; i < n; i++) toks[i] = (i * 29 + 3) % V;
+    float *want = run_logits(m, toks, n, 16);
+    sq_state *st = NULL;
+    SQ_CHECK_OK(sq_state_init(&st, m, n, 16));
+    float *x = malloc((size_t)n * D * sizeof(float)), *got = malloc((size_t)n * V * sizeof(float));
+    SQ_CHECK_OK(sq_forward_embed(st, toks, n, x));
+    for (int32_t l = 0; l < c.cfg.n_layers; l++) SQ_CHECK_OK(sq_forward_block(st, l, x, n));
+    SQ_CHECK_OK(sq_forward_head(st, x, n, got));
+    SQ_CHECK(memcmp(got, want, (size_t)n * V * sizeof(float)) == 0);
+    SQ_CHECK(sq_forward_block(st, c.cfg.n_layers, x, n) == SQ_ERR_ARG);
+    free(x), free(got), free(want);
+    sq_state_free(st);
+    sq_model_free(m);
+    sq_checkpoint_free(&c);
+}
+
 /* ===== Real models ===== */
 
 /* Reads the numbers of a JSON array under "key" (first occurrence) into out. */
@@ -507,6 +534,7 @@ int main(void) {
     SQ_RUN(tiny_models_match_reference);
     SQ_RUN(rope_layouts_equivalent);
     SQ_RUN(batching_threads_and_file);
+    SQ_RUN(blockwise_equals_forward);
     SQ_RUN(stories260k_reference);
     SQ_RUN(gutenberg_reference);
     return sq_test_summary();
