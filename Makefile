@@ -65,7 +65,7 @@ DEPS_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEPS_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CORE_SRC := $(wildcard core/*.c)
-TOOL_SRC := $(wildcard convert/*.c eval/*.c quantize/*.c tools/*.c)
+TOOL_SRC := $(wildcard convert/*.c eval/*.c calibrate/*.c quantize/*.c tools/*.c)
 TOOL_SRC := $(filter-out tools/main_%.c,$(TOOL_SRC))
 
 OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -75,7 +75,7 @@ CORE_OBJ := $(call OBJ,$(CORE_SRC) $(TOOL_SRC) $(RT_RUN_SRC))
 RT_LIB := $(BUILD)/lib/libsquish_rt.a
 CORE_LIB := $(BUILD)/lib/libsquish.a
 
-BINS := squish-convert squish-eval squish
+BINS := squish-convert squish-eval squish-calibrate squish
 BIN_PATHS := $(addprefix $(BUILD)/bin/,$(BINS)) $(BUILD)/bin/squish-run
 
 TEST_SRC := $(wildcard tests/test_*.c tests/tool_*.c)

@@ -14,6 +14,7 @@ static const struct {
     {"convert", sq_convert_main, "import checkpoints into a model store, export runnable files"},
     {"run", sq_run_main, "generate text with a runnable file"},
     {"eval", sq_eval_main, "perplexity and KL-divergence of a model"},
+    {"calibrate", sq_calibrate_main, "calibration statistics (X^T X per linear input) for quantization"},
 };
 
 static void usage(FILE *fp) {

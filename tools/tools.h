@@ -4,6 +4,7 @@
 #ifndef SQ_TOOLS_H
 #define SQ_TOOLS_H
 int sq_convert_main(int argc, char **argv);
+int sq_calibrate_main(int argc, char **argv);
 int sq_eval_main(int argc, char **argv);
 int sq_run_main(int argc, char **argv);
 #endif
