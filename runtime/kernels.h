@@ -21,10 +21,14 @@
 
 typedef void (*sq_matmul_fn)(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes,
                              int64_t T, int64_t r0, int64_t r1, int64_t cols);
+/* The same for group-quantized weights, whose rows also depend on the group and zero points. */
+typedef void (*sq_qmatmul_fn)(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes,
+                              int64_t T, int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
 
 typedef struct {
     const char *name;                    /* "ref", "avx2", "avx512", "neon" */
-    sq_matmul_fn matmul[SQ_TYPE_COUNT];  /* indexed by sq_type; NULL if not supported */
+    sq_matmul_fn matmul[SQ_TYPE_COUNT];  /* float weight types, indexed by sq_type */
+    sq_qmatmul_fn qmatmul[SQ_TYPE_COUNT];/* quantized weight types, indexed by sq_type */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     void (*axpy_f32)(float *y, float a, const float *x, int64_t n); /* y += a*x */
     void (*f16_to_f32)(float *dst, const uint16_t *src, int64_t n);
@@ -46,6 +50,7 @@ const char *const *sq_kernels_compiled(void);
 /* A borrowed view of a 2-D weight. */
 typedef struct {
     sq_type type;
+    sq_qparams q;
     int64_t rows, cols;
     size_t row_bytes;
     const void *data;

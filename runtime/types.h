@@ -21,9 +21,24 @@ typedef enum {
     SQ_TYPE_F32 = 0,
     SQ_TYPE_F16 = 1,
     SQ_TYPE_BF16 = 2,
-    /* append only: quantized types come with later issues */
+    /* Group-quantized types (docs/quantization.md): w = s * (q - z) per group of `group`
+     * weights along a row, fp16 scales, u8 zero points when asymmetric. Rows are
+     * self-contained: f16 scales[n_groups], u8 zeros[n_groups] (asym), pad to 4 bytes,
+     * then codes in 32-weight chunks (q8g: 32 bytes, q4g: 16, q3g: 12 per chunk). */
+    SQ_TYPE_Q8G = 3,
+    SQ_TYPE_Q4G = 4,
+    SQ_TYPE_Q3G = 5,
+    /* append only */
     SQ_TYPE_COUNT
 } sq_type;
+
+/* Parameters of a group-quantized tensor; all zero for float types. `group` is a
+ * multiple of 32, or the row length (one group per row); the last group of a row may be
+ * shorter. */
+typedef struct {
+    int32_t group;
+    bool asym;
+} sq_qparams;
 
 typedef struct {
     const char *name;   /* "f32", "f16", "bf16" */
@@ -35,9 +50,28 @@ const sq_type_traits *sq_type_traits_get(sq_type t); /* NULL if t is not a valid
 const char *sq_type_name(sq_type t);                 /* "?" if invalid */
 /* Parses "f32"/"f16"/"bf16" (case-insensitive). Returns SQ_ERR_ARG if unknown. */
 sq_status sq_type_from_name(const char *name, sq_type *out);
-/* Bytes needed for one row of `cols` elements of type t (blocks may be ragged at the end
- * of a row: the last block is padded). Returns 0 for an invalid type. */
+/* Bytes needed for one row of `cols` elements of a float type t. Returns 0 for an invalid
+ * type and for quantized types (use sq_row_bytes). */
 size_t sq_type_row_bytes(sq_type t, int64_t cols);
+/* Bytes of one row of any type (q is ignored for float types); 0 if t, cols or q are
+ * invalid. */
+size_t sq_row_bytes(sq_type t, int64_t cols, sq_qparams q);
+bool sq_type_is_quant(sq_type t);
+int32_t sq_type_bits(sq_type t); /* 32, 16, 16, 8, 4, 3 */
+/* Checks q for a quantized type and row length (group multiple of 32 or >= cols);
+ * `what` names the tensor in the message. */
+sq_status sq_qparams_validate(sq_type t, sq_qparams q, int64_t cols, const char *what);
+
+/* ===== Group-quantized rows (runtime/quant.c) =====
+ * The reference packer, unpacker and dequantizer of the row layout above; kernels and
+ * the model store's exporter use these, tests compare everything against them. codes
+ * has cols entries (each < 2^bits), scales and zeros n_groups = ceil(cols / group)
+ * entries; scales must be fp16 values (they are stored as fp16 bit-exactly). */
+sq_status sq_qrow_pack(sq_type t, sq_qparams q, int64_t cols, const uint8_t *codes, const float *scales,
+                       const uint8_t *zeros, void *dst);
+void sq_qrow_unpack(sq_type t, sq_qparams q, int64_t cols, const void *src, uint8_t *codes, float *scales,
+                    uint8_t *zeros);
+void sq_qrow_dequant(sq_type t, sq_qparams q, int64_t cols, const void *src, float *dst);
 
 /* ===== Half precision =====
  * Exact IEEE binary16 <-> binary32 conversion (subnormals, inf, NaN), round-to-nearest-
@@ -60,6 +94,7 @@ sq_status sq_convert_rows(void *dst, sq_type to, const void *src, sq_type from, 
 typedef struct {
     char *name;                  /* owned, NUL-terminated, < SQ_MAX_NAME bytes */
     sq_type type;
+    sq_qparams q;                /* quantized types only */
     int32_t n_dims;              /* 1..SQ_MAX_DIMS */
     int64_t shape[SQ_MAX_DIMS];  /* row-major; shape[0] = rows (out), shape[1] = cols (in) */
     void *data;                  /* nbytes bytes */
@@ -68,8 +103,10 @@ typedef struct {
 } sq_tensor;
 
 int64_t sq_tensor_numel(const sq_tensor *t);
-/* Bytes the data of this type and shape occupies (rows x row_bytes); 0 on overflow. */
+/* Bytes the data of this float type and shape occupies (rows x row_bytes); 0 on overflow. */
 size_t sq_tensor_expected_bytes(sq_type t, int32_t n_dims, const int64_t *shape);
+/* The same for any type (quantized tensors are 2-D). */
+size_t sq_tensor_bytes(sq_type t, sq_qparams q, int32_t n_dims, const int64_t *shape);
 void sq_tensor_release(sq_tensor *t); /* frees name and owned data; NULL-safe */
 
 /* ===== Model configuration =====
