@@ -33,7 +33,9 @@ static uint32_t f32_bits(float f) {
     return u;
 }
 
-static const char *type_names[SQ_TYPE_COUNT] = {"f32", "f16", "bf16"};
+/* The float weight types the plain matmul table serves (quantized types use qmatmul). */
+#define N_FLOAT_TYPES (SQ_TYPE_BF16 + 1)
+static const char *type_names[N_FLOAT_TYPES] = {"f32", "f16", "bf16"};
 
 /* The SIMD variants usable on this machine (not the reference), NULL-terminated. */
 static int simd_variants(const sq_kernels **out, int max) {
@@ -144,7 +146,7 @@ SQ_TEST(test_tables) {
         printf("  variant %-7s %s\n", names[i], v ? (v == k ? "supported (selected)" : "supported") : "not supported here");
         if (!v) continue;
         SQ_CHECK(strcmp(v->name, names[i]) == 0);
-        for (int t = 0; t < SQ_TYPE_COUNT; t++) SQ_CHECK(v->matmul[t] != NULL);
+        for (int t = 0; t < N_FLOAT_TYPES; t++) SQ_CHECK(v->matmul[t] != NULL);
         SQ_CHECK(v->dot_f32 && v->axpy_f32 && v->f16_to_f32 && v->bf16_to_f32);
     }
 }
@@ -234,7 +236,7 @@ SQ_TEST(test_matmul_vs_ref) {
     static const int64_t T_list[] = {1, 2, 3, 4, 5, 7, 8, 17, 64};
     int runs = 0, bad = 0;
     for (int v = 0; vs[v]; v++)
-        for (int type = 0; type < SQ_TYPE_COUNT; type++)
+        for (int type = 0; type < N_FLOAT_TYPES; type++)
             for (size_t ci = 0; ci < sizeof cols_list / sizeof *cols_list; ci++)
                 for (size_t ti = 0; ti < sizeof T_list / sizeof *T_list; ti++) {
                     int64_t cols = cols_list[ci], T = T_list[ti];
@@ -255,7 +257,7 @@ SQ_TEST(test_matmul_tiles) {
                                         {37, 70, 530} /* more tokens than one packed x block */};
     int bad = 0;
     for (int v = 0; vs[v]; v++)
-        for (int type = 0; type < SQ_TYPE_COUNT; type++)
+        for (int type = 0; type < N_FLOAT_TYPES; type++)
             for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
                 int64_t rows = shapes[s][0], cols = shapes[s][1], T = shapes[s][2];
                 bad += check_matmul(vs[v], (sq_type)type, rows, cols, T, 0, rows, 1);
@@ -272,7 +274,7 @@ SQ_TEST(test_matmul_nan) {
     vs[n] = NULL;
     static const int64_t T_list[] = {1, 3, 17};
     for (int v = 0; vs[v]; v++)
-        for (int type = 0; type < SQ_TYPE_COUNT; type++)
+        for (int type = 0; type < N_FLOAT_TYPES; type++)
             for (int ti = 0; ti < 3; ti++) {
                 int64_t rows = 40, cols = 100, T = T_list[ti];
                 test_mat m;
@@ -308,7 +310,7 @@ SQ_TEST(test_matmul_degenerate) {
     vs[n++] = sq_kernels_ref();
     vs[n] = NULL;
     for (int v = 0; vs[v]; v++)
-        for (int type = 0; type < SQ_TYPE_COUNT; type++) {
+        for (int type = 0; type < N_FLOAT_TYPES; type++) {
             float x[4] = {1, 2, 3, 4}, y[12];
             uint32_t w[4] = {0};
             for (int i = 0; i < 12; i++) y[i] = 7.0f;
@@ -333,7 +335,7 @@ SQ_TEST(test_matmul_deterministic) {
     static const int64_t T_list[] = {1, 3, 6, 17, 64};
     const int saved = sq_num_threads();
     for (int v = 0; vs[v]; v++)
-        for (int type = 0; type < SQ_TYPE_COUNT; type++)
+        for (int type = 0; type < N_FLOAT_TYPES; type++)
             for (int ti = 0; ti < 5; ti++) {
                 int64_t T = T_list[ti];
                 int64_t rows = 301, cols = T > 8 ? 520 : 2100;
@@ -446,7 +448,7 @@ SQ_TEST(test_dot_axpy) {
 
 SQ_TEST(test_mat_row) {
     const sq_kernels *k = sq_kernels_get();
-    for (int type = 0; type < SQ_TYPE_COUNT; type++) {
+    for (int type = 0; type < N_FLOAT_TYPES; type++) {
         test_mat m;
         mat_make(&m, (sq_type)type, 5, 77, 3, 1);
         sq_mat mat = {.type = (sq_type)type, .rows = 5, .cols = 77, .row_bytes = m.row_bytes, .data = m.data};
