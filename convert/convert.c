@@ -1,11 +1,13 @@
 /* convert.c - squish-convert: checkpoints in, model stores and runnable files out.
  *
- *   import SRC -o model.h5     Hugging Face dir / safetensors / llama2.c .bin -> HDF5 store
+ *   import SRC -o model.h5     Hugging Face dir / safetensors / llama2.c .bin / GGUF -> HDF5 store
  *   export model.h5 -o m.sqz   store (or any importable source) -> runnable file
- *   SRC -o m.sqz               both steps at once (no store written)
+ *   export model.h5 -o m.gguf  store (or any importable source) -> GGUF for llama.cpp
+ *   SRC -o m.sqz|m.gguf        both steps at once (no store written)
  *   info FILE                  what a store or runnable file holds (--json for machines)
  *
- * Formats: docs/model-store.md and docs/sqz-format.md. Everything is written atomically.
+ * Formats: docs/model-store.md, docs/sqz-format.md and docs/gguf.md. Everything is written
+ * atomically.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,17 +22,18 @@
 static void usage(FILE *fp) {
     fprintf(fp,
             "usage: squish-convert import SRC -o MODEL.h5 [--dtype f32|f16|bf16] [--tokenizer PATH]\n"
-            "       squish-convert export MODEL.h5 -o MODEL.sqz [--dtype f32|f16|bf16]\n"
-            "       squish-convert SRC -o MODEL.sqz|MODEL.h5 [--dtype ...] [--tokenizer PATH]\n"
+            "       squish-convert export MODEL.h5 -o MODEL.sqz|MODEL.gguf [--dtype f32|f16|bf16]\n"
+            "       squish-convert SRC -o MODEL.sqz|MODEL.gguf|MODEL.h5 [--dtype ...] [--tokenizer PATH]\n"
             "       squish-convert info FILE [--json]\n"
             "\n"
             "SRC is a Hugging Face model directory (config.json, model.safetensors or a sharded\n"
             "model.safetensors.index.json, tokenizer.model or tokenizer.json), a .safetensors file in\n"
             "such a directory, a llama2.c checkpoint (.bin, v0/v1/v2; its tokenizer.bin is looked for\n"
-            "beside it, or give --tokenizer), or a squish model store (.h5).\n"
+            "beside it, or give --tokenizer), a GGUF file (llama/qwen2, F32/F16/BF16), or a squish\n"
+            "model store (.h5). A .gguf output is written as llama.cpp's converter would (docs/gguf.md).\n"
             "\n"
             "options:\n"
-            "  -o, --output PATH     output file (.h5 model store or .sqz runnable file)\n"
+            "  -o, --output PATH     output file (.h5 model store, .sqz runnable file or .gguf)\n"
             "      --dtype T         f32 converts every tensor; f16/bf16 convert the matrices and keep\n"
             "                        1-D norms/biases as they are (default: keep the source types)\n"
             "      --tokenizer PATH  tokenizer.bin for a llama2.c checkpoint\n"
@@ -41,6 +44,7 @@ static void usage(FILE *fp) {
             "examples:\n"
             "  squish-convert import ../shared/models/gutenberg-7m -o gutenberg.h5\n"
             "  squish-convert export gutenberg.h5 -o gutenberg.sqz\n"
+            "  squish-convert export gutenberg.h5 -o gutenberg-f16.gguf --dtype f16\n"
             "  squish-convert ../shared/models/stories260K/stories260K.bin -o stories.sqz\n"
             "  squish-convert info gutenberg.sqz\n");
 }
@@ -109,21 +113,22 @@ static int parse(int argc, char **argv, conv_opts *o) {
     }
     if (o->cmd && !strcmp(o->cmd, "info")) return 0;
     if (!o->out) {
-        sq_errorf(SQ_ERR_ARG, "no output given: add -o MODEL.h5 or -o MODEL.sqz");
+        sq_errorf(SQ_ERR_ARG, "no output given: add -o MODEL.h5, -o MODEL.sqz or -o MODEL.gguf");
         return 1;
     }
     bool to_h5 = sq_str_ends_with(o->out, ".h5") || sq_str_ends_with(o->out, ".hdf5");
-    bool to_sqz = sq_str_ends_with(o->out, ".sqz");
+    bool to_sqz = sq_str_ends_with(o->out, ".sqz"), to_gguf = sq_str_ends_with(o->out, ".gguf");
     if (o->cmd && !strcmp(o->cmd, "import") && !to_h5) {
         sq_errorf(SQ_ERR_ARG, "import writes a model store: the output should end in .h5, not '%s'", o->out);
         return 1;
     }
-    if (o->cmd && !strcmp(o->cmd, "export") && !to_sqz) {
-        sq_errorf(SQ_ERR_ARG, "export writes a runnable file: the output should end in .sqz, not '%s'", o->out);
+    if (o->cmd && !strcmp(o->cmd, "export") && !to_sqz && !to_gguf) {
+        sq_errorf(SQ_ERR_ARG, "export writes a runnable file or GGUF: the output should end in .sqz or .gguf, not '%s'",
+                  o->out);
         return 1;
     }
-    if (!to_h5 && !to_sqz) {
-        sq_errorf(SQ_ERR_ARG, "output '%s' should end in .h5 (model store) or .sqz (runnable file)", o->out);
+    if (!to_h5 && !to_sqz && !to_gguf) {
+        sq_errorf(SQ_ERR_ARG, "output '%s' should end in .h5 (model store), .sqz (runnable file) or .gguf", o->out);
         return 1;
     }
     return 0;
@@ -265,6 +270,51 @@ static sq_status export_sqz(const sq_checkpoint *c, const char *src, const char 
     return st;
 }
 
+/* general.name for a GGUF: the source's directory or file name without its extension. */
+static char *model_name(const char *src) {
+    char *s = sq_strdup(src);
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    bool dir = sq_is_dir(src);
+    while (n > 1 && s[n - 1] == '/') s[--n] = '\0';
+    if (sq_str_ends_with(s, ".safetensors")) { /* a file inside an HF directory: name the directory */
+        char *slash = strrchr(s, '/');
+        if (slash) *slash = '\0';
+        else s[0] = '\0';
+        dir = true;
+    }
+    char *base = strrchr(s, '/');
+    base = base ? base + 1 : s;
+    char *dot = strrchr(base, '.');
+    if (dot && dot != base && !dir) *dot = '\0';
+    memmove(s, base, strlen(base) + 1);
+    if (!s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+        free(s);
+        return sq_strdup("model");
+    }
+    return s;
+}
+
+static sq_status export_gguf(const sq_checkpoint *c, const char *src, const char *out) {
+    char store_hash[65] = "";
+    sq_gguf_export_opts opts = {0};
+    char *name = model_name(src);
+    if (!name) return sq_errorf(SQ_ERR_OOM, "out of memory");
+    opts.name = name;
+    if (sq_store_is_hdf5(src)) {
+        sq_status st = sq_sha256_file(src, store_hash, NULL);
+        if (st) {
+            free(name);
+            return st;
+        }
+        opts.store_path = src;
+        opts.store_sha256 = store_hash;
+    }
+    sq_status st = sq_export_gguf(c, out, &opts);
+    free(name);
+    return st;
+}
+
 static int cmd_convert(const conv_opts *o, int argc, char **argv) {
     sq_checkpoint c = {0};
     sq_status st;
@@ -275,8 +325,12 @@ static int cmd_convert(const conv_opts *o, int argc, char **argv) {
         return 1;
     }
     if (o->has_dtype && (st = sq_checkpoint_convert(&c, o->dtype))) goto fail;
-    bool to_h5 = !sq_str_ends_with(o->out, ".sqz");
-    if (to_h5) {
+    bool to_gguf = sq_str_ends_with(o->out, ".gguf");
+    bool to_h5 = !sq_str_ends_with(o->out, ".sqz") && !to_gguf;
+    if (to_gguf) {
+        sq_log(SQ_LOG_DEBUG, "squish-convert: writing GGUF %s", o->out);
+        if ((st = export_gguf(&c, o->src, o->out))) goto fail;
+    } else if (to_h5) {
         free(c.tool_version);
         free(c.command_line);
         char tool[64];

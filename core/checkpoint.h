@@ -1,8 +1,9 @@
 /* checkpoint.h - a whole model in memory (config, vocabulary, named tensors, provenance)
  * and the functions that move it between formats:
  *
- *   Hugging Face dir / llama2.c .bin  --import-->  sq_checkpoint  --store_write-->  model.h5
+ *   Hugging Face dir / llama2.c .bin / .gguf  --import-->  sq_checkpoint  --store_write-->  model.h5
  *   model.h5  --store_read-->  sq_checkpoint  --sq_sqz_write-->  model.sqz (runtime/sqz.h)
+ *                                        \--sq_export_gguf-->  model.gguf (docs/gguf.md)
  *
  * Tensors carry Hugging Face names and [out, in] shapes; q/k rows stay in the layout of
  * the source, recorded in cfg.rope_layout (FORMATS.md 3), so a round trip is bit-exact.
@@ -62,9 +63,31 @@ sq_status sq_import_hf(const char *dir, sq_checkpoint *out);
  * tokenizer.bin; tokenizer_path NULL means "tokenizer.bin or tok<N>.bin beside it". */
 sq_status sq_import_llama2c(const char *bin_path, const char *tokenizer_path, sq_checkpoint *out);
 
-/* Detects what `src` is (HF directory, .safetensors file inside one, llama2.c .bin, or an
- * .h5 model store) and imports it. tokenizer_path may be NULL. */
+/* GGUF v3 file (architectures llama and qwen2; F32/F16/BF16 tensors; docs/gguf.md). q/k
+ * rows stay as stored: rope_layout is interleaved for llama, half for qwen2. Other tensor
+ * types (Q4_0, Q4_K, ...) are SQ_ERR_UNSUPPORTED naming the tensor and the type. */
+sq_status sq_import_gguf(const char *path, sq_checkpoint *out);
+
+/* Detects what `src` is (HF directory, .safetensors file inside one, llama2.c .bin, a GGUF
+ * file (*.gguf or the GGUF magic), or an .h5 model store) and imports it. tokenizer_path
+ * may be NULL. */
 sq_status sq_import_any(const char *src, const char *tokenizer_path, sq_checkpoint *out);
+
+/* ===== Exporters ===== */
+
+typedef struct {
+    const char *name;         /* general.name; NULL: the output file name without directory and .gguf */
+    const char *store_path;   /* the model store exported from, recorded with store_sha256 (both may be NULL) */
+    const char *store_sha256;
+} sq_gguf_export_opts;
+
+/* Writes c as a GGUF v3 file the way llama.cpp's convert_hf_to_gguf.py would (FORMATS.md
+ * 6.7; docs/gguf.md): architecture llama (Llama, Mistral, SmolLM) or qwen2, q/k rows
+ * permuted into the architecture's RoPE layout when the checkpoint's differs, matrices in
+ * their type (F32/F16/BF16), 1-D tensors as F32, the vocabulary padded to vocab_size with
+ * llama.cpp's [PADn] tokens, squish provenance under squish.*. Atomic and deterministic.
+ * opts may be NULL. */
+sq_status sq_export_gguf(const sq_checkpoint *c, const char *path, const sq_gguf_export_opts *opts);
 
 /* ===== Vocabulary readers (core/vocab_io.c) ===== */
 

@@ -11,6 +11,16 @@
 #include "checkpoint.h"
 #include "util.h"
 
+/* The file starts with "GGUF". */
+static bool has_gguf_magic(const char *path) {
+    char b[4];
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return false;
+    size_t n = fread(b, 1, sizeof b, fp);
+    fclose(fp);
+    return n == 4 && memcmp(b, "GGUF", 4) == 0;
+}
+
 /* A llama2.c magic, or seven int32s that make a sane v0 header (vocab may be negative). */
 static bool looks_like_llama2c(const char *path) {
     uint8_t b[28];
@@ -43,6 +53,7 @@ sq_status sq_import_any(const char *src, const char *tokenizer_path, sq_checkpoi
         free(dir);
         return st;
     }
+    if (sq_str_ends_with(src, ".gguf") || has_gguf_magic(src)) return sq_import_gguf(src, out);
     if (sq_store_is_hdf5(src)) {
         if ((st = sq_store_read(src, out)) != SQ_OK) return st;
         if (!out->source_format && !(out->source_format = sq_strdup("squish-store"))) {
@@ -54,6 +65,6 @@ sq_status sq_import_any(const char *src, const char *tokenizer_path, sq_checkpoi
     if (looks_like_llama2c(src)) return sq_import_llama2c(src, tokenizer_path, out);
     return sq_errorf(SQ_ERR_FORMAT,
                      "%s: not a recognized model (expected a Hugging Face directory, a .safetensors file inside one, "
-                     "a squish .h5 store or a llama2.c .bin)",
+                     "a GGUF file, a squish .h5 store or a llama2.c .bin)",
                      src);
 }
