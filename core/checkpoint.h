@@ -23,6 +23,21 @@ typedef struct {
     uint64_t size;
 } sq_source_file;
 
+/* How one quantized tensor was made: the method parameters the model store keeps as
+ * attributes of /quant/<name> (docs/model-store.md, docs/quantization.md). Plain data. */
+typedef struct {
+    char name[SQ_MAX_NAME];   /* tensor name */
+    char method[8];           /* "rtn" | "gptq" | "awq" ("" when unknown) */
+    int32_t bits;             /* 8 | 4 | 3 */
+    int32_t group_size;       /* weights per group; 0 = one group per row */
+    bool symmetric, act_order, static_groups, true_sequential, mse;
+    double damp, damp_used;   /* gptq: requested and used damping fraction (else 0) */
+    int32_t block_size;       /* gptq: lazy-batch block (else 0) */
+    double loss;              /* gptq proxy loss; awq: scaling-group loss; rtn: relative weight error */
+    double awq_alpha;         /* awq: the scale exponent; < 0 when the tensor was not scaled */
+    char calib_sha256[65];    /* SHA-256 of the calib.h5 used ("" without calibration) */
+} sq_quant_info;
+
 typedef struct {
     sq_config cfg;
     sq_vocab vocab;
@@ -35,9 +50,15 @@ typedef struct {
     char *tokenizer_json;     /* original tokenizer.json text, or NULL (owned) */
     char *tool_version;       /* "squish 0.1.0" (owned, may be NULL) */
     char *command_line;       /* the command that made it (owned, may be NULL) */
+    sq_quant_info *quant;     /* [n_quant] method parameters of quantized tensors (owned) */
+    int32_t n_quant;
 } sq_checkpoint;
 
 void sq_checkpoint_free(sq_checkpoint *c); /* NULL-safe; zeroes the struct */
+/* Adds a copy of *qi, replacing the entry of the same tensor name if there is one. */
+sq_status sq_checkpoint_set_quant_info(sq_checkpoint *c, const sq_quant_info *qi);
+/* The entry of a tensor, or NULL. */
+const sq_quant_info *sq_checkpoint_quant_info(const sq_checkpoint *c, const char *name);
 /* The tensor with this name, or NULL. */
 sq_tensor *sq_checkpoint_find(const sq_checkpoint *c, const char *name);
 /* Appends a tensor (takes ownership of t's name and data; t is zeroed). */
@@ -49,8 +70,9 @@ sq_status sq_checkpoint_add_source(sq_checkpoint *c, const char *path);
  * unknown tensor is left over; `what` names the source in messages. */
 sq_status sq_checkpoint_validate(const sq_checkpoint *c, const char *what);
 
-/* Converts tensors to `type`: with SQ_TYPE_F32 every tensor; with F16/BF16 the 2-D
- * weights only (1-D norms and biases keep their type, so nothing is lost there). */
+/* Converts tensors to `type`: with SQ_TYPE_F32 every float tensor; with F16/BF16 the 2-D
+ * weights only (1-D norms and biases keep their type, so nothing is lost there).
+ * Group-quantized tensors keep their type. */
 sq_status sq_checkpoint_convert(sq_checkpoint *c, sq_type type);
 
 /* ===== Importers ===== */
@@ -67,6 +89,9 @@ sq_status sq_import_llama2c(const char *bin_path, const char *tokenizer_path, sq
  * rows stay as stored: rope_layout is interleaved for llama, half for qwen2. Other tensor
  * types (Q4_0, Q4_K, ...) are SQ_ERR_UNSUPPORTED naming the tensor and the type. */
 sq_status sq_import_gguf(const char *path, sq_checkpoint *out);
+
+/* A squish runnable file (.sqz) back into a checkpoint (validated, checksum verified). */
+sq_status sq_import_sqz(const char *path, sq_checkpoint *out);
 
 /* Detects what `src` is (HF directory, .safetensors file inside one, llama2.c .bin, a GGUF
  * file (*.gguf or the GGUF magic), or an .h5 model store) and imports it. tokenizer_path

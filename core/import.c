@@ -1,7 +1,8 @@
 /* import.c - sq_import_any: decides what a model path is and hands it to the right
  * importer. A directory is a Hugging Face model; a *.safetensors file stands for the
  * Hugging Face directory it sits in; a file with the HDF5 signature is a squish model
- * store; anything else must look like a llama2.c checkpoint (the v1/v2 magic, or a v0
+ * store; GGUF and squish runnable files are recognised by their magic; anything else must
+ * look like a llama2.c checkpoint (the v1/v2 magic, or a v0
  * header of plausible sizes), otherwise it is refused with a list of what is accepted.
  */
 #include <stdio.h>
@@ -11,14 +12,14 @@
 #include "checkpoint.h"
 #include "util.h"
 
-/* The file starts with "GGUF". */
-static bool has_gguf_magic(const char *path) {
-    char b[4];
+/* The file starts with the n bytes of magic. */
+static bool has_magic(const char *path, const char *magic, size_t n) {
+    char b[16];
     FILE *fp = fopen(path, "rb");
     if (!fp) return false;
-    size_t n = fread(b, 1, sizeof b, fp);
+    size_t got = fread(b, 1, n, fp);
     fclose(fp);
-    return n == 4 && memcmp(b, "GGUF", 4) == 0;
+    return got == n && memcmp(b, magic, n) == 0;
 }
 
 /* A llama2.c magic, or seven int32s that make a sane v0 header (vocab may be negative). */
@@ -53,7 +54,8 @@ sq_status sq_import_any(const char *src, const char *tokenizer_path, sq_checkpoi
         free(dir);
         return st;
     }
-    if (sq_str_ends_with(src, ".gguf") || has_gguf_magic(src)) return sq_import_gguf(src, out);
+    if (sq_str_ends_with(src, ".gguf") || has_magic(src, "GGUF", 4)) return sq_import_gguf(src, out);
+    if (has_magic(src, "SQUISHRF", 8)) return sq_import_sqz(src, out);
     if (sq_store_is_hdf5(src)) {
         if ((st = sq_store_read(src, out)) != SQ_OK) return st;
         if (!out->source_format && !(out->source_format = sq_strdup("squish-store"))) {
@@ -65,6 +67,6 @@ sq_status sq_import_any(const char *src, const char *tokenizer_path, sq_checkpoi
     if (looks_like_llama2c(src)) return sq_import_llama2c(src, tokenizer_path, out);
     return sq_errorf(SQ_ERR_FORMAT,
                      "%s: not a recognized model (expected a Hugging Face directory, a .safetensors file inside one, "
-                     "a GGUF file, a squish .h5 store or a llama2.c .bin)",
+                     "a GGUF file, a squish .h5 store or .sqz runnable file, or a llama2.c .bin)",
                      src);
 }

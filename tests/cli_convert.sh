@@ -37,6 +37,14 @@ a=$("$BIN/squish-run" "$T/hf.sqz" -n 16 --temp 0 -q --ids -t 1)
 b=$("$BIN/squish-run" "$T/hf.sqz" -n 16 --temp 0 -q --ids -t 2)
 [ "$a" = "$b" ] && pass threads_identical || fail threads_identical "'$a' vs '$b'"
 
+# a runnable file imports back: sqz -> store -> sqz runs the same tokens; sqz -> GGUF works
+expect_ok sqz_to_store "$BIN/squish-convert" import "$T/hf.sqz" -o "$T/back.h5"
+expect_ok store_to_sqz "$BIN/squish-convert" export "$T/back.h5" -o "$T/back.sqz"
+expect_ok sqz_to_gguf "$BIN/squish-convert" export "$T/hf.sqz" -o "$T/back.gguf"
+a=$("$BIN/squish-run" "$T/hf.sqz" -p "abc" -n 12 --temp 0 -q --ids -t 1)
+b=$("$BIN/squish-run" "$T/back.sqz" -p "abc" -n 12 --temp 0 -q --ids -t 1)
+[ -n "$a" ] && [ "$a" = "$b" ] && pass sqz_roundtrip_same_tokens || fail sqz_roundtrip_same_tokens "'$a' vs '$b'"
+
 # h5ls shows the layout plainly
 if command -v h5ls >/dev/null; then
     if h5ls -r "$T/hf.h5" | grep -q "/tensors/model.layers.0.self_attn.q_proj.weight"; then pass h5ls_layout
