@@ -6,9 +6,9 @@
 # (speed does not depend on weight values). For each: decode tokens/s (squish-run, greedy,
 # 128 new tokens), prompt tokens/s (squish-run, a 128-token prompt) and evaluation
 # tokens/s (squish-eval, llama.cpp protocol), at 1 and 2 threads; the median of REPS runs.
-# If LLAMA_CPP_DIR points at a llama.cpp build (build/bin/llama-bench) and a GGUF of the
-# same model is given as LLAMA_GGUF_<name> (e.g. LLAMA_GGUF_gutenberg_f16=...), its
-# llama-bench figures (pp128, tg128) are measured in the same run and put beside ours.
+# If LLAMA_CPP_DIR points at a llama.cpp build (build/bin/llama-bench), every model is also
+# exported to GGUF with the same weights (squish-convert export m.sqz -o m.gguf) and
+# llama-bench's pp128 and tg128 on it, at the same thread counts, go in the same table.
 #
 # Writes bench/out/results.md and bench/out/results.json. Variables: BUILD, SQUISH_SHARED,
 # REPS (default 3), THREADS (default "1 2"), SKIP_TINYLLAMA=1, BENCH_OUT.
@@ -68,9 +68,10 @@ for m in "${models[@]}"; do
         done
         d=$(printf '%s\n' "${dec[@]}" | median); p=$(printf '%s\n' "${pp[@]}" | median); e=$(printf '%s\n' "${ev[@]}" | median)
         lpp=""; ltg=""
-        gguf_var="LLAMA_GGUF_${name//[.-]/_}"
-        if [ -n "${LLAMA_CPP_DIR:-}" ] && [ -n "${!gguf_var:-}" ]; then
-            lb=$("$LLAMA_CPP_DIR/build/bin/llama-bench" -m "${!gguf_var}" -t "$t" -p 128 -n 128 -o csv 2>/dev/null || true)
+        if [ -n "${LLAMA_CPP_DIR:-}" ]; then
+            gguf="${file%.sqz}.gguf"
+            [ -f "$gguf" ] || "$BIN/squish-convert" export "$file" -o "$gguf" >/dev/null
+            lb=$("$LLAMA_CPP_DIR/build/bin/llama-bench" -m "$gguf" -t "$t" -p 128 -n 128 -o csv 2>/dev/null || true)
             lpp=$(echo "$lb" | awk -F, 'NR>1 && /,128,0,/ {gsub(/"/,""); print $(NF-1)}' | head -n1)
             ltg=$(echo "$lb" | awk -F, 'NR>1 && /,0,128,/ {gsub(/"/,""); print $(NF-1)}' | head -n1)
         fi
@@ -85,7 +86,8 @@ done
     echo
     echo "Command: \`make bench\` (bench/run_bench.sh). Median of $REPS runs. decode = squish-run generating 128 tokens"
     echo "greedily after a ~128-token prompt; prompt = that prompt's processing speed; eval = squish-eval tokens run"
-    echo "through the model per second (llama.cpp protocol). llama.cpp columns only when LLAMA_CPP_DIR and a GGUF are given."
+    echo "through the model per second (llama.cpp protocol). llama.cpp columns only when LLAMA_CPP_DIR is given (llama-bench"
+    echo "pp128/tg128 on a GGUF export of the same weights, same threads)."
     echo
     echo "| model | threads | decode tok/s | prompt tok/s | eval tok/s | llama.cpp tg128 | llama.cpp pp128 |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
