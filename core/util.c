@@ -164,46 +164,6 @@ fail:
 
 /* ===== Files ===== */
 
-sq_status sq_read_file(const char *path, size_t max_bytes, char **data, size_t *len) {
-    sq_status st = SQ_OK;
-    char *buf = NULL;
-    *data = NULL;
-    if (len) *len = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return sq_errorf(SQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0) {
-        st = sq_errorf(SQ_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        st = sq_errorf(SQ_ERR_IO, "%s: is a directory, not a file", path);
-        goto fail;
-    }
-    if (sb.st_size < 0 || (uint64_t)sb.st_size > (uint64_t)max_bytes) {
-        st = sq_errorf(SQ_ERR_FORMAT, "%s: file is %lld bytes, more than the %zu allowed", path,
-                       (long long)sb.st_size, max_bytes);
-        goto fail;
-    }
-    size_t n = (size_t)sb.st_size;
-    buf = malloc(n + 1);
-    if (!buf) {
-        st = sq_errorf(SQ_ERR_OOM, "%s: out of memory reading %zu bytes", path, n);
-        goto fail;
-    }
-    if (n && fread(buf, 1, n, fp) != n) {
-        st = sq_errorf(SQ_ERR_IO, "%s: short read", path);
-        goto fail;
-    }
-    buf[n] = '\0';
-    *data = buf;
-    buf = NULL;
-    if (len) *len = n;
-fail:
-    free(buf);
-    fclose(fp);
-    return st;
-}
 
 bool sq_file_exists(const char *path) {
     struct stat sb;

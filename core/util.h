@@ -27,8 +27,6 @@ sq_status sq_sha256_file(const char *path, char hex[65], uint64_t *size);
 void sq_sha256_buf(const void *data, size_t len, char hex[65]);
 
 /* ===== Files ===== */
-/* Reads a whole file into a NUL-terminated malloc'ed buffer (max_bytes caps the size). */
-sq_status sq_read_file(const char *path, size_t max_bytes, char **data, size_t *len);
 bool sq_file_exists(const char *path);
 bool sq_is_dir(const char *path);
 /* "<dir>/<name>" into a malloc'ed string (NULL on OOM). */

@@ -45,6 +45,58 @@ void sq_unmap_file(sq_mapping *m) {
     m->size = 0;
 }
 
+sq_status sq_read_file(const char *path, size_t max_bytes, char **data, size_t *len) {
+    sq_status st = SQ_OK;
+    char *buf = NULL;
+    *data = NULL;
+    if (len) *len = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return sq_errorf(SQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0) {
+        st = sq_errorf(SQ_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        st = sq_errorf(SQ_ERR_IO, "%s: is a directory, not a file", path);
+        goto fail;
+    }
+    /* regular files are read in one go; pipes and devices grow the buffer as they come */
+    size_t cap = S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : 65536, n = 0;
+    if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > (uint64_t)max_bytes) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: file is %lld bytes, more than the %zu allowed", path,
+                       (long long)sb.st_size, max_bytes);
+        goto fail;
+    }
+    for (;;) {
+        char *nb = realloc(buf, cap);
+        if (!nb) {
+            st = sq_errorf(SQ_ERR_OOM, "%s: out of memory reading %zu bytes", path, cap);
+            goto fail;
+        }
+        buf = nb;
+        n += fread(buf + n, 1, cap - 1 - n, fp);
+        if (ferror(fp)) {
+            st = sq_errorf(SQ_ERR_IO, "%s: read error", path);
+            goto fail;
+        }
+        if (n < cap - 1 || feof(fp)) break;
+        if (n >= max_bytes) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: more than the %zu bytes allowed", path, max_bytes);
+            goto fail;
+        }
+        cap *= 2;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    buf = NULL;
+    if (len) *len = n;
+fail:
+    free(buf);
+    fclose(fp);
+    return st;
+}
+
 char *sq_atomic_tmp_name(const char *path) {
     size_t n = strlen(path) + 32;
     char *t = malloc(n);

@@ -19,6 +19,10 @@ typedef struct {
 sq_status sq_map_file(const char *path, sq_mapping *m);
 void sq_unmap_file(sq_mapping *m); /* NULL-safe, idempotent */
 
+/* Reads a whole file (or pipe) into a NUL-terminated malloc'ed buffer; max_bytes caps the
+ * size. Errors name the path. */
+sq_status sq_read_file(const char *path, size_t max_bytes, char **data, size_t *len);
+
 /* An output file being written atomically. */
 typedef struct {
     FILE *fp;

@@ -13,6 +13,7 @@
 
 #include "run.h"
 #include "cli.h"
+#include "fileio.h"
 #include "kernels.h"
 #include "model.h"
 #include "sampler.h"
@@ -137,34 +138,6 @@ static int parse(int argc, char **argv, run_opts *o) {
     return 0;
 }
 
-static sq_status read_prompt(const char *path, char **out, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return sq_errorf(SQ_ERR_IO, "%s: cannot open the prompt file", path);
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    for (;;) {
-        if (!b) {
-            fclose(fp);
-            return sq_errorf(SQ_ERR_OOM, "%s: out of memory", path);
-        }
-        n += fread(b + n, 1, cap - n - 1, fp);
-        if (n < cap - 1) break;
-        cap *= 2;
-        char *nb = realloc(b, cap);
-        if (!nb) free(b);
-        b = nb;
-    }
-    int err = ferror(fp);
-    fclose(fp);
-    if (err) {
-        free(b);
-        return sq_errorf(SQ_ERR_IO, "%s: read error", path);
-    }
-    b[n] = '\0';
-    *out = b;
-    *len = n;
-    return SQ_OK;
-}
 
 int sq_run_main(int argc, char **argv) {
     run_opts o;
@@ -199,7 +172,7 @@ int sq_run_main(int argc, char **argv) {
     const char *ptext = o.prompt ? o.prompt : "";
     size_t plen = strlen(ptext);
     if (o.prompt_file) {
-        if ((st = read_prompt(o.prompt_file, &prompt_buf, &plen))) {
+        if ((st = sq_read_file(o.prompt_file, (size_t)1 << 30, &prompt_buf, &plen))) {
             code = 1;
             goto fail;
         }
