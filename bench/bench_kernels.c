@@ -1,10 +1,13 @@
 /* bench_kernels.c - micro-benchmark of the matmul kernels: GFLOP/s and weight GB/s of
- * sq_matmul for f32/f16/bf16 weights at T=1 (decode GEMV) and T=64/256 (prefill and
+ * sq_matmul for f32/f16/bf16 and group-quantized q8g/q4g/q3g weights (random codes and
+ * fp16 scales, group -g, symmetric) at T=1 (decode GEMV) and T=64/256 (prefill and
  * evaluation GEMM), on TinyLlama-1.1B shapes (2048x2048 attention, 5632x2048 gate/up,
  * 2048x5632 down, 32000x2048 head) and small-model shapes (256x256, 768x256), for every
- * kernel variant this CPU supports, on 1 and 2 threads.
+ * kernel variant this CPU supports, on 1 and 2 threads. GB/s counts the bytes the weights
+ * occupy in their type (quantized: codes, scales and zeros).
  *
  *   make bench-kernels && build/bin/bench_kernels [-q] [-t threads,...] [-s small|big|all]
+ *                         [-y f16,q4g,...] [-T 1,8,64] [-g 128]
  *
  * Each figure is the best of 5 batches of repeated calls after one warm-up call (0.2 s in
  * all, 0.05 s with -q). Weights stay hot in cache when they fit (the small shapes and 2048x2048 f16
@@ -57,12 +60,24 @@ int main(int argc, char **argv) {
     const char *set = "all";
     int threads[4] = {1, 2}, n_threads = 2;
     long long custom_rows = 0, custom_cols = 0, custom_T = 0;
+    const char *type_list = "f32,f16,bf16,q8g,q4g,q3g";
+    int64_t T_opt[8];
+    int n_T_opt = 0;
+    int group = 128;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-q") == 0) quick = 1;
         else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) set = argv[++i];
         else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc &&
                  sscanf(argv[++i], "%lldx%lldx%lld", &custom_rows, &custom_cols, &custom_T) >= 2) set = "custom";
-        else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+        else if (strcmp(argv[i], "-y") == 0 && i + 1 < argc) type_list = argv[++i];
+        else if (strcmp(argv[i], "-g") == 0 && i + 1 < argc) group = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-T") == 0 && i + 1 < argc) {
+            for (char *p = argv[++i]; *p && n_T_opt < 8;) {
+                T_opt[n_T_opt++] = strtol(p, &p, 10);
+                if (*p == ',') p++;
+                else break;
+            }
+        } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
             n_threads = 0;
             for (char *p = argv[++i]; *p && n_threads < 4;) {
                 threads[n_threads++] = (int)strtol(p, &p, 10);
@@ -70,8 +85,9 @@ int main(int argc, char **argv) {
                 else break;
             }
         } else {
-            fprintf(stderr, "usage: %s [-q] [-s small|big|all] [-m ROWSxCOLS[xT]] [-t 1,2]\n"
-                            "example: %s -s small -t 1\n", argv[0], argv[0]);
+            fprintf(stderr, "usage: %s [-q] [-s small|big|all] [-m ROWSxCOLS[xT]] [-t 1,2] [-y f16,q4g,...] "
+                            "[-T 1,64] [-g GROUP]\n"
+                            "example: %s -s big -y f16,q4g -T 1,64 -t 1\n", argv[0], argv[0]);
             return 1;
         }
     }
@@ -95,7 +111,21 @@ int main(int argc, char **argv) {
             n_Ts = 1;
         }
     }
-    const sq_type types[] = {SQ_TYPE_F32, SQ_TYPE_F16, SQ_TYPE_BF16};
+    if (n_T_opt > 0) {
+        for (int i = 0; i < n_T_opt && i < 3; i++) Ts[i] = T_opt[i];
+        n_Ts = (size_t)(n_T_opt < 3 ? n_T_opt : 3);
+    }
+    sq_type types[SQ_TYPE_COUNT];
+    size_t n_types = 0;
+    char list[128], *save = NULL;
+    snprintf(list, sizeof list, "%s", type_list);
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n_types == SQ_TYPE_COUNT || sq_type_from_name(tok, &types[n_types])) {
+            fprintf(stderr, "%s: unknown type '%s'\n", argv[0], tok);
+            return 1;
+        }
+        n_types++;
+    }
 
     const sq_kernels *vars[8];
     int n_vars = 0;
@@ -120,12 +150,27 @@ int main(int argc, char **argv) {
         float *x = malloc(sizeof(float) * (size_t)(max_T * cols));
         float *y = malloc(sizeof(float) * (size_t)(max_T * rows));
         for (int64_t i = 0; i < max_T * cols; i++) x[i] = rnd();
-        for (size_t ti = 0; ti < 3; ti++) {
+        for (size_t ti = 0; ti < n_types; ti++) {
             sq_type type = types[ti];
-            size_t rb = sq_type_row_bytes(type, cols);
+            const sq_qparams q = {sq_type_is_quant(type) ? (group < cols ? group : (int32_t)cols) : 0, false};
+            size_t rb = sq_row_bytes(type, cols, q);
             void *data = malloc(rb * (size_t)rows);
+            uint8_t *codes = malloc((size_t)cols);
+            float *scales = malloc(sizeof(float) * (size_t)cols);
             for (int64_t r = 0; r < rows; r++) {
                 char *row = (char *)data + (size_t)r * rb;
+                if (sq_type_is_quant(type)) { /* random codes, fp16 scales ~ 0.01 */
+                    for (int64_t c = 0; c < cols; c++) {
+                        rnd();
+                        codes[c] = (uint8_t)((rng >> 40) & ((1u << sq_type_bits(type)) - 1u));
+                    }
+                    for (int64_t g = 0; g * q.group < cols; g++) scales[g] = sq_f16_to_f32(sq_f32_to_f16(0.01f + 0.001f * rnd()));
+                    if (sq_qrow_pack(type, q, cols, codes, scales, NULL, row)) {
+                        fprintf(stderr, "%s\n", sq_last_error());
+                        return 2;
+                    }
+                    continue;
+                }
                 for (int64_t c = 0; c < cols; c++) {
                     float v = rnd();
                     if (type == SQ_TYPE_F32) memcpy(row + 4 * c, &v, 4);
@@ -135,7 +180,9 @@ int main(int argc, char **argv) {
                     }
                 }
             }
-            sq_mat w = {.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = data};
+            free(codes);
+            free(scales);
+            sq_mat w = {.type = type, .q = q, .rows = rows, .cols = cols, .row_bytes = rb, .data = data};
             for (size_t tj = 0; tj < n_Ts; tj++) {
                 const int64_t T = Ts[tj];
                 for (int th = 0; th < n_threads; th++) {

@@ -4,6 +4,11 @@
  * letters, so the file is a well-formed model that squish-run and squish-eval accept.
  *
  *   make_bench_model --shape tinyllama|gutenberg|stories --dtype f16 -o bench.sqz [--seed S]
+ *   make_bench_model --shape tinyllama --dtype q4g [--group 128] [--asym] -o bench-q4g.sqz
+ *
+ * With a quantized dtype (q8g, q4g, q3g) every matrix (linears, embedding, head) holds
+ * random codes with one fp16 scale per group (symmetric unless --asym), scaled like the
+ * float weights; norms stay f32.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +39,34 @@ static float frand(void) { /* splitmix64 -> uniform in [-1, 1) */
     return (float)((double)(z >> 11) * (2.0 / 9007199254740992.0) - 1.0);
 }
 
+static sq_qparams qparams; /* group and asym of quantized dtypes */
+
+/* Random codes and per-group fp16 scales, rows of w ~ U(-scale, scale) (offset ignored). */
+static int fill_quant(sq_tensor *t, float scale) {
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    const int32_t bits = sq_type_bits(t->type), z = 1 << (bits - 1);
+    const int64_t ng = (cols + t->q.group - 1) / t->q.group;
+    const size_t rb = sq_row_bytes(t->type, cols, t->q);
+    uint8_t *codes = malloc((size_t)cols), *zeros = malloc((size_t)ng);
+    float *scales = malloc(sizeof(float) * (size_t)ng);
+    int err = !codes || !zeros || !scales;
+    for (int64_t r = 0; r < rows && !err; r++) {
+        for (int64_t g = 0; g < ng; g++) {
+            scales[g] = sq_f16_to_f32(sq_f32_to_f16(scale / (float)z * (1.0f + 0.25f * frand())));
+            zeros[g] = (uint8_t)z;
+        }
+        for (int64_t c = 0; c < cols; c++) {
+            int32_t q = (int32_t)((frand() + 1.0f) * (float)z);
+            codes[c] = (uint8_t)(q > 2 * z - 1 ? 2 * z - 1 : q);
+        }
+        err = sq_qrow_pack(t->type, t->q, cols, codes, scales, zeros, (char *)t->data + (size_t)r * rb) != SQ_OK;
+    }
+    free(codes);
+    free(zeros);
+    free(scales);
+    return err ? -1 : 0;
+}
+
 static int add_tensor(sq_tensor *ts, int32_t *n, const char *name, sq_type type, int64_t rows, int64_t cols,
                       float scale, float offset) {
     sq_tensor *t = &ts[(*n)++];
@@ -44,11 +77,16 @@ static int add_tensor(sq_tensor *ts, int32_t *n, const char *name, sq_type type,
     t->n_dims = cols ? 2 : 1;
     t->shape[0] = rows;
     t->shape[1] = cols;
+    if (sq_type_is_quant(t->type)) {
+        t->q = qparams;
+        if (t->q.group > cols) t->q.group = (int32_t)cols;
+    }
     int64_t numel = rows * (cols ? cols : 1);
-    t->nbytes = sq_tensor_expected_bytes(t->type, t->n_dims, t->shape);
+    t->nbytes = sq_tensor_bytes(t->type, t->q, t->n_dims, t->shape);
     t->data = malloc(t->nbytes);
     t->owns_data = true;
     if (!t->name || !t->data) return -1;
+    if (sq_type_is_quant(t->type)) return fill_quant(t, scale);
     float *tmp = malloc(65536 * sizeof(float));
     if (!tmp) return -1;
     for (int64_t i = 0; i < numel; i += 65536) {
@@ -65,6 +103,8 @@ int main(int argc, char **argv) {
     const char *shape_name = "tinyllama", *out = NULL;
     sq_type type = SQ_TYPE_F16;
     int64_t seed = 1;
+    int32_t group = 128;
+    bool asym = false;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (sq_cli_is(argv[i], NULL, "--shape")) {
@@ -75,6 +115,12 @@ int main(int argc, char **argv) {
         } else if (sq_cli_is(argv[i], "-o", "--output")) {
             if (!(v = sq_cli_value(argc, argv, &i))) goto usage;
             out = v;
+        } else if (sq_cli_is(argv[i], NULL, "--group")) {
+            int64_t g;
+            if (!(v = sq_cli_value(argc, argv, &i)) || sq_cli_int("--group", v, 1, INT32_MAX, &g)) goto usage;
+            group = (int32_t)g;
+        } else if (sq_cli_is(argv[i], NULL, "--asym")) {
+            asym = true;
         } else if (sq_cli_is(argv[i], NULL, "--seed")) {
             if (!(v = sq_cli_value(argc, argv, &i)) || sq_cli_int("--seed", v, 0, INT64_MAX, &seed)) goto usage;
         } else {
@@ -86,6 +132,12 @@ int main(int argc, char **argv) {
         if (!strcmp(shapes[i].name, shape_name)) sh = &shapes[i];
     if (!sh || !out) goto usage;
     rng_state = (uint64_t)seed;
+    qparams = (sq_qparams){group, asym};
+    if (sq_type_is_quant(type) && (sq_qparams_validate(type, qparams, sh->dim, "--group") ||
+                                   sq_qparams_validate(type, qparams, sh->hidden, "--group"))) {
+        fprintf(stderr, "make_bench_model: %s\n", sq_last_error());
+        return 1;
+    }
 
     sq_config c = {0};
     strcpy(c.arch, "llama");
@@ -173,7 +225,7 @@ int main(int argc, char **argv) {
     sq_vocab_free(&v);
     return 0;
 usage:
-    fprintf(stderr, "usage: make_bench_model --shape tinyllama|gutenberg|stories [--dtype f32|f16|bf16] "
-                    "[--seed S] -o OUT.sqz\n");
+    fprintf(stderr, "usage: make_bench_model --shape tinyllama|gutenberg|stories [--dtype f32|f16|bf16|q8g|q4g|q3g] "
+                    "[--group 128] [--asym] [--seed S] -o OUT.sqz\n");
     return 1;
 }

@@ -6,6 +6,12 @@
  * neon on ARM). CPU features come from __builtin_cpu_supports, which also checks that
  * the OS saves the wide registers.
  *
+ * Quantized weights: each variant's table is its float table (kernels_<isa>.c) with
+ * qmatmul[] filled from kernels_quant_<isa>.c, and the reference's quantized kernels where
+ * a variant has none (merged once, on first use); sq_matmul sends q8g/q4g/q3g matrices
+ * to qmatmul with their group parameters. Sparse weights (docs/sparse-format.md) use the
+ * qmatmul slots of their types the same way, from kernels_sparse_<isa>.c.
+ *
  * Threading: sq_matmul splits the weight rows into contiguous chunks, one OpenMP
  * `parallel for schedule(static)` iteration each, only when the matmul is big enough to
  * pay for waking threads. Every kernel computes each y element with a summation order
@@ -66,15 +72,47 @@ const char *const *sq_kernels_compiled(void) { return compiled_names; }
 
 const sq_kernels *sq_kernels_ref(void) { return &sq_kernels_ref_table; }
 
+/* A variant's float table completed with quantized kernels: `quant` entries first, then
+ * the float table's own, then the reference's. Built by the first caller; concurrent
+ * first callers wait for it (a copy of a few hundred bytes). */
+typedef struct {
+    atomic_int state; /* 0 empty, 1 being built, 2 ready */
+    sq_kernels table;
+} merged_table;
+
+static const sq_kernels *merged(merged_table *m, const sq_kernels *base, const sq_qmatmul_fn *quant,
+                                const sq_qmatmul_fn *sparse) {
+    if (!base) return NULL;
+    if (atomic_load_explicit(&m->state, memory_order_acquire) == 2) return &m->table;
+    int expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&m->state, &expected, 1, memory_order_acq_rel, memory_order_acquire)) {
+        m->table = *base;
+        for (int t = 0; t < SQ_TYPE_COUNT; t++) {
+            if (quant && quant[t]) m->table.qmatmul[t] = quant[t];
+            else if (sparse && sparse[t]) m->table.qmatmul[t] = sparse[t];
+            else if (!m->table.qmatmul[t]) m->table.qmatmul[t] = sq_kernels_ref_table.qmatmul[t];
+        }
+        atomic_store_explicit(&m->state, 2, memory_order_release);
+    } else {
+        while (atomic_load_explicit(&m->state, memory_order_acquire) != 2) {
+        }
+    }
+    return &m->table;
+}
+
 const sq_kernels *sq_kernels_by_name(const char *name) {
     if (!name) return NULL;
     if (strcmp(name, "ref") == 0) return &sq_kernels_ref_table;
 #ifdef SQ_KERNELS_X86
-    if (strcmp(name, "avx2") == 0) return cpu_has_avx2() ? sq_kernels_avx2_table() : NULL;
-    if (strcmp(name, "avx512") == 0) return cpu_has_avx512() ? sq_kernels_avx512_table() : NULL;
+    static merged_table avx2, avx512;
+    if (strcmp(name, "avx2") == 0)
+        return cpu_has_avx2() ? merged(&avx2, sq_kernels_avx2_table(), sq_kernels_avx2_quant(), sq_kernels_avx2_sparse()) : NULL;
+    if (strcmp(name, "avx512") == 0)
+        return cpu_has_avx512() ? merged(&avx512, sq_kernels_avx512_table(), sq_kernels_avx512_quant(), sq_kernels_avx512_sparse()) : NULL;
 #endif
 #ifdef SQ_KERNELS_ARM
-    if (strcmp(name, "neon") == 0) return sq_kernels_neon_table();
+    static merged_table neon;
+    if (strcmp(name, "neon") == 0) return merged(&neon, sq_kernels_neon_table(), NULL, NULL);
 #endif
     return NULL;
 }
@@ -150,18 +188,34 @@ int sq_num_threads(void) {
 /* ===== Matmul ===== */
 
 /* Below this many multiply-adds a matmul runs on the calling thread: waking a second
- * thread costs a few microseconds, as much as a 256x256 GEMV takes in total. Measured
- * with bench/bench_kernels (see its header): on a 2-core Zen, decode GEMVs of a dim-256
- * model are no faster on two threads, and 2048-wide ones are. */
+ * thread costs ~3 us, as much as a whole 256x256 GEMV. Measured with bench/bench_kernels
+ * built with the threshold at 0 on a 2-core Zen 5: f16 GEMVs of up to 262K MACs (256x256,
+ * 768x256, 512x512; 768x256 at T=2) are 1.2-3x slower on two threads, from 524K (2048x256,
+ * 1024x512) they are 1.25x faster, and 1.6x at 1M (4096x256, 1024x1024). */
 #ifndef SQ_MATMUL_PAR_MIN_MACS
 #define SQ_MATMUL_PAR_MIN_MACS (1 << 19)
 #endif
 /* Row chunks are multiples of this, so SIMD variants see whole row tiles. */
 #define SQ_MATMUL_ROW_ALIGN 32
 
+/* Types whose rows need their parameters: group-quantized and sparse (qmatmul). */
+static inline bool has_params(sq_type t) { return sq_type_is_quant(t) || sq_type_is_sparse(t); }
+
+/* One kernel call on rows [r0, r1): float, quantized or sparse. */
+static inline void call_kernel(const sq_kernels *k, const sq_mat *w, float *y, const float *x, int64_t T, int64_t r0,
+                               int64_t r1) {
+    if (has_params(w->type))
+        k->qmatmul[w->type](y, w->rows, x, w->data, w->row_bytes, T, r0, r1, w->cols, w->q);
+    else
+        k->matmul[w->type](y, w->rows, x, w->data, w->row_bytes, T, r0, r1, w->cols);
+}
+
 void sq_matmul(const sq_kernels *k, float *y, const float *x, const sq_mat *w, int64_t T) {
-    SQ_ASSERT(k && w && (int)w->type >= 0 && w->type < SQ_TYPE_COUNT && k->matmul[w->type]);
-    sq_matmul_fn fn = k->matmul[w->type];
+    SQ_ASSERT(k && w && (int)w->type >= 0 && w->type < SQ_TYPE_COUNT);
+    SQ_ASSERT(has_params(w->type) ? k->qmatmul[w->type] != NULL : k->matmul[w->type] != NULL);
+    /* quantized/sparse rows: the parameters must describe the rows (the binder checked them) */
+    SQ_ASSERT(!has_params(w->type) || w->cols <= 0 ||
+              (sq_row_bytes(w->type, w->cols, w->q) && w->row_bytes >= sq_row_bytes(w->type, w->cols, w->q)));
     const int64_t rows = w->rows, cols = w->cols;
     if (rows <= 0 || T <= 0) return;
     int nt = sq_num_threads();
@@ -170,7 +224,7 @@ void sq_matmul(const sq_kernels *k, float *y, const float *x, const sq_mat *w, i
     if (omp_in_parallel()) nt = 1; /* one level of parallelism only */
 #endif
     if (nt <= 1 || macs < (double)SQ_MATMUL_PAR_MIN_MACS || rows < 2 * SQ_MATMUL_ROW_ALIGN) {
-        fn(y, rows, x, w->data, w->row_bytes, T, 0, rows, cols);
+        call_kernel(k, w, y, x, T, 0, rows);
         return;
     }
     /* One contiguous chunk per thread (rounded to whole row tiles): the chunking only
@@ -178,15 +232,13 @@ void sq_matmul(const sq_kernels *k, float *y, const float *x, const sq_mat *w, i
     int64_t chunk = (rows + nt - 1) / nt;
     chunk = (chunk + SQ_MATMUL_ROW_ALIGN - 1) / SQ_MATMUL_ROW_ALIGN * SQ_MATMUL_ROW_ALIGN;
     const int64_t n_chunks = (rows + chunk - 1) / chunk;
-    const void *data = w->data;
-    const size_t row_bytes = w->row_bytes;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t c = 0; c < n_chunks; c++) {
         int64_t r0 = c * chunk;
         int64_t r1 = r0 + chunk < rows ? r0 + chunk : rows;
-        fn(y, rows, x, data, row_bytes, T, r0, r1, cols);
+        call_kernel(k, w, y, x, T, r0, r1);
     }
 }
 
@@ -197,6 +249,15 @@ void sq_mat_row_f32(const sq_kernels *k, float *dst, const sq_mat *w, int64_t r)
     case SQ_TYPE_F32: memcpy(dst, row, (size_t)w->cols * sizeof(float)); break;
     case SQ_TYPE_F16: k->f16_to_f32(dst, (const uint16_t *)row, w->cols); break;
     case SQ_TYPE_BF16: k->bf16_to_f32(dst, (const uint16_t *)row, w->cols); break;
+    case SQ_TYPE_Q8G:
+    case SQ_TYPE_Q4G:
+    case SQ_TYPE_Q3G: sq_qrow_dequant(w->type, w->q, w->cols, row, dst); break; /* embedding lookup: one row */
+    case SQ_TYPE_S24_F16:
+    case SQ_TYPE_S24_F32:
+    case SQ_TYPE_S48_F16:
+    case SQ_TYPE_S48_F32:
+    case SQ_TYPE_SMASK_F16:
+    case SQ_TYPE_SMASK_F32: sq_srow_dequant(w->type, w->q, w->cols, row, dst); break;
     default: SQ_ASSERT(!"sq_mat_row_f32: unsupported type");
     }
 }

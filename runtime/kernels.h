@@ -28,7 +28,7 @@ typedef void (*sq_qmatmul_fn)(float *y, int64_t ldy, const float *x, const void 
 typedef struct {
     const char *name;                    /* "ref", "avx2", "avx512", "neon" */
     sq_matmul_fn matmul[SQ_TYPE_COUNT];  /* float weight types, indexed by sq_type */
-    sq_qmatmul_fn qmatmul[SQ_TYPE_COUNT];/* quantized weight types, indexed by sq_type */
+    sq_qmatmul_fn qmatmul[SQ_TYPE_COUNT];/* quantized and sparse weight types, indexed by sq_type */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     void (*axpy_f32)(float *y, float a, const float *x, int64_t n); /* y += a*x */
     void (*f16_to_f32)(float *dst, const uint16_t *src, int64_t n);

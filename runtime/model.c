@@ -1,8 +1,9 @@
 /* model.c - the list of tensors a Llama-family config implies (names, roles, shapes), and
  * the binder that points a model at its weights by those names, checking every shape, from a runnable file (weights stay in the
  * mapping) or from in-memory tensors (a model store loaded by squish-eval).
- * Norm weights and biases (1-D, tiny) are converted to f32 once; matrices stay in their
- * stored type and are read by the kernels as they are.
+ * Norm weights and biases (1-D, tiny) are converted to f32 once; matrices (float or
+ * group-quantized: every linear, the embedding and the head) stay in their stored type
+ * and are read by the kernels as they are.
  */
 #include "model.h"
 
@@ -35,10 +36,22 @@ static sq_status bind_mat(binder *b, sq_mat *m, const char *name, int64_t rows, 
         return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld], the config needs [%lld, %lld]", b->what,
                          name, (long long)t->shape[0], (long long)(t->n_dims > 1 ? t->shape[1] : 0),
                          (long long)rows, (long long)cols);
+    /* quantized matrices (docs/quantization.md) carry their group and zero-point mode,
+     * sparse ones (docs/sparse-format.md) their capacity */
+    const sq_qparams q = sq_type_is_quant(t->type) || sq_type_is_sparse(t->type) ? t->q : (sq_qparams){0};
+    if (sq_qparams_validate(t->type, q, cols, name)) {
+        sq_error_prefix(b->what);
+        return SQ_ERR_FORMAT;
+    }
+    const size_t want = sq_tensor_bytes(t->type, q, 2, t->shape);
+    if ((want == 0 && rows * cols != 0) || want != t->nbytes)
+        return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' holds %zu bytes, its type %s and shape need %zu", b->what,
+                         name, t->nbytes, sq_type_name(t->type), want);
     m->type = t->type;
+    m->q = q;
     m->rows = rows;
     m->cols = cols;
-    m->row_bytes = sq_type_row_bytes(t->type, cols);
+    m->row_bytes = sq_row_bytes(t->type, cols, q);
     m->data = t->data;
     return SQ_OK;
 }
@@ -51,6 +64,9 @@ static sq_status bind_vec(binder *b, const float **out, const char *name, int64_
     if (t->n_dims != 1 || t->shape[0] != n)
         return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' should be a vector of %lld values", b->what, name,
                          (long long)n);
+    if (sq_type_is_quant(t->type) || sq_type_is_sparse(t->type))
+        return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' is %s; norm weights and biases must be float", b->what, name,
+                         sq_type_name(t->type));
     SQ_ASSERT(b->pool_used + (size_t)n <= b->pool_cap);
     float *dst = b->pool + b->pool_used;
     sq_status st = sq_convert_rows(dst, SQ_TYPE_F32, t->data, t->type, n);

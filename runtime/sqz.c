@@ -1,4 +1,5 @@
-/* sqz.c - reader and writer of the runnable file, version 1 (docs/sqz-format.md).
+/* sqz.c - reader and writer of the runnable file, versions 1 and 2 (docs/sqz-format.md;
+ * version 2 adds each tensor's quantization group and flags to the index).
  *
  * The reader maps the file, checks the header, every section boundary, every metadata
  * length and every tensor's offset/size against the file size with overflow-safe
@@ -46,6 +47,7 @@ typedef struct {
 
 struct sq_sqz {
     char *path;
+    uint32_t version;
     sq_mapping map;
     uint64_t checksum;
     sq_config cfg;
@@ -330,6 +332,10 @@ static sq_status decode_vocab(sq_sqz *f) {
     return sq_vocab_validate(v, f->path);
 }
 
+/* Index entry flag bits (version 2). */
+#define INDEX_FLAG_ASYM 1u
+#define INDEX_FLAGS_KNOWN INDEX_FLAG_ASYM
+
 static sq_status parse_index(sq_sqz *f, const uint8_t *p, uint64_t n, uint32_t count, uint64_t data_size) {
     cursor c = {.p = p, .n = n, .path = f->path, .section = "tensor index"};
     if (count > n / 16)
@@ -342,6 +348,8 @@ static sq_status parse_index(sq_sqz *f, const uint8_t *p, uint64_t n, uint32_t c
         uint16_t nlen = cur_u16(&c);
         const uint8_t *np = cur_bytes(&c, nlen);
         uint32_t type = cur_u32(&c);
+        uint32_t group = f->version >= 2 ? cur_u32(&c) : 0;
+        uint32_t flags = f->version >= 2 ? cur_u32(&c) : 0;
         uint32_t nd = cur_u32(&c);
         if (c.st) return c.st;
         if (nlen == 0 || nlen >= SQ_MAX_NAME || memchr(np, 0, nlen))
@@ -352,7 +360,16 @@ static sq_status parse_index(sq_sqz *f, const uint8_t *p, uint64_t n, uint32_t c
             return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' has unknown type %u", f->path, t->name, type);
         if (nd < 1 || nd > SQ_MAX_DIMS)
             return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' has %u dimensions", f->path, t->name, nd);
+        if ((sq_type_is_quant((sq_type)type) || sq_type_is_sparse((sq_type)type)) && f->version < 2)
+            return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' has type %s, which needs format version 2", f->path,
+                             t->name, sq_type_name((sq_type)type));
+        if (flags & ~INDEX_FLAGS_KNOWN)
+            return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' has unknown flags 0x%x", f->path, t->name, flags);
+        if (group > INT32_MAX)
+            return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' has group size %u", f->path, t->name, group);
         t->type = (sq_type)type;
+        t->q.group = (int32_t)group;
+        t->q.asym = (flags & INDEX_FLAG_ASYM) != 0;
         t->n_dims = (int32_t)nd;
         for (uint32_t d = 0; d < nd; d++) {
             uint64_t dim = cur_u64(&c);
@@ -362,7 +379,14 @@ static sq_status parse_index(sq_sqz *f, const uint8_t *p, uint64_t n, uint32_t c
         }
         uint64_t off = cur_u64(&c), nbytes = cur_u64(&c);
         if (c.st) return c.st;
-        size_t want = sq_tensor_expected_bytes(t->type, t->n_dims, t->shape);
+        if ((sq_type_is_quant(t->type) || sq_type_is_sparse(t->type)) && t->n_dims != 2)
+            return sq_errorf(SQ_ERR_FORMAT, "%s: %s tensor '%s' has %d dimensions (must be 2)", f->path,
+                             sq_type_is_quant(t->type) ? "quantized" : "sparse", t->name, t->n_dims);
+        if (sq_qparams_validate(t->type, t->q, t->shape[t->n_dims - 1], t->name)) {
+            sq_error_prefix(f->path);
+            return SQ_ERR_FORMAT;
+        }
+        size_t want = sq_tensor_bytes(t->type, t->q, t->n_dims, t->shape);
         if ((want == 0 && sq_tensor_numel(t) != 0) || nbytes != want)
             return sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' holds %llu bytes but its type and shape need %zu",
                              f->path, t->name, (unsigned long long)nbytes, want);
@@ -407,11 +431,13 @@ sq_status sq_sqz_open(sq_sqz **out, const char *path, bool verify) {
         goto fail;
     }
     uint32_t version = rd_u32(p + 8), n_tensors = rd_u32(p + 12);
-    if (version != SQ_SQZ_VERSION) {
-        st = sq_errorf(SQ_ERR_UNSUPPORTED, "%s: runnable file version %u; this squish reads version %u (re-export it)",
-                       path, version, SQ_SQZ_VERSION);
+    if (version < SQ_SQZ_MIN_VERSION || version > SQ_SQZ_VERSION) {
+        st = sq_errorf(SQ_ERR_UNSUPPORTED,
+                       "%s: runnable file version %u; this squish reads versions %u to %u (re-export it)", path, version,
+                       SQ_SQZ_MIN_VERSION, SQ_SQZ_VERSION);
         goto fail;
     }
+    f->version = version;
     uint64_t file_size = rd_u64(p + 16), meta_off = rd_u64(p + 24), meta_size = rd_u64(p + 32);
     uint64_t index_off = rd_u64(p + 40), index_size = rd_u64(p + 48), data_off = rd_u64(p + 56);
     f->checksum = rd_u64(p + 120);
@@ -505,6 +531,7 @@ const sq_tensor *sq_sqz_find(const sq_sqz *f, const char *name) {
 }
 uint64_t sq_sqz_file_size(const sq_sqz *f) { return f->map.size; }
 uint64_t sq_sqz_checksum(const sq_sqz *f) { return f->checksum; }
+uint32_t sq_sqz_version(const sq_sqz *f) { return f->version; }
 
 const char *sq_sqz_meta(const sq_sqz *f, const char *key) {
     const meta_entry *e = meta_get(f, key);
@@ -691,9 +718,20 @@ sq_status sq_sqz_write(const char *path, const sq_config *cfg, const sq_vocab *v
     for (int32_t i = 0; i < n_tensors; i++) {
         const sq_tensor *t = &tensors[i];
         size_t nl = strlen(t->name);
-        size_t want = sq_tensor_expected_bytes(t->type, t->n_dims, t->shape);
-        if (nl == 0 || nl >= SQ_MAX_NAME || t->n_dims < 1 || t->n_dims > SQ_MAX_DIMS || want != t->nbytes) {
-            st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s' has an invalid name, shape or size", path, t->name);
+        if (nl == 0 || nl >= SQ_MAX_NAME || t->n_dims < 1 || t->n_dims > SQ_MAX_DIMS) {
+            st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s' has an invalid name or shape", path, t->name);
+            goto fail;
+        }
+        if (!sq_type_traits_get(t->type) ||
+            ((sq_type_is_quant(t->type) || sq_type_is_sparse(t->type)) &&
+             (t->n_dims != 2 || sq_qparams_validate(t->type, t->q, t->shape[1], t->name)))) {
+            st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s' has invalid type or quantization parameters", path, t->name);
+            goto fail;
+        }
+        size_t want = sq_tensor_bytes(t->type, t->q, t->n_dims, t->shape);
+        if (want != t->nbytes || (want == 0 && sq_tensor_numel(t) != 0)) {
+            st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s' holds %zu bytes but its type and shape need %zu", path,
+                           t->name, t->nbytes, want);
             goto fail;
         }
         for (int32_t k = 0; k < i; k++)
@@ -704,6 +742,8 @@ sq_status sq_sqz_write(const char *path, const sq_config *cfg, const sq_vocab *v
         buf_u16(&ib, (uint16_t)nl);
         buf_put(&ib, t->name, nl);
         buf_u32(&ib, (uint32_t)t->type);
+        buf_u32(&ib, sq_type_is_quant(t->type) || sq_type_is_sparse(t->type) ? (uint32_t)t->q.group : 0u);
+        buf_u32(&ib, sq_type_is_quant(t->type) && t->q.asym ? INDEX_FLAG_ASYM : 0u);
         buf_u32(&ib, (uint32_t)t->n_dims);
         for (int32_t d = 0; d < t->n_dims; d++) buf_u64(&ib, (uint64_t)t->shape[d]);
         buf_u64(&ib, data_size);

@@ -16,7 +16,8 @@
 #include "types.h"
 
 #define SQ_SQZ_MAGIC "SQUISHRF"
-#define SQ_SQZ_VERSION 1u
+#define SQ_SQZ_VERSION 2u     /* written; versions 1 (float tensors only) and 2 are read */
+#define SQ_SQZ_MIN_VERSION 1u
 #define SQ_SQZ_ALIGN 64u
 #define SQ_SQZ_HEADER_BYTES 128u
 
@@ -34,6 +35,7 @@ const sq_tensor *sq_sqz_tensor(const sq_sqz *f, int32_t i);      /* data borrowe
 const sq_tensor *sq_sqz_find(const sq_sqz *f, const char *name); /* NULL if absent */
 uint64_t sq_sqz_file_size(const sq_sqz *f);
 uint64_t sq_sqz_checksum(const sq_sqz *f);
+uint32_t sq_sqz_version(const sq_sqz *f); /* format version of the file as read */
 /* Free-form string metadata (provenance): value of `key` or NULL. */
 const char *sq_sqz_meta(const sq_sqz *f, const char *key);
 int32_t sq_sqz_n_meta(const sq_sqz *f);
@@ -45,8 +47,9 @@ typedef struct {
     const char *value;
 } sq_kv;
 
-/* Writes a runnable file atomically. Tensor data must be laid out as its type requires;
- * tensors keep the order given. Keys of `meta` must not start with "config." or "tok."
+/* Writes a runnable file (version SQ_SQZ_VERSION) atomically. Tensor data must be laid
+ * out as its type requires (quantized tensors: 2-D, with valid t->q, nbytes =
+ * sq_tensor_bytes); tensors keep the order given. Keys of `meta` must not start with "config." or "tok."
  * (reserved for the config and vocab). */
 sq_status sq_sqz_write(const char *path, const sq_config *cfg, const sq_vocab *vocab,
                        const sq_tensor *tensors, int32_t n_tensors, const sq_kv *meta,

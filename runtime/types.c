@@ -8,10 +8,28 @@
 
 /* ===== Type traits ===== */
 
+/* Code chunks of the group-quantized types (docs/sqz-format.md; scales and zeros live in
+ * the row header, so a block here is the 32 codes alone). */
+typedef struct { uint8_t qs[32]; } q8g_chunk;                   /* one byte per code */
+typedef struct { uint8_t qs[16]; } q4g_chunk;                   /* byte j: code j | code j+16 << 4 */
+typedef struct { uint8_t lo[8]; uint8_t hi[4]; } q3g_chunk;     /* 2-bit planes, then bit 2 of each code */
+_Static_assert(sizeof(q8g_chunk) == 32, "q8g chunk is 32 bytes");
+_Static_assert(sizeof(q4g_chunk) == 16, "q4g chunk is 16 bytes");
+_Static_assert(sizeof(q3g_chunk) == 12, "q3g chunk is 12 bytes");
+
 static const sq_type_traits traits[SQ_TYPE_COUNT] = {
     [SQ_TYPE_F32] = {.name = "f32", .block = 1, .block_bytes = 4},
     [SQ_TYPE_F16] = {.name = "f16", .block = 1, .block_bytes = 2},
     [SQ_TYPE_BF16] = {.name = "bf16", .block = 1, .block_bytes = 2},
+    [SQ_TYPE_Q8G] = {.name = "q8g", .block = 32, .block_bytes = sizeof(q8g_chunk)},
+    [SQ_TYPE_Q4G] = {.name = "q4g", .block = 32, .block_bytes = sizeof(q4g_chunk)},
+    [SQ_TYPE_Q3G] = {.name = "q3g", .block = 32, .block_bytes = sizeof(q3g_chunk)},
+    [SQ_TYPE_S24_F16] = {.name = "s24_f16", .block = 1, .block_bytes = 2},
+    [SQ_TYPE_S24_F32] = {.name = "s24_f32", .block = 1, .block_bytes = 4},
+    [SQ_TYPE_S48_F16] = {.name = "s48_f16", .block = 1, .block_bytes = 2},
+    [SQ_TYPE_S48_F32] = {.name = "s48_f32", .block = 1, .block_bytes = 4},
+    [SQ_TYPE_SMASK_F16] = {.name = "smask_f16", .block = 1, .block_bytes = 2},
+    [SQ_TYPE_SMASK_F32] = {.name = "smask_f32", .block = 1, .block_bytes = 4},
 };
 
 const sq_type_traits *sq_type_traits_get(sq_type t) {
@@ -31,12 +49,12 @@ sq_status sq_type_from_name(const char *name, sq_type *out) {
             return SQ_OK;
         }
     }
-    return sq_errorf(SQ_ERR_ARG, "unknown tensor type '%s' (expected f32, f16 or bf16)", name);
+    return sq_errorf(SQ_ERR_ARG, "unknown tensor type '%s' (expected f32, f16, bf16, q8g, q4g, q3g, s24_f16, s24_f32, s48_f16, s48_f32, smask_f16 or smask_f32)", name);
 }
 
 size_t sq_type_row_bytes(sq_type t, int64_t cols) {
     const sq_type_traits *tr = sq_type_traits_get(t);
-    if (!tr || cols < 0) return 0;
+    if (!tr || cols < 0 || sq_type_is_quant(t) || sq_type_is_sparse(t)) return 0; /* those rows: sq_row_bytes */
     uint64_t blocks = ((uint64_t)cols + (uint64_t)tr->block - 1) / (uint64_t)tr->block;
     uint64_t bytes;
     if (__builtin_mul_overflow(blocks, (uint64_t)tr->block_bytes, &bytes) || bytes > SIZE_MAX) return 0;

@@ -28,27 +28,38 @@ typedef enum {
     SQ_TYPE_Q8G = 3,
     SQ_TYPE_Q4G = 4,
     SQ_TYPE_Q3G = 5,
+    /* Sparse types (docs/sparse-format.md, runtime/sparse_internal.h): only the stored
+     * weights of each row, with their positions; 2-D only. s24/s48: exactly N:M (2 of
+     * every 4, 4 of every 8 consecutive weights of a row; cols a multiple of M), packed
+     * 4-bit in-group indices then the values. smask: unstructured, a bit per weight then
+     * up to K = q.group values per row (q.group is the per-row capacity). */
+    SQ_TYPE_S24_F16 = 6,
+    SQ_TYPE_S24_F32 = 7,
+    SQ_TYPE_S48_F16 = 8,
+    SQ_TYPE_S48_F32 = 9,
+    SQ_TYPE_SMASK_F16 = 10,
+    SQ_TYPE_SMASK_F32 = 11,
     /* append only */
     SQ_TYPE_COUNT
 } sq_type;
 
 /* Parameters of a group-quantized tensor; all zero for float types. `group` is a
  * multiple of 32, or the row length (one group per row); the last group of a row may be
- * shorter. */
+ * shorter. For the bitmask sparse types `group` is the values per row (0..cols). */
 typedef struct {
     int32_t group;
     bool asym;
 } sq_qparams;
 
 typedef struct {
-    const char *name;   /* "f32", "f16", "bf16" */
-    int32_t block;      /* weights per block (1 for plain floats) */
-    int32_t block_bytes;/* bytes per block */
+    const char *name;   /* "f32", "f16", "bf16", "q8g", "q4g", "q3g", "s24_f16", ... */
+    int32_t block;      /* weights per block (1 for plain floats and sparse types, 32: a code chunk) */
+    int32_t block_bytes;/* bytes per block (codes only for quantized types, a value for sparse ones) */
 } sq_type_traits;
 
 const sq_type_traits *sq_type_traits_get(sq_type t); /* NULL if t is not a valid type */
 const char *sq_type_name(sq_type t);                 /* "?" if invalid */
-/* Parses "f32"/"f16"/"bf16" (case-insensitive). Returns SQ_ERR_ARG if unknown. */
+/* Parses "f32"/"f16"/"bf16"/"q8g"/"q4g"/"q3g" (case-insensitive). SQ_ERR_ARG if unknown. */
 sq_status sq_type_from_name(const char *name, sq_type *out);
 /* Bytes needed for one row of `cols` elements of a float type t. Returns 0 for an invalid
  * type and for quantized types (use sq_row_bytes). */
@@ -72,6 +83,29 @@ sq_status sq_qrow_pack(sq_type t, sq_qparams q, int64_t cols, const uint8_t *cod
 void sq_qrow_unpack(sq_type t, sq_qparams q, int64_t cols, const void *src, uint8_t *codes, float *scales,
                     uint8_t *zeros);
 void sq_qrow_dequant(sq_type t, sq_qparams q, int64_t cols, const void *src, float *dst);
+
+/* ===== Sparse rows (runtime/sparse.c) =====
+ * Reference packer and unpacker of the sparse row layouts (docs/sparse-format.md); the
+ * exporter, the importer and the tests use these. Values are raw bits of the value type
+ * (f16 or f32, sq_sparse_value_type): a weight is "zero" only if all its bits are 0, so
+ * dense -> sparse -> dense is bit-exact (-0.0 is kept as a value). */
+bool sq_type_is_sparse(sq_type t);
+sq_type sq_sparse_value_type(sq_type t); /* SQ_TYPE_F16 or SQ_TYPE_F32 (F32 for non-sparse t) */
+/* Row size and parameter check of a sparse type (what sq_row_bytes/sq_qparams_validate
+ * use for them). */
+size_t sq_sparse_row_bytes(sq_type t, int64_t cols, sq_qparams q);
+sq_status sq_sparse_validate(sq_type t, sq_qparams q, int64_t cols, const char *what);
+/* Packs one dense row (cols values of the value type) into sq_row_bytes bytes at dst.
+ * SQ_ERR_ARG (nothing written) if the row does not fit the type: an N:M group with more
+ * than N nonzeros, or more than K nonzeros for a bitmask row. */
+sq_status sq_srow_pack(sq_type t, sq_qparams q, int64_t cols, const void *src, void *dst);
+/* Unpacks one row into cols values of the value type; SQ_ERR_FORMAT if the row is not in
+ * the canonical form sq_srow_pack writes (indices out of order, bits past the row, a
+ * nonzero past the stored values, nonzero padding): hostile input is refused. */
+sq_status sq_srow_unpack(sq_type t, sq_qparams q, int64_t cols, const void *src, void *dst);
+/* One row as floats (embedding lookups, the reference kernel). Never reads outside the
+ * row, whatever the row holds. */
+void sq_srow_dequant(sq_type t, sq_qparams q, int64_t cols, const void *src, float *dst);
 
 /* ===== Half precision =====
  * Exact IEEE binary16 <-> binary32 conversion (subnormals, inf, NaN), round-to-nearest-
@@ -108,6 +142,16 @@ size_t sq_tensor_expected_bytes(sq_type t, int32_t n_dims, const int64_t *shape)
 /* The same for any type (quantized tensors are 2-D). */
 size_t sq_tensor_bytes(sq_type t, sq_qparams q, int32_t n_dims, const int64_t *shape);
 void sq_tensor_release(sq_tensor *t); /* frees name and owned data; NULL-safe */
+
+/* Sparse tensors (runtime/sparse.c). */
+/* Export: the smallest sparse encoding of a 2-D f16/f32 tensor that saves at least
+ * 1/8 of its bytes: N:M (2:4, then 4:8) when every group of M holds at most N nonzeros,
+ * else a bitmask row with K = the largest nonzero count of a row. *out gets a new owned
+ * tensor (same name) and true is returned in *changed; otherwise *changed is false and
+ * *out is untouched. */
+sq_status sq_tensor_sparsify(const sq_tensor *in, sq_tensor *out, bool *changed);
+/* Import: a sparse tensor back to its dense value type, bit-exact (new owned tensor). */
+sq_status sq_tensor_densify(const sq_tensor *in, sq_tensor *out);
 
 /* ===== Model configuration =====
  * Hyperparameters of a Llama-family decoder. Importers fill it from config.json or a

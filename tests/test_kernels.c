@@ -147,6 +147,7 @@ SQ_TEST(test_tables) {
         if (!v) continue;
         SQ_CHECK(strcmp(v->name, names[i]) == 0);
         for (int t = 0; t < N_FLOAT_TYPES; t++) SQ_CHECK(v->matmul[t] != NULL);
+        for (int t = N_FLOAT_TYPES; t < SQ_TYPE_COUNT; t++) SQ_CHECK(v->qmatmul[t] != NULL);
         SQ_CHECK(v->dot_f32 && v->axpy_f32 && v->f16_to_f32 && v->bf16_to_f32);
     }
 }
@@ -463,6 +464,50 @@ SQ_TEST(test_mat_row) {
     }
 }
 
+/* Group-quantized weights, briefly (tests/test_quant_types.c has the full suite; this one
+ * also runs in cross builds): every variant's qmatmul against the f32 reference matmul of
+ * the dequantized rows, in each token-count loop, with a ragged row length. */
+SQ_TEST(test_qmatmul_smoke) {
+    const sq_kernels *vs[8];
+    int n = simd_variants(vs, 7);
+    vs[n++] = sq_kernels_ref();
+    vs[n] = NULL;
+    static const sq_type qt[3] = {SQ_TYPE_Q8G, SQ_TYPE_Q4G, SQ_TYPE_Q3G};
+    static const int64_t T_list[] = {1, 3, 70};
+    const int64_t rows = 37, cols = 100;
+    for (int v = 0; vs[v]; v++)
+        for (int ti = 0; ti < 3; ti++)
+            for (int tj = 0; tj < 3; tj++) {
+                const sq_qparams q = {tj == 1 ? 64 : 32, tj != 0};
+                const int32_t qmax = (1 << sq_type_bits(qt[ti])) - 1;
+                const size_t rb = sq_row_bytes(qt[ti], cols, q);
+                uint8_t *w = malloc(rb * (size_t)rows), codes[100], zeros[4];
+                float *wf = malloc(sizeof(float) * (size_t)(rows * cols)), scales[4];
+                for (int64_t r = 0; r < rows; r++) {
+                    for (int g = 0; g < 4; g++) {
+                        scales[g] = sq_f16_to_f32(sq_f32_to_f16(rng_unif() * 0.1f));
+                        zeros[g] = (uint8_t)rng_int(qmax + 1);
+                    }
+                    for (int64_t c = 0; c < cols; c++) codes[c] = (uint8_t)rng_int(qmax + 1);
+                    SQ_CHECK_OK(sq_qrow_pack(qt[ti], q, cols, codes, scales, zeros, w + (size_t)r * rb));
+                    sq_qrow_dequant(qt[ti], q, cols, w + (size_t)r * rb, wf + r * cols);
+                }
+                const int64_t T = T_list[tj];
+                float *x = rand_vec(T * cols), *y = malloc(sizeof(float) * (size_t)(T * rows));
+                float *yr = malloc(sizeof(float) * (size_t)(T * rows));
+                vs[v]->qmatmul[qt[ti]](y, rows, x, w, rb, T, 0, rows, cols, q);
+                sq_kernels_ref()->matmul[SQ_TYPE_F32](yr, rows, x, wf, (size_t)cols * 4, T, 0, rows, cols);
+                int bad = 0;
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t r = 0; r < rows; r++)
+                        bad += !(fabs((double)y[t * rows + r] - yr[t * rows + r]) <=
+                                 dot_tol(x + t * cols, wf + r * cols, cols));
+                SQ_CHECKF(bad == 0, "%s %s T=%lld: %d outputs differ", vs[v]->name, sq_type_name(qt[ti]), (long long)T,
+                          bad);
+                free(w), free(wf), free(x), free(y), free(yr);
+            }
+}
+
 SQ_TEST(test_threads) {
     const int saved = sq_num_threads();
     SQ_CHECK(saved >= 1);
@@ -488,6 +533,7 @@ int main(void) {
     SQ_RUN(test_half_exhaustive);
     SQ_RUN(test_dot_axpy);
     SQ_RUN(test_mat_row);
+    SQ_RUN(test_qmatmul_smoke);
     SQ_RUN(test_threads);
     return sq_test_summary();
 }

@@ -1,0 +1,136 @@
+/* kernels_sparse_avx2.c - AVX2 + FMA + F16C matmuls for sparse weights (docs/sparse-
+ * format.md; the reference is kernels_sparse_ref.c). Compiled with the flags of
+ * kernels_avx2.c; NULL table without them.
+ *
+ * N:M rows (2:4, 4:8): 8 stored slots at a time, their columns (s / N) * M + idx rebuilt
+ * from the 2- or 4-bit indices with a variable shift, x gathered at those columns and
+ * multiplied by the 8 values: only N/M of the multiply-adds of a dense row, and
+ * N/M (+ 1/8 byte of index) of its weight bytes. Bitmask rows: per mask byte, the
+ * popcount-many next values are spread to their lanes with a permutation from a 256-entry
+ * table (the AVX2 stand-in for AVX-512's vexpandps), masked and multiplied with the 8
+ * x values; all-zero bytes are skipped. Tails and the last values of a row run the scalar
+ * reference loop, so no load passes the row's K values. Accumulation: two 8-lane
+ * accumulators summed in a fixed order, so results depend only on (cols, row), never on
+ * the row range or thread count.
+ */
+#include "kernels_internal.h"
+#include "sparse_internal.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+#include <immintrin.h>
+
+/* lut[mb][j]: index among the set bits of mb of bit j (= popcount of the bits below j). */
+#define PC8(x) (((x)&1) + (((x) >> 1) & 1) + (((x) >> 2) & 1) + (((x) >> 3) & 1) + (((x) >> 4) & 1) + \
+                (((x) >> 5) & 1) + (((x) >> 6) & 1) + (((x) >> 7) & 1))
+#define LROW(b) {PC8((b)&0), PC8((b)&1), PC8((b)&3), PC8((b)&7), PC8((b)&15), PC8((b)&31), PC8((b)&63), PC8((b)&127)}
+#define L4(b) LROW(b), LROW((b) + 1), LROW((b) + 2), LROW((b) + 3)
+#define L16(b) L4(b), L4((b) + 4), L4((b) + 8), L4((b) + 12)
+#define L64(b) L16(b), L16((b) + 16), L16((b) + 32), L16((b) + 48)
+static const uint8_t expand_lut[256][8] = {L64(0), L64(64), L64(128), L64(192)};
+
+SQ_INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+SQ_INLINE __m256 load8(const uint8_t *p, int vb) {
+    return vb == 2 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p))
+                   : _mm256_loadu_ps((const float *)(const void *)p);
+}
+
+/* 8 slots from slot s (a multiple of 8): x gathered at their columns times their values. */
+SQ_INLINE __m256 nm8(const sq_slayout *L, const uint8_t *row, const float *xt, int64_t s, __m256i off, __m256i shifts,
+                     __m256i mmask, __m256 acc) {
+    uint32_t nib = 0; /* 8 slots' indices: 16 bits (2:4) or 32 (4:8) */
+    memcpy(&nib, row + (s * L->ibits >> 3), (size_t)L->ibits);
+    __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)nib), shifts), mmask);
+    __m256 xv = _mm256_i32gather_ps(xt + s / L->n * L->m, _mm256_add_epi32(off, idx), 4);
+    __m256 v = load8(row + L->vals_off + (size_t)s * (size_t)L->vbytes, L->vbytes);
+    return _mm256_fmadd_ps(v, xv, acc);
+}
+
+SQ_INLINE void smatmul(sq_type type, float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
+                    int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
+    const sq_slayout L = sq_slayout_of(type, q, cols);
+    const __m256i shifts = L.ibits == 2 ? _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)
+                                        : _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i off = _mm256_setzero_si256(), mmask = _mm256_set1_epi32(L.m ? L.m - 1 : 0);
+    if (L.m) {
+        int32_t o[8];
+        for (int j = 0; j < 8; j++) o[j] = j / L.n * L.m;
+        off = _mm256_loadu_si256((const __m256i *)(const void *)o);
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
+        for (int64_t t = 0; t < T; t++) {
+            const float *xt = x + t * cols;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            float tail = 0.0f;
+            if (L.m) {
+                int64_t s = 0;
+                for (; s + 16 <= L.n_vals; s += 16) {
+                    a0 = nm8(&L, row, xt, s, off, shifts, mmask, a0);
+                    a1 = nm8(&L, row, xt, s + 8, off, shifts, mmask, a1);
+                }
+                if (s + 8 <= L.n_vals) {
+                    a0 = nm8(&L, row, xt, s, off, shifts, mmask, a0);
+                    s += 8;
+                }
+                for (; s < L.n_vals; s++) tail += xt[s / L.n * L.m + (sq_snm_idx(&L, row, s) & (L.m - 1))] * sq_sval(&L, row, s);
+            } else {
+                int64_t v = 0, b = 0;
+                const uint8_t *vals = row + L.vals_off;
+                for (; 8 * b + 8 <= cols && v + 8 <= L.n_vals; b++) {
+                    const unsigned mb = row[b];
+                    if (!mb) continue;
+                    __m256 vv = load8(vals + (size_t)v * (size_t)L.vbytes, L.vbytes);
+                    __m256i perm = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)expand_lut[mb]));
+                    __m256i lanes = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)mb), bits), bits);
+                    __m256 ve = _mm256_and_ps(_mm256_permutevar8x32_ps(vv, perm), _mm256_castsi256_ps(lanes));
+                    if (b & 1) a1 = _mm256_fmadd_ps(ve, _mm256_loadu_ps(xt + 8 * b), a1);
+                    else a0 = _mm256_fmadd_ps(ve, _mm256_loadu_ps(xt + 8 * b), a0);
+                    v += __builtin_popcount(mb);
+                }
+                for (; b < L.meta_bytes && v < L.n_vals; b++) {
+                    unsigned mb = row[b];
+                    if (8 * b + 8 > cols) mb &= (1u << (cols - 8 * b)) - 1u;
+                    while (mb && v < L.n_vals) {
+                        const int j = __builtin_ctz(mb);
+                        mb &= mb - 1;
+                        tail += xt[8 * b + j] * sq_sval(&L, row, v++);
+                    }
+                }
+            }
+            y[t * ldy + r] = hsum8(_mm256_add_ps(a0, a1)) + tail;
+        }
+    }
+}
+
+#define SK(NAME, TYPE)                                                                                             \
+    static void NAME(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,      \
+                     int64_t r1, int64_t cols, sq_qparams q) {                                                    \
+        smatmul(TYPE, y, ldy, x, w, rb, T, r0, r1, cols, q);                                                       \
+    }
+SK(s24_f16, SQ_TYPE_S24_F16)
+SK(s24_f32, SQ_TYPE_S24_F32)
+SK(s48_f16, SQ_TYPE_S48_F16)
+SK(s48_f32, SQ_TYPE_S48_F32)
+SK(smask_f16, SQ_TYPE_SMASK_F16)
+SK(smask_f32, SQ_TYPE_SMASK_F32)
+
+static const sq_qmatmul_fn sparse_table[SQ_TYPE_COUNT] = {
+    [SQ_TYPE_S24_F16] = s24_f16,     [SQ_TYPE_S24_F32] = s24_f32,     [SQ_TYPE_S48_F16] = s48_f16,
+    [SQ_TYPE_S48_F32] = s48_f32,     [SQ_TYPE_SMASK_F16] = smask_f16, [SQ_TYPE_SMASK_F32] = smask_f32,
+};
+
+const sq_qmatmul_fn *sq_kernels_avx2_sparse(void) { return sparse_table; }
+
+#else
+
+const sq_qmatmul_fn *sq_kernels_avx2_sparse(void) { return NULL; }
+
+#endif
