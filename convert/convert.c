@@ -22,7 +22,7 @@
 static void usage(FILE *fp) {
     fprintf(fp,
             "usage: squish-convert import SRC -o MODEL.h5 [--dtype f32|f16|bf16] [--tokenizer PATH]\n"
-            "       squish-convert export MODEL.h5 -o MODEL.sqz|MODEL.gguf [--dtype f32|f16|bf16]\n"
+            "       squish-convert export MODEL.h5 -o MODEL.sqz|MODEL.gguf [--dtype f32|f16|bf16] [--dense]\n"
             "       squish-convert SRC -o MODEL.sqz|MODEL.gguf|MODEL.h5 [--dtype ...] [--tokenizer PATH]\n"
             "       squish-convert info FILE [--json]\n"
             "\n"
@@ -37,6 +37,9 @@ static void usage(FILE *fp) {
             "      --dtype T         f32 converts every tensor; f16/bf16 convert the matrices and keep\n"
             "                        1-D norms/biases as they are (default: keep the source types)\n"
             "      --tokenizer PATH  tokenizer.bin for a llama2.c checkpoint\n"
+            "      --dense           (.sqz) keep pruned matrices dense; by default a matrix whose zeros\n"
+            "                        form a 2:4 or 4:8 pattern, or that is sparse enough to save 1/8 of\n"
+            "                        its bytes, is written as a sparse type (docs/sparse-format.md)\n"
             "      --json            (info) machine-readable output\n"
             "  -v, --verbose         more progress output\n"
             "  -h, --help            this help\n"
@@ -51,7 +54,7 @@ static void usage(FILE *fp) {
 
 typedef struct {
     const char *cmd, *src, *out, *tokenizer;
-    bool has_dtype, json;
+    bool has_dtype, json, dense;
     sq_type dtype;
 } conv_opts;
 
@@ -93,6 +96,8 @@ static int parse(int argc, char **argv, conv_opts *o) {
             o->has_dtype = true;
         } else if (sq_cli_is(a, NULL, "--json")) {
             o->json = true;
+        } else if (sq_cli_is(a, NULL, "--dense")) {
+            o->dense = true;
         } else if (sq_cli_is(a, "-v", "--verbose")) {
             sq_log_set_level(SQ_LOG_DEBUG);
         } else if (a[0] == '-' && a[1]) {
@@ -270,6 +275,26 @@ static sq_status export_sqz(const sq_checkpoint *c, const char *src, const char 
     return st;
 }
 
+/* Replaces every pruned f16/f32 matrix by its sparse encoding when that is smaller
+ * (sq_tensor_sparsify: exact 2:4 / 4:8 zeros, or a bitmask saving >= 1/8 of the bytes). */
+static sq_status sparsify_all(sq_checkpoint *c) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < c->n_tensors; i++) {
+        sq_tensor s;
+        bool changed = false;
+        sq_status st = sq_tensor_sparsify(&c->tensors[i], &s, &changed);
+        if (st) return st;
+        if (!changed) continue;
+        sq_log(SQ_LOG_DEBUG, "squish-convert: %s: %s -> %s (%zu -> %zu bytes)", s.name,
+               sq_type_name(c->tensors[i].type), sq_type_name(s.type), c->tensors[i].nbytes, s.nbytes);
+        sq_tensor_release(&c->tensors[i]);
+        c->tensors[i] = s;
+        n++;
+    }
+    if (n) sq_log(SQ_LOG_INFO, "squish-convert: %d sparse matrices (--dense keeps them dense)", n);
+    return SQ_OK;
+}
+
 /* general.name for a GGUF: the source's directory or file name without its extension. */
 static char *model_name(const char *src) {
     char *s = sq_strdup(src);
@@ -341,6 +366,7 @@ static int cmd_convert(const conv_opts *o, int argc, char **argv) {
         if ((st = sq_store_write(o->out, &c))) goto fail;
     } else {
         sq_log(SQ_LOG_DEBUG, "squish-convert: writing runnable file %s", o->out);
+        if (!o->dense && (st = sparsify_all(&c))) goto fail;
         if ((st = export_sqz(&c, o->src, o->out))) goto fail;
     }
     int64_t weights = 0, bytes = 0;

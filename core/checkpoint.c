@@ -45,7 +45,47 @@ void sq_checkpoint_free(sq_checkpoint *c) {
     free(c->tokenizer_json);
     free(c->tool_version);
     free(c->command_line);
+    free(c->quant);
+    free(c->sparse);
     memset(c, 0, sizeof *c);
+}
+
+sq_status sq_checkpoint_set_quant_info(sq_checkpoint *c, const sq_quant_info *qi) {
+    for (int32_t i = 0; i < c->n_quant; i++)
+        if (strcmp(c->quant[i].name, qi->name) == 0) {
+            c->quant[i] = *qi;
+            return SQ_OK;
+        }
+    sq_quant_info *p = realloc(c->quant, ((size_t)c->n_quant + 1) * sizeof *p);
+    if (!p) return sq_errorf(SQ_ERR_OOM, "out of memory recording how '%s' was quantized", qi->name);
+    c->quant = p;
+    c->quant[c->n_quant++] = *qi;
+    return SQ_OK;
+}
+
+const sq_quant_info *sq_checkpoint_quant_info(const sq_checkpoint *c, const char *name) {
+    for (int32_t i = 0; c && name && i < c->n_quant; i++)
+        if (strcmp(c->quant[i].name, name) == 0) return &c->quant[i];
+    return NULL;
+}
+
+sq_status sq_checkpoint_set_sparse_info(sq_checkpoint *c, const sq_sparse_info *si) {
+    for (int32_t i = 0; i < c->n_sparse; i++)
+        if (strcmp(c->sparse[i].name, si->name) == 0) {
+            c->sparse[i] = *si;
+            return SQ_OK;
+        }
+    sq_sparse_info *p = realloc(c->sparse, ((size_t)c->n_sparse + 1) * sizeof *p);
+    if (!p) return sq_errorf(SQ_ERR_OOM, "out of memory recording how '%s' was pruned", si->name);
+    c->sparse = p;
+    c->sparse[c->n_sparse++] = *si;
+    return SQ_OK;
+}
+
+const sq_sparse_info *sq_checkpoint_sparse_info(const sq_checkpoint *c, const char *name) {
+    for (int32_t i = 0; c && name && i < c->n_sparse; i++)
+        if (strcmp(c->sparse[i].name, name) == 0) return &c->sparse[i];
+    return NULL;
 }
 
 sq_tensor *sq_checkpoint_find(const sq_checkpoint *c, const char *name) {
@@ -136,7 +176,17 @@ sq_status sq_checkpoint_validate(const sq_checkpoint *c, const char *what) {
             st = sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' has invalid type %d", what, e->name, (int)t->type);
             goto fail;
         }
-        size_t nb = sq_tensor_expected_bytes(t->type, t->n_dims, t->shape);
+        if (sq_type_is_quant(t->type) && t->n_dims != 2) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' is %s but not a matrix", what, e->name,
+                           sq_type_name(t->type));
+            goto fail;
+        }
+        if (sq_qparams_validate(t->type, t->q, t->shape[t->n_dims - 1], e->name)) {
+            st = SQ_ERR_FORMAT;
+            sq_error_prefix(what);
+            goto fail;
+        }
+        size_t nb = sq_tensor_bytes(t->type, t->q, t->n_dims, t->shape);
         if (nb != t->nbytes || (nb && !t->data)) {
             st = sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' holds %zu bytes, %s %s needs %zu", what, e->name, t->nbytes,
                            sq_type_name(t->type), sq_shape_str(s1, sizeof s1, t->n_dims, t->shape), nb);
@@ -174,7 +224,7 @@ sq_status sq_checkpoint_convert(sq_checkpoint *c, sq_type type) {
         return sq_errorf(SQ_ERR_ARG, "cannot convert a checkpoint to %s", sq_type_name(type));
     for (int32_t i = 0; i < c->n_tensors; i++) {
         sq_tensor *t = &c->tensors[i];
-        if (t->type == type) continue;
+        if (t->type == type || sq_type_is_quant(t->type)) continue;
         if (type != SQ_TYPE_F32 && t->n_dims != 2) continue; /* norms and biases keep their precision */
         size_t nb = sq_tensor_expected_bytes(type, t->n_dims, t->shape);
         int64_t numel = sq_tensor_numel(t);

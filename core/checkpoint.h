@@ -38,6 +38,15 @@ typedef struct {
     char calib_sha256[65];    /* SHA-256 of the calib.h5 used ("" without calibration) */
 } sq_quant_info;
 
+/* How one tensor was pruned: kept by the model store as attributes of /sparse/<name>
+ * (docs/model-store.md, docs/pruning.md). Filled by squish-prune. Plain data. */
+typedef struct {
+    char name[SQ_MAX_NAME];   /* tensor name */
+    char method[16];          /* "magnitude" | "wanda" | "sparsegpt" ("" when unknown) */
+    int32_t n, m;             /* N:M: n weights kept of every m consecutive in a row; 0,0 = unstructured */
+    double sparsity;          /* fraction of the tensor's weights that are zero, in [0, 1] */
+} sq_sparse_info;
+
 typedef struct {
     sq_config cfg;
     sq_vocab vocab;
@@ -52,6 +61,8 @@ typedef struct {
     char *command_line;       /* the command that made it (owned, may be NULL) */
     sq_quant_info *quant;     /* [n_quant] method parameters of quantized tensors (owned) */
     int32_t n_quant;
+    sq_sparse_info *sparse;   /* [n_sparse] pruning records of pruned tensors (owned) */
+    int32_t n_sparse;
 } sq_checkpoint;
 
 void sq_checkpoint_free(sq_checkpoint *c); /* NULL-safe; zeroes the struct */
@@ -59,6 +70,10 @@ void sq_checkpoint_free(sq_checkpoint *c); /* NULL-safe; zeroes the struct */
 sq_status sq_checkpoint_set_quant_info(sq_checkpoint *c, const sq_quant_info *qi);
 /* The entry of a tensor, or NULL. */
 const sq_quant_info *sq_checkpoint_quant_info(const sq_checkpoint *c, const char *name);
+/* Adds a copy of *si, replacing the entry of the same tensor name if there is one. */
+sq_status sq_checkpoint_set_sparse_info(sq_checkpoint *c, const sq_sparse_info *si);
+/* The pruning record of a tensor, or NULL. */
+const sq_sparse_info *sq_checkpoint_sparse_info(const sq_checkpoint *c, const char *name);
 /* The tensor with this name, or NULL. */
 sq_tensor *sq_checkpoint_find(const sq_checkpoint *c, const char *name);
 /* Appends a tensor (takes ownership of t's name and data; t is zeroed). */

@@ -1,7 +1,9 @@
 /* import_sqz.c - a runnable file (.sqz, docs/sqz-format.md) back into a checkpoint, so
  * anything squish can run can also be stored, inspected or exported to GGUF
  * (`squish-convert export model.sqz -o model.gguf`). The file is fully validated by the
- * runtime's reader (checksum included); tensors are copied out of the mapping. */
+ * runtime's reader (checksum included); tensors are copied out of the mapping. Sparse
+ * matrices (docs/sparse-format.md) come back dense in their value type, bit for bit;
+ * a sparse row that is not in canonical form is refused. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,17 @@ sq_status sq_import_sqz(const char *path, sq_checkpoint *out) {
     for (int32_t i = 0; i < sq_sqz_n_tensors(f); i++) {
         const sq_tensor *src = sq_sqz_tensor(f, i);
         sq_tensor t = *src;
+        if (sq_type_is_sparse(src->type)) {
+            if ((st = sq_tensor_densify(src, &t))) {
+                sq_error_prefix(path);
+                goto fail;
+            }
+            if ((st = sq_checkpoint_add(out, &t))) {
+                sq_tensor_release(&t);
+                goto fail;
+            }
+            continue;
+        }
         t.name = sq_strdup(src->name);
         t.data = sq_alloc_aligned(src->nbytes);
         t.owns_data = true;

@@ -2,13 +2,17 @@
  * attributes, /config typed attributes (+ json), /tokenizer attributes and datasets (vlen
  * UTF-8 tokens and merges), /tensors/<HF name> contiguous datasets in f32 or custom 16-bit
  * float types (half: fields 15,10,5,0,10 bias 15; bfloat16: 15,7,8,0,7 bias 127) moved as
- * raw bits (file type = memory type), /provenance (attributes + compound sources table).
+ * raw bits (file type = memory type), /quant/<HF name> groups for group-quantized tensors
+ * (codes, fp16 scales, zero points and the method's attributes; docs/quantization.md; the
+ * store is then format version 2), /sparse/<HF name> pruning records (attributes only),
+ * /provenance (attributes + compound sources table).
  * Deterministic (no timestamps, nothing time-dependent, contiguous uncompressed data) and
  * atomic (temp file + rename). Reading checks format/version and every dataset's rank,
  * shape and type against the config; each HDF5 failure becomes one sq_errorf line naming
  * the file, the object and HDF5's innermost reason. Call from one thread only.
  */
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +22,8 @@
 #include "util.h"
 
 #define STORE_FORMAT "squish-model"
-#define STORE_VERSION 1
+#define STORE_VERSION 1   /* float tensors only */
+#define STORE_VERSION_Q 2 /* with /quant (group-quantized tensors) */
 
 /* ===== Errors ===== */
 
@@ -156,17 +161,109 @@ static sq_status w_text(wctx *w, hid_t loc, const char *obj_name, const char *na
     return w_dataset(w, loc, obj_name, name, w->vstr, w->vstr, 0, NULL, &text, NULL);
 }
 
+/* A 1-D int64 attribute of n values. */
+static sq_status w_attr_i64s(wctx *w, hid_t obj, const char *obj_name, const char *name, const int64_t *v, hsize_t n) {
+    sq_status st = SQ_OK;
+    hid_t sp = H5Screate_simple(1, &n, NULL), a = -1;
+    if (sp < 0 || (a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(a, H5T_NATIVE_INT64, v) < 0) {
+        char what[96];
+        snprintf(what, sizeof what, "cannot write attribute '%s'", name);
+        st = h5err(SQ_ERR_IO, w->path, obj_name, what);
+    }
+    close_id(&a, H5Aclose);
+    close_id(&sp, H5Sclose);
+    return st;
+}
+
+/* Bytes of the packed codes at the end of a quantized row: 32-weight chunks
+ * (docs/quantization.md: the row is scales | zeros | pad | codes). */
+static size_t q_code_bytes(sq_type t, int64_t cols) {
+    const sq_type_traits *tr = sq_type_traits_get(t);
+    return (size_t)((cols + 31) / 32) * (size_t)tr->block_bytes;
+}
+
+/* The effective group length of a quantized tensor's parameters. */
+static int64_t q_group_len(sq_qparams q, int64_t cols) { return q.group >= cols ? cols : q.group; }
+
+/* /quant/<name>: codes uint8 [rows, code_bytes], scales f16 [rows, n_groups], zeros uint8
+ * [rows, n_groups] (asym), and the attributes of docs/model-store.md. */
+static sq_status write_qtensor(wctx *w, hid_t qg, const sq_tensor *t, const sq_quant_info *qi) {
+    char obj[SQ_MAX_NAME + 16];
+    snprintf(obj, sizeof obj, "/quant/%s", t->name);
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    const int64_t gl = q_group_len(t->q, cols), ng = cols ? (cols + gl - 1) / gl : 0;
+    const size_t rb = sq_row_bytes(t->type, cols, t->q), cb = q_code_bytes(t->type, cols);
+    sq_status st = SQ_OK;
+    hid_t g = -1;
+    uint8_t *codes = malloc((size_t)rows * cb + 1), *zeros = malloc((size_t)(rows * ng) + 1);
+    uint16_t *scales = malloc((size_t)(rows * ng) * sizeof *scales + 2);
+    float *srow = malloc((size_t)ng * sizeof *srow + 4);
+    if (!codes || !zeros || !scales || !srow) {
+        st = sq_errorf(SQ_ERR_OOM, "%s: %s: out of memory", w->path, obj);
+        goto fail;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * rb;
+        sq_qrow_unpack(t->type, t->q, cols, row, NULL, srow, zeros + r * ng);
+        for (int64_t k = 0; k < ng; k++) scales[r * ng + k] = sq_f32_to_f16(srow[k]);
+        memcpy(codes + (size_t)r * cb, row + rb - cb, cb);
+    }
+    g = H5Gcreate2(qg, t->name, w->lcpl, w->gcpl, H5P_DEFAULT);
+    if (g < 0) {
+        st = h5err(SQ_ERR_IO, w->path, obj, "cannot create group");
+        goto fail;
+    }
+    char o2[SQ_MAX_NAME + 32];
+    hsize_t dc[2] = {(hsize_t)rows, (hsize_t)cb}, ds[2] = {(hsize_t)rows, (hsize_t)ng};
+    snprintf(o2, sizeof o2, "%s/codes", obj);
+    if ((st = w_dataset(w, g, o2, "codes", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, dc, codes, NULL))) goto fail;
+    snprintf(o2, sizeof o2, "%s/scales", obj);
+    if ((st = w_dataset(w, g, o2, "scales", w->f16, w->f16, 2, ds, scales, NULL))) goto fail;
+    if (t->q.asym) {
+        snprintf(o2, sizeof o2, "%s/zeros", obj);
+        if ((st = w_dataset(w, g, o2, "zeros", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, ds, zeros, NULL))) goto fail;
+    }
+    const int64_t shape[2] = {rows, cols};
+    sq_quant_info def = {.awq_alpha = -1.0};
+    if (!qi) qi = &def;
+    if ((st = w_attr_str(w, g, obj, "dtype", sq_type_name(t->type))) || (st = w_attr_i64s(w, g, obj, "shape", shape, 2)) ||
+        (st = w_attr_str(w, g, obj, "method", qi->method)) ||
+        (st = w_attr_i32(w, g, obj, "bits", sq_type_bits(t->type))) ||
+        (st = w_attr_i32(w, g, obj, "group_size", gl >= cols ? 0 : (int32_t)gl)) ||
+        (st = w_attr_i32(w, g, obj, "symmetric", !t->q.asym)) ||
+        (st = w_attr_i32(w, g, obj, "act_order", qi->act_order)) ||
+        (st = w_attr_i32(w, g, obj, "static_groups", qi->static_groups)) ||
+        (st = w_attr_i32(w, g, obj, "mse", qi->mse)) || (st = w_attr_f64(w, g, obj, "damp", qi->damp)) ||
+        (st = w_attr_f64(w, g, obj, "damp_used", qi->damp_used)) ||
+        (st = w_attr_i32(w, g, obj, "block_size", qi->block_size)) ||
+        (st = w_attr_i32(w, g, obj, "true_sequential", qi->true_sequential)) ||
+        (st = w_attr_f64(w, g, obj, "loss", qi->loss)) ||
+        (st = w_attr_str(w, g, obj, "calib_sha256", qi->calib_sha256)))
+        goto fail;
+    if (qi->awq_alpha >= 0 && (st = w_attr_f64(w, g, obj, "awq_alpha", qi->awq_alpha))) goto fail;
+fail:
+    close_id(&g, H5Gclose);
+    free(codes);
+    free(zeros);
+    free(scales);
+    free(srow);
+    return st;
+}
+
 static sq_status write_all(wctx *w, const sq_checkpoint *c) {
     sq_status st = SQ_OK;
     hid_t g = -1, d = -1, mt = -1, ft = -1;
     char created_by[64];
     snprintf(created_by, sizeof created_by, "squish %s", sq_version());
+    int32_t n_q = 0;
+    for (int32_t i = 0; i < c->n_tensors; i++) n_q += sq_type_is_quant(c->tensors[i].type);
 
     /* / */
     hid_t root = H5Gopen2(w->file, "/", H5P_DEFAULT);
     if (root < 0) return h5err(SQ_ERR_IO, w->path, "/", "cannot open the root group");
     if ((st = w_attr_str(w, root, "/", "format", STORE_FORMAT)) != SQ_OK ||
-        (st = w_attr_i32(w, root, "/", "format_version", STORE_VERSION)) != SQ_OK ||
+        (st = w_attr_i32(w, root, "/", "format_version", n_q ? STORE_VERSION_Q : STORE_VERSION)) != SQ_OK ||
         (st = w_attr_str(w, root, "/", "created_by", created_by)) != SQ_OK ||
         (st = w_attr_str(w, root, "/", "source_format", c->source_format ? c->source_format : "")) != SQ_OK) {
         H5Gclose(root);
@@ -231,6 +328,7 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
             st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s': name cannot be stored as an HDF5 dataset", w->path, t->name);
             goto fail;
         }
+        if (sq_type_is_quant(t->type)) continue; /* /quant below */
         hid_t type = t->type == SQ_TYPE_F16 ? w->f16 : t->type == SQ_TYPE_BF16 ? w->bf16 : H5T_IEEE_F32LE;
         hid_t mem = t->type == SQ_TYPE_F32 ? H5T_NATIVE_FLOAT : type; /* raw bits */
         hsize_t dims[SQ_MAX_DIMS];
@@ -240,6 +338,51 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
         close_id(&d, H5Dclose);
     }
     close_id(&g, H5Gclose);
+
+    /* /quant */
+    if (n_q) {
+        if ((st = w_group(w, "/quant", &g)) != SQ_OK) goto fail;
+        for (int32_t i = 0; i < c->n_tensors; i++) {
+            const sq_tensor *t = &c->tensors[i];
+            if (!sq_type_is_quant(t->type)) continue;
+            if ((st = write_qtensor(w, g, t, sq_checkpoint_quant_info(c, t->name))) != SQ_OK) goto fail;
+        }
+        close_id(&g, H5Gclose);
+    }
+
+    /* /sparse: pruning records (attributes only; the weights stay in /tensors or /quant),
+     * written in name order, the order the reader lists them in, so store -> read -> store
+     * is byte-identical */
+    if (c->n_sparse > 0) {
+        if ((st = w_group(w, "/sparse", &g)) != SQ_OK) goto fail;
+        const sq_sparse_info *prev = NULL;
+        for (int32_t i = 0; i < c->n_sparse; i++) {
+            const sq_sparse_info *si = NULL; /* the smallest name after prev's (n_sparse is small) */
+            for (int32_t j = 0; j < c->n_sparse; j++)
+                if ((!prev || strcmp(c->sparse[j].name, prev->name) > 0) && (!si || strcmp(c->sparse[j].name, si->name) < 0))
+                    si = &c->sparse[j];
+            prev = si;
+            char obj[SQ_MAX_NAME + 16];
+            snprintf(obj, sizeof obj, "/sparse/%s", si->name);
+            if (!sq_checkpoint_find(c, si->name)) {
+                st = sq_errorf(SQ_ERR_ARG, "%s: pruning record for '%s', a tensor the checkpoint does not have", w->path,
+                               si->name);
+                goto fail;
+            }
+            hid_t sg = H5Gcreate2(g, si->name, w->lcpl, w->gcpl, H5P_DEFAULT);
+            if (sg < 0) {
+                st = h5err(SQ_ERR_IO, w->path, obj, "cannot create group");
+                goto fail;
+            }
+            if ((st = w_attr_str(w, sg, obj, "method", si->method)) || (st = w_attr_i32(w, sg, obj, "n", si->n)) ||
+                (st = w_attr_i32(w, sg, obj, "m", si->m)) || (st = w_attr_f64(w, sg, obj, "sparsity", si->sparsity))) {
+                H5Gclose(sg);
+                goto fail;
+            }
+            H5Gclose(sg);
+        }
+        close_id(&g, H5Gclose);
+    }
 
     /* /provenance */
     on = "/provenance";
@@ -759,41 +902,276 @@ fail:
     return st;
 }
 
+/* A 1-D int64 attribute of exactly n values. */
+static sq_status r_attr_i64s(rctx *r, hid_t obj, const char *obj_name, const char *name, int64_t *out, int n) {
+    sq_status st = SQ_OK;
+    hid_t a = -1, t = -1, sp = -1;
+    htri_t ex = H5Aexists(obj, name);
+    if (ex <= 0)
+        return ex < 0 ? h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot look up an attribute")
+                      : sq_errorf(SQ_ERR_FORMAT, "%s: %s: missing attribute '%s'", r->path, obj_name, name);
+    if ((a = H5Aopen(obj, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0)
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot open an attribute");
+    else if (H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_npoints(sp) != n)
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: attribute '%s' should hold %d integers", r->path, obj_name, name, n);
+    else if (H5Aread(a, H5T_NATIVE_INT64, out) < 0)
+        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read an attribute");
+    close_id(&sp, H5Sclose);
+    close_id(&t, H5Tclose);
+    close_id(&a, H5Aclose);
+    return st;
+}
+
+/* A 2-D dataset of [rows, cols] elements of one byte (uint8) or of the custom f16 type,
+ * read as raw bytes into buf (rows * cols * size). */
+static sq_status r_qdata(rctx *r, hid_t g, const char *obj, const char *name, bool f16, int64_t rows, int64_t cols,
+                         void *buf) {
+    char on[SQ_MAX_NAME + 32];
+    snprintf(on, sizeof on, "%s/%s", obj, name);
+    hid_t d = -1, ft = -1;
+    hsize_t dims[2];
+    sq_status st = r_dset_open(r, g, on, name, f16 ? H5T_FLOAT : H5T_INTEGER, 2, true, &d, dims);
+    if (st != SQ_OK) return st;
+    if ((ft = H5Dget_type(d)) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, on, "cannot read the element type");
+    } else if (f16 ? classify_type(ft) != SQ_TYPE_F16
+                   : H5Tget_size(ft) != 1 || H5Tget_sign(ft) != H5T_SGN_NONE) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: elements should be %s", r->path, on, f16 ? "float16" : "uint8");
+    } else if (dims[0] != (hsize_t)rows || dims[1] != (hsize_t)cols) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: has shape [%llu, %llu], expected [%lld, %lld]", r->path, on,
+                       (unsigned long long)dims[0], (unsigned long long)dims[1], (long long)rows, (long long)cols);
+    } else if ((uint64_t)rows * (uint64_t)cols * (f16 ? 2u : 1u) > r->file_size) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: more data than the file holds", r->path, on);
+    } else if (rows > 0 && cols > 0 && H5Dread(d, f16 ? ft : H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, on, "cannot read dataset");
+    }
+    close_id(&ft, H5Tclose);
+    close_id(&d, H5Dclose);
+    return st;
+}
+
+/* Reads /quant/<name> (one tensor the config implies) into a packed q8g/q4g/q3g tensor and
+ * its sq_quant_info, checking the attributes against the config, every dataset's type and
+ * shape, scales (finite, positive, fp16), zero points (< 2^bits) and that the code
+ * padding is zero (each row must re-pack to the same bytes). */
+static sq_status read_qtensor(rctx *r, hid_t qg, const sq_tensor_spec *e, sq_tensor *t, sq_quant_info *qi) {
+    char obj[SQ_MAX_NAME + 16], s1[96];
+    snprintf(obj, sizeof obj, "/quant/%s", e->name);
+    sq_status st = SQ_OK;
+    hid_t g = -1;
+    char *str = NULL;
+    uint8_t *codes = NULL, *zeros = NULL, *row = NULL, *ucodes = NULL;
+    uint16_t *scales = NULL;
+    float *fs = NULL;
+    memset(t, 0, sizeof *t);
+    memset(qi, 0, sizeof *qi);
+    qi->awq_alpha = -1.0;
+    if ((g = H5Gopen2(qg, e->name, H5P_DEFAULT)) < 0) return h5err(SQ_ERR_FORMAT, r->path, obj, "cannot open group");
+    int64_t shape[2];
+    int32_t bits = 0, group = 0, i32;
+    bool sym = true;
+    if ((st = r_attr_i64s(r, g, obj, "shape", shape, 2)) || (st = r_attr_i32(r, g, obj, "bits", &bits)) ||
+        (st = r_attr_i32(r, g, obj, "group_size", &group)) || (st = r_attr_bool(r, g, obj, "symmetric", &sym)))
+        goto fail;
+    if (e->n_dims != 2 || shape[0] != e->shape[0] || shape[1] != e->shape[1]) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: has shape [%lld, %lld] but the config implies %s", r->path, obj,
+                       (long long)shape[0], (long long)shape[1], sq_shape_str(s1, sizeof s1, e->n_dims, e->shape));
+        goto fail;
+    }
+    const int64_t rows = shape[0], cols = shape[1];
+    t->type = bits == 8 ? SQ_TYPE_Q8G : bits == 4 ? SQ_TYPE_Q4G : bits == 3 ? SQ_TYPE_Q3G : SQ_TYPE_COUNT;
+    if (t->type == SQ_TYPE_COUNT) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %d-bit tensors are not supported (8, 4 or 3)", r->path, obj, bits);
+        goto fail;
+    }
+    if (group < 0) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: group_size %d", r->path, obj, group);
+        goto fail;
+    }
+    t->q.group = group == 0 || group >= cols ? (int32_t)cols : group;
+    t->q.asym = !sym;
+    if (sq_qparams_validate(t->type, t->q, cols, obj)) {
+        st = SQ_ERR_FORMAT;
+        sq_error_prefix(r->path);
+        goto fail;
+    }
+    if ((st = r_attr_str(r, g, obj, "dtype", false, &str))) goto fail;
+    if (str && strcmp(str, sq_type_name(t->type)) != 0) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: dtype '%.16s' disagrees with bits %d", r->path, obj, str, bits);
+        goto fail;
+    }
+    const int64_t gl = q_group_len(t->q, cols), ng = (cols + gl - 1) / gl;
+    const size_t rb = sq_row_bytes(t->type, cols, t->q), cb = q_code_bytes(t->type, cols);
+    t->n_dims = 2;
+    t->shape[0] = rows;
+    t->shape[1] = cols;
+    t->nbytes = sq_tensor_bytes(t->type, t->q, 2, t->shape);
+    if ((uint64_t)t->nbytes > r->file_size + (uint64_t)rows * 8) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %zu bytes of data cannot fit in a %llu-byte file", r->path, obj,
+                       t->nbytes, (unsigned long long)r->file_size);
+        goto fail;
+    }
+    codes = malloc((size_t)rows * cb + 1);
+    scales = malloc((size_t)(rows * ng) * 2 + 2);
+    zeros = calloc((size_t)(rows * ng) + 1, 1);
+    fs = malloc((size_t)ng * sizeof *fs + 4);
+    row = malloc(rb + 1);
+    ucodes = malloc((size_t)cols + 1);
+    if (!(t->name = sq_strdup(e->name)) || !(t->data = sq_alloc_aligned(t->nbytes)) || !codes || !scales || !zeros ||
+        !fs || !row || !ucodes) {
+        st = sq_errorf(SQ_ERR_OOM, "%s: %s: out of memory (%zu bytes)", r->path, obj, t->nbytes);
+        goto fail;
+    }
+    t->owns_data = true;
+    if ((st = r_qdata(r, g, obj, "codes", false, rows, (int64_t)cb, codes)) ||
+        (st = r_qdata(r, g, obj, "scales", true, rows, ng, scales)))
+        goto fail;
+    htri_t zx = H5Lexists(g, "zeros", H5P_DEFAULT);
+    if (zx < 0 || (zx > 0) != t->q.asym) {
+        st = zx < 0 ? h5err(SQ_ERR_FORMAT, r->path, obj, "cannot look up 'zeros'")
+                    : sq_errorf(SQ_ERR_FORMAT, "%s: %s: %s", r->path, obj,
+                                t->q.asym ? "asymmetric but has no 'zeros'" : "symmetric but has 'zeros'");
+        goto fail;
+    }
+    if (t->q.asym && (st = r_qdata(r, g, obj, "zeros", false, rows, ng, zeros))) goto fail;
+    const int32_t qmax = (1 << bits) - 1;
+    for (int64_t i = 0; i < rows && st == SQ_OK; i++) {
+        uint8_t *dst = (uint8_t *)t->data + (size_t)i * rb;
+        for (int64_t k = 0; k < ng; k++) {
+            fs[k] = sq_f16_to_f32(scales[i * ng + k]);
+            if (!(fs[k] > 0.0f) || !isfinite(fs[k])) {
+                st = sq_errorf(SQ_ERR_FORMAT, "%s: %s/scales: row %lld group %lld: scale %g is not finite and positive",
+                               r->path, obj, (long long)i, (long long)k, (double)fs[k]);
+                break;
+            }
+            if (zeros[i * ng + k] > qmax) {
+                st = sq_errorf(SQ_ERR_FORMAT, "%s: %s/zeros: row %lld group %lld: zero point %d does not fit in %d bits",
+                               r->path, obj, (long long)i, (long long)k, zeros[i * ng + k], bits);
+                break;
+            }
+        }
+        if (st) break;
+        /* the header through the reference packer (codes 0), then the stored codes */
+        memset(ucodes, 0, (size_t)cols);
+        if (sq_qrow_pack(t->type, t->q, cols, ucodes, fs, t->q.asym ? zeros + i * ng : NULL, dst)) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: row %lld: %s", r->path, obj, (long long)i, sq_last_error());
+            break;
+        }
+        memcpy(dst + rb - cb, codes + (size_t)i * cb, cb);
+        /* canonical: codes in range and zero padding (re-packing gives the same bytes) */
+        sq_qrow_unpack(t->type, t->q, cols, dst, ucodes, NULL, NULL);
+        if (sq_qrow_pack(t->type, t->q, cols, ucodes, fs, t->q.asym ? zeros + i * ng : NULL, row) ||
+            memcmp(row, dst, rb) != 0) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: %s/codes: row %lld has bits set outside the %lld codes of %d bits",
+                           r->path, obj, (long long)i, (long long)cols, bits);
+            break;
+        }
+    }
+    if (st) goto fail;
+    /* the method's parameters (optional) */
+    snprintf(qi->name, sizeof qi->name, "%s", e->name);
+    qi->bits = bits;
+    qi->group_size = gl >= cols ? 0 : (int32_t)gl;
+    qi->symmetric = sym;
+    free(str);
+    str = NULL;
+    if ((st = r_attr_str(r, g, obj, "method", false, &str))) goto fail;
+    if (str) snprintf(qi->method, sizeof qi->method, "%s", str);
+    free(str);
+    str = NULL;
+    if ((st = r_attr_str(r, g, obj, "calib_sha256", false, &str))) goto fail;
+    if (str) snprintf(qi->calib_sha256, sizeof qi->calib_sha256, "%s", str);
+#define OPT_BOOL(f)                                                                                        \
+    i32 = 0;                                                                                           \
+    if ((st = r_attr_num(r, g, obj, #f, H5T_INTEGER, H5T_NATIVE_INT32, &i32, false))) goto fail;       \
+    qi->f = i32 != 0;
+#define OPT_NUM(f, cls, mt) \
+    if ((st = r_attr_num(r, g, obj, #f, cls, mt, &qi->f, false))) goto fail;
+    OPT_BOOL(act_order) OPT_BOOL(static_groups) OPT_BOOL(true_sequential) OPT_BOOL(mse)
+    OPT_NUM(damp, H5T_FLOAT, H5T_NATIVE_DOUBLE) OPT_NUM(damp_used, H5T_FLOAT, H5T_NATIVE_DOUBLE)
+    OPT_NUM(block_size, H5T_INTEGER, H5T_NATIVE_INT32) OPT_NUM(loss, H5T_FLOAT, H5T_NATIVE_DOUBLE)
+    OPT_NUM(awq_alpha, H5T_FLOAT, H5T_NATIVE_DOUBLE)
+#undef OPT_BOOL
+#undef OPT_NUM
+fail:
+    if (st != SQ_OK) sq_tensor_release(t);
+    free(str);
+    free(codes);
+    free(scales);
+    free(zeros);
+    free(fs);
+    free(row);
+    free(ucodes);
+    close_id(&g, H5Gclose);
+    return st;
+}
+
+/* Fails when group `gname` holds a name the configured architecture does not use. */
+static sq_status check_names(rctx *r, hid_t grp, const char *gname, const sq_tensor_spec *exp, int32_t n_exp,
+                             const char *arch) {
+    H5G_info_t info;
+    if (H5Gget_info(grp, &info) < 0) return h5err(SQ_ERR_FORMAT, r->path, gname, "cannot list group");
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        char name[SQ_MAX_NAME];
+        ssize_t len = H5Lget_name_by_idx(grp, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+        if (len < 0) return h5err(SQ_ERR_FORMAT, r->path, gname, "cannot list group");
+        bool known = (size_t)len < sizeof name;
+        int32_t k = 0;
+        while (known && k < n_exp && strcmp(exp[k].name, name) != 0) k++;
+        if (!known || k == n_exp)
+            return sq_errorf(SQ_ERR_FORMAT, "%s: %s/%s: a tensor the %s architecture (as configured) does not use",
+                             r->path, gname, name, arch);
+    }
+    return SQ_OK;
+}
+
 static sq_status read_tensors(rctx *r, sq_checkpoint *c) {
     sq_tensor_spec *exp = NULL;
     int32_t n_exp = 0;
     sq_status st = SQ_OK;
+    hid_t qg = -1;
     hid_t tg = H5Gopen2(r->file, "/tensors", H5P_DEFAULT);
     if (tg < 0) return h5err(SQ_ERR_FORMAT, r->path, "/tensors", "cannot open group");
     if ((st = sq_config_tensors(&c->cfg, &exp, &n_exp)) != SQ_OK) {
         sq_error_prefix(r->path);
         goto fail;
     }
-    /* anything in /tensors the architecture does not use is an error */
-    H5G_info_t info;
-    if (H5Gget_info(tg, &info) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, "/tensors", "cannot list group");
+    /* anything in /tensors or /quant the architecture does not use is an error */
+    if ((st = check_names(r, tg, "/tensors", exp, n_exp, c->cfg.arch))) goto fail;
+    htri_t qx = H5Lexists(r->file, "/quant", H5P_DEFAULT);
+    if (qx < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, "/quant", "cannot look up group");
         goto fail;
     }
-    for (hsize_t i = 0; i < info.nlinks; i++) {
-        char name[SQ_MAX_NAME];
-        ssize_t len = H5Lget_name_by_idx(tg, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
-        if (len < 0) {
-            st = h5err(SQ_ERR_FORMAT, r->path, "/tensors", "cannot list group");
+    if (qx > 0) {
+        if ((qg = H5Gopen2(r->file, "/quant", H5P_DEFAULT)) < 0) {
+            st = h5err(SQ_ERR_FORMAT, r->path, "/quant", "cannot open group");
             goto fail;
         }
-        bool known = (size_t)len < sizeof name;
-        int32_t k = 0;
-        while (known && k < n_exp && strcmp(exp[k].name, name) != 0) k++;
-        if (!known || k == n_exp) {
-            st = sq_errorf(SQ_ERR_FORMAT, "%s: /tensors/%s: a tensor the %s architecture (as configured) does not use",
-                           r->path, name, c->cfg.arch);
-            goto fail;
-        }
+        if ((st = check_names(r, qg, "/quant", exp, n_exp, c->cfg.arch))) goto fail;
     }
     for (int32_t k = 0; k < n_exp; k++) {
         sq_tensor t;
-        if ((st = read_tensor(r, tg, &exp[k], &t)) != SQ_OK) goto fail;
+        htri_t in_q = qg >= 0 ? H5Lexists(qg, exp[k].name, H5P_DEFAULT) : 0;
+        if (in_q < 0) {
+            st = h5err(SQ_ERR_FORMAT, r->path, "/quant", "cannot look up a tensor");
+            goto fail;
+        }
+        if (in_q > 0) {
+            if (H5Lexists(tg, exp[k].name, H5P_DEFAULT) > 0) {
+                st = sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' is stored twice, in /tensors and in /quant", r->path,
+                               exp[k].name);
+                goto fail;
+            }
+            sq_quant_info qi;
+            if ((st = read_qtensor(r, qg, &exp[k], &t, &qi)) != SQ_OK) goto fail;
+            if ((st = sq_checkpoint_set_quant_info(c, &qi)) != SQ_OK) {
+                sq_tensor_release(&t);
+                goto fail;
+            }
+        } else if ((st = read_tensor(r, tg, &exp[k], &t)) != SQ_OK) {
+            goto fail;
+        }
         if ((st = sq_checkpoint_add(c, &t)) != SQ_OK) {
             sq_tensor_release(&t);
             goto fail;
@@ -801,7 +1179,73 @@ static sq_status read_tensors(rctx *r, sq_checkpoint *c) {
     }
 fail:
     free(exp);
+    close_id(&qg, H5Gclose);
     H5Gclose(tg);
+    return st;
+}
+
+/* /sparse/<name>: one pruning record per tensor the checkpoint has (attributes method,
+ * n, m, sparsity; docs/model-store.md). Absent group: no records. */
+static sq_status read_sparse(rctx *r, sq_checkpoint *c) {
+    const char *gn = "/sparse";
+    htri_t ex = H5Lexists(r->file, gn, H5P_DEFAULT);
+    if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, gn, "cannot look up group");
+    if (!ex) return SQ_OK;
+    hid_t g = H5Gopen2(r->file, gn, H5P_DEFAULT), sg = -1;
+    if (g < 0) return h5err(SQ_ERR_FORMAT, r->path, gn, "cannot open group");
+    sq_status st = SQ_OK;
+    char *method = NULL;
+    H5G_info_t info;
+    if (H5Gget_info(g, &info) < 0) {
+        st = h5err(SQ_ERR_FORMAT, r->path, gn, "cannot list group");
+        goto fail;
+    }
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        sq_sparse_info si = {0};
+        char obj[SQ_MAX_NAME + 16];
+        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, si.name, sizeof si.name, H5P_DEFAULT);
+        if (len < 0) {
+            st = h5err(SQ_ERR_FORMAT, r->path, gn, "cannot list group");
+            goto fail;
+        }
+        if ((size_t)len >= sizeof si.name || !sq_checkpoint_find(c, si.name)) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: %s/%.*s: a pruning record for a tensor the model does not have", r->path,
+                           gn, 64, si.name);
+            goto fail;
+        }
+        snprintf(obj, sizeof obj, "%s/%s", gn, si.name);
+        if ((sg = H5Gopen2(g, si.name, H5P_DEFAULT)) < 0) {
+            st = h5err(SQ_ERR_FORMAT, r->path, obj, "cannot open group");
+            goto fail;
+        }
+        if ((st = r_attr_str(r, sg, obj, "method", true, &method)) || (st = r_attr_i32(r, sg, obj, "n", &si.n)) ||
+            (st = r_attr_i32(r, sg, obj, "m", &si.m)) ||
+            (st = r_attr_num(r, sg, obj, "sparsity", H5T_FLOAT, H5T_NATIVE_DOUBLE, &si.sparsity, true)))
+            goto fail;
+        if (strlen(method) >= sizeof si.method) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: method name longer than %zu bytes", r->path, obj, sizeof si.method - 1);
+            goto fail;
+        }
+        strcpy(si.method, method);
+        bool unstructured = si.n == 0 && si.m == 0;
+        if (!unstructured && !(si.n >= 1 && si.n < si.m && si.m <= 64)) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: N:M pattern %d:%d (need 1 <= N < M <= 64, or 0:0)", r->path, obj, si.n,
+                           si.m);
+            goto fail;
+        }
+        if (!(si.sparsity >= 0.0 && si.sparsity <= 1.0)) {
+            st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: sparsity %g is not in [0, 1]", r->path, obj, si.sparsity);
+            goto fail;
+        }
+        if ((st = sq_checkpoint_set_sparse_info(c, &si)) != SQ_OK) goto fail;
+        free(method);
+        method = NULL;
+        close_id(&sg, H5Gclose);
+    }
+fail:
+    free(method);
+    close_id(&sg, H5Gclose);
+    close_id(&g, H5Gclose);
     return st;
 }
 
@@ -910,9 +1354,9 @@ sq_status sq_store_read(const char *path, sq_checkpoint *out) {
     }
     int32_t version = 0;
     if ((st = r_attr_i32(&r, root, "/", "format_version", &version)) != SQ_OK) goto fail;
-    if (version != STORE_VERSION) {
-        st = sq_errorf(SQ_ERR_UNSUPPORTED, "%s: model store format_version %d (this squish reads version %d)", path,
-                       version, STORE_VERSION);
+    if (version != STORE_VERSION && version != STORE_VERSION_Q) {
+        st = sq_errorf(SQ_ERR_UNSUPPORTED, "%s: model store format_version %d (this squish reads versions %d and %d)",
+                       path, version, STORE_VERSION, STORE_VERSION_Q);
         goto fail;
     }
     if ((st = r_attr_str(&r, root, "/", "source_format", false, &out->source_format)) != SQ_OK) goto fail;
@@ -931,6 +1375,7 @@ sq_status sq_store_read(const char *path, sq_checkpoint *out) {
     if (st != SQ_OK) goto fail;
     if ((st = read_tokenizer(&r, &out->vocab, &out->tokenizer_json)) != SQ_OK) goto fail;
     if ((st = read_tensors(&r, out)) != SQ_OK) goto fail;
+    if ((st = read_sparse(&r, out)) != SQ_OK) goto fail;
     if ((st = read_provenance(&r, out)) != SQ_OK) goto fail;
     st = sq_checkpoint_validate(out, path);
 fail:

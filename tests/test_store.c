@@ -2,7 +2,8 @@
  * reproduces every tensor, config field, vocabulary entry and provenance record bit for
  * bit (F32/F16/BF16, SPM and BPE vocabularies, biases, tied and untied, both RoPE
  * layouts); writing is deterministic; damaged or foreign files give one-line errors
- * naming the file and object; a failed write leaves no file behind.
+ * naming the file and object; a failed write leaves no file behind; pruning records
+ * (/sparse) round-trip and hostile ones are refused.
  */
 #include <dirent.h>
 #include <hdf5.h>
@@ -221,9 +222,9 @@ static void h5_edit(const char *path, int what) {
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0) abort();
     hid_t sp = H5Screate(H5S_SCALAR);
-    if (what == 0) { /* format_version 2 */
+    if (what == 0) { /* format_version 3 (1: float tensors, 2: with /quant) */
         hid_t a = H5Aopen_by_name(f, "/", "format_version", H5P_DEFAULT, H5P_DEFAULT);
-        int32_t v = 2;
+        int32_t v = 3;
         H5Awrite(a, H5T_NATIVE_INT32, &v);
         H5Aclose(a);
     } else if (what == 1) { /* config disagrees with the tensors */
@@ -286,7 +287,7 @@ SQ_TEST(wrong_stores) {
         sq_status code;
         const char *needle;
     } cases[] = {
-        {SQ_ERR_UNSUPPORTED, "format_version 2"},
+        {SQ_ERR_UNSUPPORTED, "format_version 3"},
         {SQ_ERR_FORMAT, "/tensors/model.layers.0.mlp.gate_proj.weight: has shape [96, 64] but the config implies [100, 64]"},
         {SQ_ERR_FORMAT, "/tensors/model.layers.0.extra.weight: a tensor the llama architecture"},
         {SQ_ERR_FORMAT, "/tensors/model.norm.weight: missing tensor (the config implies shape [64])"},
@@ -343,6 +344,80 @@ SQ_TEST(failed_writes) {
     sq_checkpoint_free(&b);
 }
 
+/* Pruning records (/sparse, core/checkpoint.h sq_sparse_info) survive write -> read field
+ * for field, replace by name, and hostile records are refused naming the object. */
+SQ_TEST(sparse_records) {
+    sq_tiny_spec s = sq_tiny_spec_default();
+    sq_checkpoint a, b;
+    SQ_CHECK_OK(sq_tiny_checkpoint(&s, &a));
+    sq_sparse_info r1 = {.name = "model.layers.0.mlp.up_proj.weight", .method = "sparsegpt", .n = 2, .m = 4,
+                         .sparsity = 0.5};
+    sq_sparse_info r2 = {.name = "model.layers.1.self_attn.q_proj.weight", .method = "wanda", .sparsity = 0.1};
+    SQ_CHECK_OK(sq_checkpoint_set_sparse_info(&a, &r2));
+    r2.sparsity = 0.7; /* replaces, does not append */
+    SQ_CHECK_OK(sq_checkpoint_set_sparse_info(&a, &r2));
+    SQ_CHECK_OK(sq_checkpoint_set_sparse_info(&a, &r1));
+    SQ_CHECK(a.n_sparse == 2);
+    char p[1024];
+    snprintf(p, sizeof p, "%s", tmp_path("sparse.h5"));
+    SQ_CHECK_OK(sq_store_write(p, &a));
+    SQ_CHECK_OK(sq_store_read(p, &b));
+    SQ_CHECK(b.n_sparse == 2);
+    const sq_sparse_info *q1 = sq_checkpoint_sparse_info(&b, r1.name), *q2 = sq_checkpoint_sparse_info(&b, r2.name);
+    SQ_CHECK(q1 && strcmp(q1->method, "sparsegpt") == 0 && q1->n == 2 && q1->m == 4 && q1->sparsity == 0.5);
+    SQ_CHECK(q2 && strcmp(q2->method, "wanda") == 0 && q2->n == 0 && q2->m == 0 && q2->sparsity == 0.7);
+    SQ_CHECK(sq_checkpoint_sparse_info(&b, "model.norm.weight") == NULL);
+    /* deterministic with records too */
+    SQ_CHECK_OK(sq_store_write(tmp_path("sparse2.h5"), &b));
+    SQ_CHECK(files_equal(p, tmp_path("sparse2.h5")));
+    sq_checkpoint_free(&b);
+    /* a record for a tensor the checkpoint lacks is refused before anything is written */
+    sq_sparse_info r3 = {.name = "model.layers.9.mlp.up_proj.weight", .method = "magnitude", .sparsity = 0.5};
+    SQ_CHECK_OK(sq_checkpoint_set_sparse_info(&a, &r3));
+    SQ_CHECK(sq_store_write(tmp_path("sparse3.h5"), &a) == SQ_ERR_ARG);
+    SQ_CHECK(strstr(sq_last_error(), "model.layers.9.mlp.up_proj.weight") != NULL);
+    SQ_CHECK(!sq_file_exists(tmp_path("sparse3.h5")) && no_temp_files());
+    sq_checkpoint_free(&a);
+    /* hostile records */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    static const struct {
+        const char *attr;
+        int32_t v;
+        double d;
+        const char *needle;
+    } bad[] = {
+        {"n", 4, 0, "N:M pattern 4:4"},
+        {"m", 0, 0, "N:M pattern 2:0"},
+        {"sparsity", 0, 1.5, "sparsity 1.5 is not in [0, 1]"},
+        {"method", 0, 0, "missing attribute 'method'"},
+        {"extra", 0, 0, "/sparse/model.layers.0.mlp.extra.weight: a pruning record for a tensor the model does not have"},
+    };
+    for (int i = 0; i < (int)(sizeof bad / sizeof bad[0]); i++) {
+        char name[32];
+        snprintf(name, sizeof name, "sparse_bad%d.h5", i);
+        const char *q = tmp_path(name);
+        copy_file(p, q, 0, -1, NULL);
+        hid_t f = H5Fopen(q, H5F_ACC_RDWR, H5P_DEFAULT);
+        hid_t g = H5Gopen2(f, "/sparse/model.layers.0.mlp.up_proj.weight", H5P_DEFAULT);
+        if (strcmp(bad[i].attr, "method") == 0) {
+            H5Adelete(g, "method");
+        } else if (strcmp(bad[i].attr, "extra") == 0) {
+            hid_t e = H5Gcreate2(f, "/sparse/model.layers.0.mlp.extra.weight", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            H5Gclose(e);
+        } else {
+            hid_t at = H5Aopen(g, bad[i].attr, H5P_DEFAULT);
+            if (bad[i].attr[0] == 's')
+                H5Awrite(at, H5T_NATIVE_DOUBLE, &bad[i].d);
+            else
+                H5Awrite(at, H5T_NATIVE_INT32, &bad[i].v);
+            H5Aclose(at);
+        }
+        H5Gclose(g);
+        H5Fclose(f);
+        expect_read_fail(q, SQ_ERR_FORMAT, bad[i].needle);
+    }
+}
+
 int main(void) {
     SQ_RUN(roundtrip_f32);
     SQ_RUN(roundtrip_f16);
@@ -351,5 +426,6 @@ int main(void) {
     SQ_RUN(damaged_files);
     SQ_RUN(wrong_stores);
     SQ_RUN(failed_writes);
+    SQ_RUN(sparse_records);
     return sq_test_summary();
 }

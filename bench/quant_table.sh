@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# quant_table.sh - the quantization quality table of docs/quantization-results.md: for each
+# model, squish-calibrate (128 windows x 256 tokens of the model's calib.txt, seed 0) ->
+# squish-quantize (RTN, GPTQ, AWQ at w8, w4 g32/g64/g128, w3 g64/g128, plus variants) ->
+# squish-convert export -> squish-eval --kld against the unquantized model (llama.cpp
+# protocol, ctx 256, the model's eval.txt), printed as a Markdown table with bits per
+# weight (every tensor, scales included), PPL, dPPL, mean KLD and same-top-1.
+#
+#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|variants|mixed|all]
+#
+# Variables: BUILD (build), SQUISH_SHARED (../shared), OUT (bench/out/quant), THREADS (2),
+# CHUNKS (evaluate only the first N windows; default all), SAMPLES (128).
+# Which tensors: the seven block linears at the row's scheme; stories260K's embedding (tied:
+# it is also the output matrix) at 8 bits; gutenberg-7m's embedding at the row's scheme and
+# lm_head at 8 bits, so the whole file is quantized as llama.cpp's types do.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BUILD:-build}/bin
+SHARED=${SQUISH_SHARED:-../shared}
+OUT=${OUT:-bench/out/quant}
+THREADS=${THREADS:-2}
+SAMPLES=${SAMPLES:-128}
+WHICH=${1:-all}
+ROWS=${2:-all}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # the VM is shared: do not spin
+mkdir -p "$OUT"
+chunks=()
+[ -n "${CHUNKS:-}" ] && chunks=(--chunks "$CHUNKS")
+
+run() { # prints the command, runs it, keeps its output in $OUT/last.log
+    echo "\$ $*" >> "$OUT/commands.log"
+    "$@" > "$OUT/last.log" 2>&1
+}
+
+# field NAME FILE: the value of "NAME = x" or "NAME x" in an eval result line
+field() { grep -oE "$1 = [0-9.e+-]+" "$2" | head -n 1 | awk '{print $3}'; }
+
+table_model() {
+    local name=$1 model=$2 data=$3 topk=$4
+    local dir="$OUT/$name" base
+    mkdir -p "$dir"
+    echo "## $name" >&2
+    run "$BIN/squish-convert" import "$model" -o "$dir/base.h5" || { cat "$OUT/last.log" >&2; return 1; }
+    run "$BIN/squish-convert" export "$dir/base.h5" -o "$dir/base.sqz" || return 1
+    if [ ! -s "$dir/calib.h5" ]; then
+        run "$BIN/squish-calibrate" "$dir/base.h5" --data "$data/calib.txt" --samples "$SAMPLES" --seq-len 256 \
+            --seed 0 -o "$dir/calib.h5" -q -t "$THREADS" || { cat "$OUT/last.log" >&2; return 1; }
+    fi
+    run "$BIN/squish-eval" "$dir/base.sqz" --text "$data/eval.txt" --ctx 256 "${chunks[@]}" --save-logits \
+        "$dir/base.kld" --top-k "$topk" -q -t "$THREADS" || { cat "$OUT/last.log" >&2; return 1; }
+    base=$(field ppl "$OUT/last.log")
+    local bbpw; bbpw=$(grep -oE 'bpw=[0-9.]+' "$OUT/last.log" | cut -d= -f2)
+    echo "| $name | base (unquantized) | | $bbpw | $base | 0 | (base) | | |"
+    local rows=()
+    # label|method|bits|group|extra quantize args
+    if [ "$ROWS" = main ] || [ "$ROWS" = all ]; then
+        for m in rtn gptq awq; do
+            for s in "8 128" "4 32" "4 64" "4 128" "3 64" "3 128"; do
+                set -- $s
+                rows+=("$m w$1 g$2|$m|$1|$2|")
+            done
+        done
+    fi
+    if [ "$ROWS" = variants ] || [ "$ROWS" = all ]; then
+        for s in "4 128" "3 128" "3 64"; do
+            set -- $s
+            rows+=("gptq w$1 g$2 non-sequential|gptq|$1|$2|--no-sequential")
+            rows+=("awq w$1 g$2 non-sequential|awq|$1|$2|--no-sequential")
+            rows+=("rtn w$1 g$2 asym|rtn|$1|$2|--asym")
+            rows+=("gptq w$1 g$2 asym|gptq|$1|$2|--asym")
+            rows+=("awq w$1 g$2 asym|awq|$1|$2|--asym")
+            rows+=("gptq w$1 g$2 asym act-order mse|gptq|$1|$2|--asym --act-order --mse")
+            rows+=("awq w$1 g$2 asym duo|awq|$1|$2|--asym --awq-duo")
+        done
+    fi
+    if [ "$ROWS" = mixed ] || [ "$ROWS" = all ]; then
+        # mixed precision, as llama.cpp's _M types do: v and down at 8 bits
+        rows+=("gptq w4 g32 asym act-order mse, v+down w8|gptq|4|32|--asym --act-order --mse --override re:.*(v_proj|down_proj)=bits:8")
+        rows+=("gptq w3 g32 asym act-order mse, v+down w8|gptq|3|32|--asym --act-order --mse --override re:.*(v_proj|down_proj)=bits:8")
+    fi
+    for row in "${rows[@]}"; do
+        IFS='|' read -r label method bits group extra <<< "$row"
+        local tag=${label//[^A-Za-z0-9+-]/_}
+        local heads=()
+        if [ "$name" = stories260K ]; then
+            heads=(--override "model.embed_tokens=bits:8")
+        else
+            heads=(--override "model.embed_tokens=bits:$bits,group:$group" --override "lm_head=bits:8")
+        fi
+        local calib=()
+        [ "$method" != rtn ] && calib=(--calib "$dir/calib.h5")
+        local t0 t1
+        t0=$(date +%s.%N)
+        # shellcheck disable=SC2086
+        if ! run "$BIN/squish-quantize" "$dir/base.h5" -o "$dir/$tag.h5" --method "$method" --bits "$bits" \
+            --group "$group" "${calib[@]}" "${heads[@]}" $extra -t "$THREADS" --json "$dir/$tag.json" -q; then
+            echo "| $name | $label | failed: $(tail -n 1 "$OUT/last.log") |||||||"
+            continue
+        fi
+        t1=$(date +%s.%N)
+        local qs; qs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+        local bpw; bpw=$(grep -oE '[0-9.]+ bits per weight' "$OUT/last.log" | awk '{print $1}')
+        local bytes; bytes=$(grep -oE '\(([0-9]+) bytes of tensor data' "$OUT/last.log" | grep -oE '[0-9]+')
+        run "$BIN/squish-convert" export "$dir/$tag.h5" -o "$dir/$tag.sqz" || { echo "| $name | $label | export failed |||||||"; continue; }
+        run "$BIN/squish-eval" "$dir/$tag.sqz" --kld "$dir/base.kld" -q -t "$THREADS" \
+            || { echo "| $name | $label | eval failed |||||||"; continue; }
+        local ppl kld top1
+        ppl=$(field ppl "$OUT/last.log")
+        kld=$(field kld "$OUT/last.log")
+        top1=$(grep -oE 'same top-1 = [0-9.]+' "$OUT/last.log" | awk '{print $4}')
+        local d; d=$(awk -v a="$ppl" -v b="$base" 'BEGIN { printf "%+.4f", a - b }')
+        echo "| $name | $label | $bytes | $bpw | $ppl | $d | $kld | $top1 % | $qs |"
+        rm -f "$dir/$tag.sqz"
+    done
+}
+
+echo "| model | setting | tensor bytes | bpw | PPL | ΔPPL | mean KLD | same top-1 | quantize s |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+: > "$OUT/commands.log"
+if [ "$WHICH" = stories260K ] || [ "$WHICH" = all ]; then
+    if [ -f "$SHARED/models/stories260K/stories260K.bin" ]; then
+        table_model stories260K "$SHARED/models/stories260K/stories260K.bin" "$SHARED/data/tinystories" 0
+    else echo "(no $SHARED/models/stories260K)" >&2; fi
+fi
+if [ "$WHICH" = gutenberg-7m ] || [ "$WHICH" = all ]; then
+    if [ -d "$SHARED/models/gutenberg-7m" ]; then
+        table_model gutenberg-7m "$SHARED/models/gutenberg-7m" "$SHARED/data/gutenberg" 256
+    else echo "(no $SHARED/models/gutenberg-7m)" >&2; fi
+fi
