@@ -66,6 +66,8 @@ DEPS_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CORE_SRC := $(wildcard core/*.c)
 TOOL_SRC := $(wildcard convert/*.c eval/*.c calibrate/*.c quantize/*.c tools/*.c)
+TOOL_SRC += $(wildcard prune/*.c)
+TOOL_SRC += $(wildcard driver/*.c)
 TOOL_SRC := $(filter-out tools/main_%.c,$(TOOL_SRC))
 
 OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -75,7 +77,8 @@ CORE_OBJ := $(call OBJ,$(CORE_SRC) $(TOOL_SRC) $(RT_RUN_SRC))
 RT_LIB := $(BUILD)/lib/libsquish_rt.a
 CORE_LIB := $(BUILD)/lib/libsquish.a
 
-BINS := squish-convert squish-eval squish-calibrate squish
+BINS := squish-convert squish-eval squish-calibrate squish-quantize squish
+BINS += squish-prune
 BIN_PATHS := $(addprefix $(BUILD)/bin/,$(BINS)) $(BUILD)/bin/squish-run
 
 TEST_SRC := $(wildcard tests/test_*.c tests/tool_*.c)
@@ -100,6 +103,10 @@ deps:
 # ----- compile -----
 $(BUILD)/obj/runtime/kernels_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
 $(BUILD)/obj/runtime/kernels_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
+$(BUILD)/obj/runtime/kernels_quant_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
+$(BUILD)/obj/runtime/kernels_quant_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
+$(BUILD)/obj/runtime/kernels_sparse_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
+$(BUILD)/obj/runtime/kernels_sparse_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
 
 $(BUILD)/obj/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh - the main job (`make demo`): convert a model into a store, export a runnable
-# file, evaluate it and generate a story. MODEL= picks another model (a Hugging Face
+# file, evaluate it and generate a story; then, for the default model, run the recipe
+# recipes/w4-gptq-g128.yaml end to end (calibrate, GPTQ 4-bit, export, evaluate against the
+# unquantized model) and print its report. MODEL= picks another model (a Hugging Face
 # directory or a llama2.c .bin); default: stories260K from ../shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,8 +10,10 @@ BIN=${BUILD:-build}/bin
 SHARED=${SQUISH_SHARED:-../shared}
 MODEL=${MODEL:-}
 OUT=${OUT:-demo-out}
+RECIPE=
 
 if [ -z "$MODEL" ]; then
+    RECIPE=recipes/w4-gptq-g128.yaml
     MODEL="$SHARED/models/stories260K/stories260K.bin"
     TEXT="$SHARED/data/tinystories/eval.txt"
     CTX=256
@@ -46,4 +50,10 @@ fi
 echo "== 4. generate (greedy)"
 "$BIN/squish-run" "$OUT/$name.sqz" -p "$PROMPT" -n 200 --temp 0
 echo
+if [ -n "$RECIPE" ]; then
+    echo "== 5. run the recipe $RECIPE (squish recipe run; docs/recipes.md)"
+    SQUISH_SHARED="$SHARED" "$BIN/squish" recipe run "$RECIPE" -o "$OUT/w4-gptq-g128"
+    echo
+    echo "   recipe run in $OUT/w4-gptq-g128/ (manifest.json lists every command; rerunning reuses it)"
+fi
 echo "artifacts in $OUT/"

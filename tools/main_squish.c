@@ -15,6 +15,9 @@ static const struct {
     {"run", sq_run_main, "generate text with a runnable file"},
     {"eval", sq_eval_main, "perplexity and KL-divergence of a model"},
     {"calibrate", sq_calibrate_main, "calibration statistics (X^T X per linear input) for quantization"},
+    {"quantize", sq_quantize_main, "8/4/3-bit weight quantization (RTN, GPTQ, AWQ) into a model store"},
+    {"prune", sq_prune_main, "magnitude, Wanda, SparseGPT pruning (unstructured, N:M, FFN channels, heads)"},
+    {"recipe", sq_recipe_main, "run, compare and gate YAML recipes (docs/recipes.md)"},
 };
 
 static void usage(FILE *fp) {

@@ -5,6 +5,9 @@
 #define SQ_TOOLS_H
 int sq_convert_main(int argc, char **argv);
 int sq_calibrate_main(int argc, char **argv);
+int sq_quantize_main(int argc, char **argv);
+int sq_prune_main(int argc, char **argv);
+int sq_recipe_main(int argc, char **argv);
 int sq_eval_main(int argc, char **argv);
 int sq_run_main(int argc, char **argv);
 #endif
