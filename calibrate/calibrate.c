@@ -159,49 +159,6 @@ static int parse(int argc, char **argv, cal_cli *o) {
     return 0;
 }
 
-/* The directory `path` would be written in must exist (checked before any work). */
-static sq_status check_out_dir(const char *path, const char *what) {
-    if (sq_is_dir(path)) return sq_errorf(SQ_ERR_ARG, "%s '%s' is a directory; give a file name", what, path);
-    char *dir = sq_path_dirname(path);
-    if (!dir) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    bool ok = sq_is_dir(dir) && access(dir, W_OK) == 0;
-    sq_status st = ok ? SQ_OK
-                      : sq_errorf(SQ_ERR_ARG, "%s '%s': the directory '%s' does not exist or is not writable", what,
-                                  path, dir);
-    free(dir);
-    return st;
-}
-
-/* argv joined with spaces, quoting arguments that need it, without -t/--threads (the
- * result does not depend on it, so runs at different -t give identical files). */
-static char *command_line(int argc, char **argv) {
-    size_t n = strlen("squish-calibrate") + 1;
-    for (int i = 1; i < argc; i++) n += strlen(argv[i]) * 4 + 3;
-    char *s = malloc(n), *p = s;
-    if (!s) return NULL;
-    p += sprintf(p, "squish-calibrate");
-    for (int i = 1; i < argc; i++) {
-        if (sq_cli_is(argv[i], "-t", "--threads")) {
-            if (!strchr(argv[i], '=')) i++;
-            continue;
-        }
-        bool q = !argv[i][0] || strpbrk(argv[i], " \t\"'\\$`*?;&|<>()") != NULL;
-        *p++ = ' ';
-        if (q) *p++ = '\'';
-        for (const char *c = argv[i]; *c; c++) {
-            if (*c == '\'' && q) {
-                memcpy(p, "'\\''", 4);
-                p += 4;
-            } else {
-                *p++ = *c;
-            }
-        }
-        if (q) *p++ = '\'';
-    }
-    *p = '\0';
-    return s;
-}
-
 /* ===== Progress ===== */
 
 typedef struct {
@@ -291,7 +248,7 @@ static int run_info(const cal_cli *o) {
 static int run_imatrix(const cal_cli *o) {
     sq_calib c;
     sq_status st;
-    if ((st = check_out_dir(o->out, "output")) || (st = sq_calib_read(o->model, &c))) {
+    if ((st = sq_check_out_path(o->out, "output")) || (st = sq_calib_read(o->model, &c))) {
         fprintf(stderr, "squish-calibrate: %s\n", sq_last_error());
         return 1;
     }
@@ -358,8 +315,8 @@ int sq_calibrate_main(int argc, char **argv) {
     char model_hex[65];
     sq_status st;
 
-    if ((st = check_out_dir(o.out, "output")) || (o.imatrix && (st = check_out_dir(o.imatrix, "--imatrix-out"))) ||
-        (o.json && (st = check_out_dir(o.json, "--json"))))
+    if ((st = sq_check_out_path(o.out, "output")) || (o.imatrix && (st = sq_check_out_path(o.imatrix, "--imatrix-out"))) ||
+        (o.json && (st = sq_check_out_path(o.json, "--json"))))
         goto fail;
     if (!sq_file_exists(o.data) || sq_is_dir(o.data)) {
         st = sq_errorf(SQ_ERR_IO, "%s: no such file (--data)", o.data);
@@ -399,7 +356,7 @@ int sq_calibrate_main(int argc, char **argv) {
     c.data_path = sq_strdup(o.data);
     c.data_field = o.format == SQ_CALIB_JSONL ? sq_strdup(o.field ? o.field : "text") : NULL;
     c.tool_version = sq_strdup(tool);
-    c.command_line = command_line(argc, argv);
+    c.command_line = sq_command_line("squish-calibrate", argc, argv);
     c.windows = malloc((size_t)o.samples * sizeof *c.windows);
     if (!c.data_path || (o.format == SQ_CALIB_JSONL && !c.data_field) || !c.tool_version || !c.command_line ||
         !c.windows) {

@@ -58,22 +58,6 @@ typedef struct {
     sq_type dtype;
 } conv_opts;
 
-static char *join_args(int argc, char **argv) {
-    size_t n = 1;
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) * 2 + 3;
-    char *s = malloc(n), *p = s;
-    if (!s) return NULL;
-    for (int i = 0; i < argc; i++) {
-        bool q = strpbrk(argv[i], " \t\"'") != NULL;
-        if (i) *p++ = ' ';
-        if (q) *p++ = '\'';
-        for (const char *c = argv[i]; *c; c++) *p++ = *c == '\'' ? '"' : *c;
-        if (q) *p++ = '\'';
-    }
-    *p = '\0';
-    return s;
-}
-
 static int parse(int argc, char **argv, conv_opts *o) {
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
@@ -361,7 +345,7 @@ static int cmd_convert(const conv_opts *o, int argc, char **argv) {
         char tool[64];
         snprintf(tool, sizeof tool, "squish-convert %s", sq_version());
         c.tool_version = sq_strdup(tool);
-        c.command_line = join_args(argc, argv);
+        c.command_line = sq_command_line("squish-convert", argc, argv);
         sq_log(SQ_LOG_DEBUG, "squish-convert: writing model store %s", o->out);
         if ((st = sq_store_write(o->out, &c))) goto fail;
     } else {

@@ -6,11 +6,14 @@
  */
 #include "util.h"
 
+#include "../runtime/cli.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ===== SHA-256 (FIPS 180-4) ===== */
 
@@ -212,3 +215,45 @@ char *sq_strdup(const char *s) {
 }
 
 const char *sq_version(void) { return "0.1.0"; }
+
+/* ===== Tool helpers ===== */
+
+sq_status sq_check_out_path(const char *path, const char *what) {
+    if (sq_is_dir(path)) return sq_errorf(SQ_ERR_ARG, "%s '%s' is a directory; give a file name", what, path);
+    char *dir = sq_path_dirname(path);
+    if (!dir) return sq_errorf(SQ_ERR_OOM, "out of memory");
+    bool ok = sq_is_dir(dir) && access(dir, W_OK) == 0;
+    sq_status st = ok ? SQ_OK
+                      : sq_errorf(SQ_ERR_ARG, "%s '%s': the directory '%s' does not exist or is not writable", what,
+                                  path, dir);
+    free(dir);
+    return st;
+}
+
+char *sq_command_line(const char *tool, int argc, char **argv) {
+    size_t n = strlen(tool) + 1;
+    for (int i = 1; i < argc; i++) n += strlen(argv[i]) * 4 + 3;
+    char *s = malloc(n), *p = s;
+    if (!s) return NULL;
+    p += sprintf(p, "%s", tool);
+    for (int i = 1; i < argc; i++) {
+        if (sq_cli_is(argv[i], "-t", "--threads")) {
+            if (!strchr(argv[i], '=')) i++;
+            continue;
+        }
+        bool q = !argv[i][0] || strpbrk(argv[i], " \t\"'\\$`*?;&|<>()[]{}") != NULL;
+        *p++ = ' ';
+        if (q) *p++ = '\'';
+        for (const char *c = argv[i]; *c; c++) {
+            if (*c == '\'' && q) {
+                memcpy(p, "'\\''", 4);
+                p += 4;
+            } else {
+                *p++ = *c;
+            }
+        }
+        if (q) *p++ = '\'';
+    }
+    *p = '\0';
+    return s;
+}

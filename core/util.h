@@ -36,6 +36,16 @@ char *sq_path_dirname(const char *path);
 bool sq_str_ends_with(const char *s, const char *suffix);
 char *sq_strdup(const char *s); /* NULL-safe, NULL on OOM */
 
+/* ===== Tool helpers ===== */
+/* SQ_OK if `path` can be created: not a directory, and its directory exists and is
+ * writable. `what` names the option in the message ("output", "--json"). Tools call it
+ * before any long work. */
+sq_status sq_check_out_path(const char *path, const char *what);
+/* "tool arg1 'arg 2' ..." (malloc'ed, NULL on OOM): argv[1..] joined with spaces, shell-
+ * quoted where needed, without -t/--threads N, so files recording it do not depend on
+ * the thread count. */
+char *sq_command_line(const char *tool, int argc, char **argv);
+
 /* ===== Overflow-checked arithmetic: return false on overflow ===== */
 static inline bool sq_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, out);

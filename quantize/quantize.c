@@ -250,49 +250,6 @@ static int parse(int argc, char **argv, qz_cli *o) {
     return 0;
 }
 
-/* The directory `path` would be written in must exist (checked before any work). */
-static sq_status check_out_dir(const char *path, const char *what) {
-    if (sq_is_dir(path)) return sq_errorf(SQ_ERR_ARG, "%s '%s' is a directory; give a file name", what, path);
-    char *dir = sq_path_dirname(path);
-    if (!dir) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    bool ok = sq_is_dir(dir) && access(dir, W_OK) == 0;
-    sq_status st = ok ? SQ_OK
-                      : sq_errorf(SQ_ERR_ARG, "%s '%s': the directory '%s' does not exist or is not writable", what,
-                                  path, dir);
-    free(dir);
-    return st;
-}
-
-/* argv joined with spaces, quoting what needs it, without -t/--threads (so runs at
- * different -t give byte-identical stores). */
-static char *command_line(int argc, char **argv) {
-    size_t n = strlen("squish-quantize") + 1;
-    for (int i = 1; i < argc; i++) n += strlen(argv[i]) * 4 + 3;
-    char *s = malloc(n), *p = s;
-    if (!s) return NULL;
-    p += sprintf(p, "squish-quantize");
-    for (int i = 1; i < argc; i++) {
-        if (sq_cli_is(argv[i], "-t", "--threads")) {
-            if (!strchr(argv[i], '=')) i++;
-            continue;
-        }
-        bool q = !argv[i][0] || strpbrk(argv[i], " \t\"'\\$`*?;&|<>()[]{}") != NULL;
-        *p++ = ' ';
-        if (q) *p++ = '\'';
-        for (const char *c = argv[i]; *c; c++) {
-            if (*c == '\'' && q) {
-                memcpy(p, "'\\''", 4);
-                p += 4;
-            } else {
-                *p++ = *c;
-            }
-        }
-        if (q) *p++ = '\'';
-    }
-    *p = '\0';
-    return s;
-}
-
 /* ===== Progress and results ===== */
 
 typedef struct {
@@ -497,7 +454,7 @@ int sq_quantize_main(int argc, char **argv) {
     sq_status st;
     const double t_start = sq_now();
 
-    if ((st = check_out_dir(o.out, "output")) || (o.json && (st = check_out_dir(o.json, "--json")))) goto fail;
+    if ((st = sq_check_out_path(o.out, "output")) || (o.json && (st = sq_check_out_path(o.json, "--json")))) goto fail;
     if (!sq_file_exists(o.model)) {
         st = sq_errorf(SQ_ERR_IO, "%s: no such file or directory", o.model);
         goto fail;
@@ -590,7 +547,7 @@ int sq_quantize_main(int argc, char **argv) {
     char tool[64];
     snprintf(tool, sizeof tool, "squish %s", sq_version());
     c.tool_version = sq_strdup(tool);
-    c.command_line = command_line(argc, argv);
+    c.command_line = sq_command_line("squish-quantize", argc, argv);
     if (!c.tool_version || !c.command_line) {
         st = sq_errorf(SQ_ERR_OOM, "out of memory");
         goto fail;
