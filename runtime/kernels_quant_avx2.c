@@ -33,7 +33,7 @@ enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2 };
 #undef FEW_NT
 #define FEW_NT 2      /* tokens per streaming pass: 4 rows x 2 tokens = 8 accumulators */
 #ifndef QPREFETCH
-#define QPREFETCH 1024 /* streaming: bytes ahead in each row prefetched, once per 64 bytes of codes */
+#define QPREFETCH 1 /* streaming: prefetch each row's next line in the next block of rows */
 #endif
 
 /* ===== Dequantizing one 32-weight chunk ===== */
@@ -114,6 +114,7 @@ SQ_INLINE void stream_block(int qt, int nr, int nt, float *y, int64_t ldy, const
     const size_t cb = L->chunk_bytes, co = L->codes_off;
     const int64_t full = cols / SQ_QCHUNK;
     const int64_t pf_every = qt == QT_Q8 ? 2 : qt == QT_Q4 ? 4 : 5; /* chunks per 64-byte line */
+    const size_t pf_ahead = (size_t)nr * rb; /* the same position in the next block of rows */
     for (int64_t g = 0; g < L->n_groups; g++) {
         gconst k[4];
 #pragma GCC unroll 4
@@ -125,7 +126,7 @@ SQ_INLINE void stream_block(int qt, int nr, int nt, float *y, int64_t ldy, const
 #pragma GCC unroll 4
             for (int i = 0; i < nr; i++) {
                 const uint8_t *p = wr[i] + co + (size_t)c * cb;
-                if (QPREFETCH > 0 && c % pf_every == 0) _mm_prefetch((const char *)p + QPREFETCH, _MM_HINT_T0);
+                if (QPREFETCH > 0 && c % pf_every == 0) _mm_prefetch((const char *)p + pf_ahead, _MM_HINT_T0);
                 __m256 w[4];
                 decode(qt, p, k[i], w);
 #pragma GCC unroll 4

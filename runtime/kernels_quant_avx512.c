@@ -29,8 +29,11 @@ enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2 };
 /* Tuning constants, measured with bench/bench_kernels -y q4g,q8g on a Zen 5 (one thread):
  * streaming 4 tokens per pass runs at the f16 GEMM's 130-170 GFLOP/s for any T, the GEMM
  * reaches it only from T ~ 64 (76 GFLOP/s at T = 8), and 5-6 tokens per pass spill
- * registers. Prefetching 1 KiB ahead lifts the decode GEMV from DRAM from ~34 to ~58
- * GFLOP/s (q4g, 32000 x 2048) and costs ~10% when the weights sit in L3. */
+ * registers. The decode GEMV from DRAM is limited by memory-level parallelism, not by
+ * bandwidth: prefetching each row's next line in the NEXT block of rows (a whole block
+ * ahead of the sequential stream) lifts q4g 65536 x 2048, T = 1 from 28 to 42 GFLOP/s (7.3
+ * -> 10.9 GB/s; 1 KiB ahead within the row reached only 28), with no loss in L3
+ * (`bench_kernels -m 65536x2048x1 -y q4g -t 1`, AMD EPYC VM, 2026-11-24). */
 #ifndef QGEMM_MIN_T
 #define QGEMM_MIN_T 64  /* T from which the GEMM is used */
 #endif
@@ -38,7 +41,7 @@ enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2 };
 #define FEW_NT 4        /* tokens per streaming pass: 4 rows x 4 tokens = 16 accumulators */
 #endif
 #ifndef QPREFETCH
-#define QPREFETCH 1024  /* streaming: bytes ahead in each row prefetched, once per 64 bytes of codes */
+#define QPREFETCH 1 /* streaming: prefetch each row's next line in the next block of rows */
 #endif
 _Static_assert(FEW_NT >= 1 && FEW_NT <= 6, "the streaming function tables below go up to 6 tokens");
 _Static_assert(KC % SQ_QCHUNK == 0, "packed column blocks must start on a 32-weight chunk");
@@ -119,6 +122,7 @@ SQ_INLINE void stream_block(int qt, int nr, int nt, float *y, int64_t ldy, const
     const size_t cb = L->chunk_bytes, co = L->codes_off;
     const int64_t full = cols / SQ_QCHUNK;
     const int64_t pf_every = qt == QT_Q8 ? 2 : qt == QT_Q4 ? 4 : 5; /* chunks per 64-byte line */
+    const size_t pf_ahead = (size_t)nr * rb; /* the same position in the next block of rows */
     for (int64_t g = 0; g < L->n_groups; g++) {
         gconst k[4];
 #pragma GCC unroll 4
@@ -137,7 +141,7 @@ SQ_INLINE void stream_block(int qt, int nr, int nt, float *y, int64_t ldy, const
             for (int i = 0; i < nr; i++) {
                 __m512 a, b;
                 const uint8_t *p = wr[i] + co + (size_t)c * cb;
-                if (QPREFETCH > 0 && c % pf_every == 0) _mm_prefetch((const char *)p + QPREFETCH, _MM_HINT_T0);
+                if (QPREFETCH > 0 && c % pf_every == 0) _mm_prefetch((const char *)p + pf_ahead, _MM_HINT_T0);
                 decode(qt, p, k[i], &a, &b);
                 if (nt == 1) {
                     acc[i][0] = _mm512_fmadd_ps(a, x0[0], acc[i][0]);
