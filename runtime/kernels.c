@@ -187,13 +187,15 @@ int sq_num_threads(void) {
 
 /* ===== Matmul ===== */
 
-/* Below this many multiply-adds a matmul runs on the calling thread: waking a second
- * thread costs ~3 us, as much as a whole 256x256 GEMV. Measured with bench/bench_kernels
- * built with the threshold at 0 on a 2-core Zen 5: f16 GEMVs of up to 262K MACs (256x256,
- * 768x256, 512x512; 768x256 at T=2) are 1.2-3x slower on two threads, from 524K (2048x256,
- * 1024x512) they are 1.25x faster, and 1.6x at 1M (4096x256, 1024x1024). */
+/* Below this many multiply-adds a matmul runs on the calling thread. In isolation
+ * (bench/bench_kernels) waking a second thread costs about as much as a 256x256 GEMV, but
+ * inside the forward pass the team is already awake between regions: on gutenberg-7m
+ * (dim 256, FFN 768) decode at -t 2 goes from ~2,500 to ~3,500 tok/s (F16) and from ~950
+ * to ~1,600 tok/s (F32) when the threshold drops from 512K to 64K MACs, so that every
+ * block matmul is split (median of 4 alternating runs of `squish-run gutenberg_f*.sqz -n
+ * 256 --temp 0 -t 2 --ignore-eos`, 2026-11-24; 16K and 32K were no better). */
 #ifndef SQ_MATMUL_PAR_MIN_MACS
-#define SQ_MATMUL_PAR_MIN_MACS (1 << 19)
+#define SQ_MATMUL_PAR_MIN_MACS (1 << 16)
 #endif
 /* Row chunks are multiples of this, so SIMD variants see whole row tiles. */
 #define SQ_MATMUL_ROW_ALIGN 32
