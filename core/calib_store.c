@@ -16,32 +16,12 @@
 #include <unistd.h>
 
 #include "calib.h"
+#include "h5io.h"
 #include "util.h"
 
 #define CALIB_FORMAT "squish-calib"
 #define CALIB_VERSION 1
 #define MAX_WIDTH (1 << 20)
-
-/* ===== HDF5 plumbing ===== */
-
-static int first_reason(unsigned n, const H5E_error2_t *e, void *data) {
-    if (n == 0 && e->desc && e->desc[0]) snprintf(data, 160, "%s", e->desc);
-    return 0;
-}
-
-/* "path: obj: what (hdf5: innermost reason)"; clears HDF5's error stack. */
-static sq_status h5fail(sq_status code, const char *path, const char *obj, const char *what) {
-    char reason[160] = "";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_reason, reason);
-    H5Eclear2(H5E_DEFAULT);
-    return sq_errorf(code, "%s: %s: %s%s%s%s", path, obj, what, reason[0] ? " (hdf5: " : "", reason,
-                     reason[0] ? ")" : "");
-}
-
-static void close_id(hid_t *id, herr_t (*fn)(hid_t)) {
-    if (*id >= 0) fn(*id);
-    *id = -1;
-}
 
 /* ===== Writer ===== */
 
@@ -50,53 +30,16 @@ typedef struct {
     hid_t file, lcpl, gcpl, dcpl;
 } wctx;
 
-static sq_status w_attr(wctx *w, hid_t obj, const char *obj_name, const char *name, hid_t ftype, hid_t mtype,
-                        const void *val) {
-    sq_status st = SQ_OK;
-    hid_t sp = H5Screate(H5S_SCALAR), a = -1;
-    if (sp < 0 || (a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 || H5Awrite(a, mtype, val) < 0) {
-        char what[96];
-        snprintf(what, sizeof what, "cannot write attribute '%s'", name);
-        st = h5fail(SQ_ERR_IO, w->path, obj_name, what);
-    }
-    close_id(&a, H5Aclose);
-    close_id(&sp, H5Sclose);
-    return st;
-}
-
-static sq_status w_i32(wctx *w, hid_t obj, const char *on, const char *name, int32_t v) {
-    return w_attr(w, obj, on, name, H5T_STD_I32LE, H5T_NATIVE_INT32, &v);
-}
-static sq_status w_i64(wctx *w, hid_t obj, const char *on, const char *name, int64_t v) {
-    return w_attr(w, obj, on, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
-}
-static sq_status w_u64(wctx *w, hid_t obj, const char *on, const char *name, uint64_t v) {
-    return w_attr(w, obj, on, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
-}
-
-/* Fixed-length, NUL-terminated UTF-8 string attribute. */
-static sq_status w_str(wctx *w, hid_t obj, const char *on, const char *name, const char *v) {
-    sq_status st;
-    hid_t t = H5Tcopy(H5T_C_S1);
-    if (t < 0 || H5Tset_size(t, strlen(v) + 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0 ||
-        H5Tset_cset(t, H5T_CSET_UTF8) < 0)
-        st = h5fail(SQ_ERR_IO, w->path, on, "cannot make a string type");
-    else
-        st = w_attr(w, obj, on, name, t, t, v);
-    close_id(&t, H5Tclose);
-    return st;
-}
-
 static sq_status w_dset(wctx *w, hid_t loc, const char *obj_name, const char *name, hid_t ftype, hid_t mtype, int rank,
                         const hsize_t *dims, const void *buf) {
     sq_status st = SQ_OK;
     hid_t sp = H5Screate_simple(rank, dims, NULL), d = -1;
     if (sp < 0 || (d = H5Dcreate2(loc, name, ftype, sp, w->lcpl, w->dcpl, H5P_DEFAULT)) < 0)
-        st = h5fail(SQ_ERR_IO, w->path, obj_name, "cannot create dataset");
+        st = sq_h5_fail(SQ_ERR_IO, w->path, obj_name, "cannot create dataset");
     else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        st = h5fail(SQ_ERR_IO, w->path, obj_name, "cannot write dataset");
-    close_id(&d, H5Dclose);
-    close_id(&sp, H5Sclose);
+        st = sq_h5_fail(SQ_ERR_IO, w->path, obj_name, "cannot write dataset");
+    sq_h5_close(&d, H5Dclose);
+    sq_h5_close(&sp, H5Sclose);
     return st;
 }
 
@@ -113,29 +56,29 @@ static sq_status write_all(wctx *w, const sq_calib *c) {
     }
 
     if ((root = H5Gopen2(w->file, "/", H5P_DEFAULT)) < 0) {
-        st = h5fail(SQ_ERR_IO, w->path, "/", "cannot open the root group");
+        st = sq_h5_fail(SQ_ERR_IO, w->path, "/", "cannot open the root group");
         goto fail;
     }
     const char *on = "/";
-    if ((st = w_str(w, root, on, "format", CALIB_FORMAT)) || (st = w_i32(w, root, on, "format_version", CALIB_VERSION)) ||
-        (st = w_str(w, root, on, "model_sha256", c->model_sha256)) ||
-        (st = w_str(w, root, on, "data_path", c->data_path ? c->data_path : "")) ||
-        (st = w_str(w, root, on, "data_sha256", c->data_sha256)) ||
-        (st = w_str(w, root, on, "data_format", sq_calib_format_name(c->data_format))))
+    if ((st = sq_h5_attr_str(w->path, root, on, "format", CALIB_FORMAT)) || (st = sq_h5_attr_i32(w->path, root, on, "format_version", CALIB_VERSION)) ||
+        (st = sq_h5_attr_str(w->path, root, on, "model_sha256", c->model_sha256)) ||
+        (st = sq_h5_attr_str(w->path, root, on, "data_path", c->data_path ? c->data_path : "")) ||
+        (st = sq_h5_attr_str(w->path, root, on, "data_sha256", c->data_sha256)) ||
+        (st = sq_h5_attr_str(w->path, root, on, "data_format", sq_calib_format_name(c->data_format))))
         goto fail;
-    if (c->data_format == SQ_CALIB_JSONL && (st = w_str(w, root, on, "data_field", c->data_field ? c->data_field : "text")))
+    if (c->data_format == SQ_CALIB_JSONL && (st = sq_h5_attr_str(w->path, root, on, "data_field", c->data_field ? c->data_field : "text")))
         goto fail;
-    if ((st = w_i64(w, root, on, "n_samples", c->n_samples)) || (st = w_i32(w, root, on, "seq_len", c->seq_len)) ||
-        (st = w_u64(w, root, on, "seed", c->seed)) || (st = w_i64(w, root, on, "n_tokens", c->n_tokens)) ||
-        (st = w_i32(w, root, on, "n_layers", c->n_layers)) ||
-        (st = w_str(w, root, on, "tool_version", c->tool_version ? c->tool_version : tool)) ||
-        (st = w_str(w, root, on, "command_line", c->command_line ? c->command_line : "")))
+    if ((st = sq_h5_attr_i64(w->path, root, on, "n_samples", c->n_samples)) || (st = sq_h5_attr_i32(w->path, root, on, "seq_len", c->seq_len)) ||
+        (st = sq_h5_attr_u64(w->path, root, on, "seed", c->seed)) || (st = sq_h5_attr_i64(w->path, root, on, "n_tokens", c->n_tokens)) ||
+        (st = sq_h5_attr_i32(w->path, root, on, "n_layers", c->n_layers)) ||
+        (st = sq_h5_attr_str(w->path, root, on, "tool_version", c->tool_version ? c->tool_version : tool)) ||
+        (st = sq_h5_attr_str(w->path, root, on, "command_line", c->command_line ? c->command_line : "")))
         goto fail;
     hsize_t wd[2] = {(hsize_t)c->n_samples, 2};
     if ((st = w_dset(w, root, "/windows", "windows", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, wd, win))) goto fail;
 
     if ((g = H5Gcreate2(w->file, "/calib", w->lcpl, w->gcpl, H5P_DEFAULT)) < 0) {
-        st = h5fail(SQ_ERR_IO, w->path, "/calib", "cannot create group");
+        st = sq_h5_fail(SQ_ERR_IO, w->path, "/calib", "cannot create group");
         goto fail;
     }
     for (int32_t i = 0; i < c->n_entries; i++) {
@@ -143,21 +86,21 @@ static sq_status write_all(wctx *w, const sq_calib *c) {
         char obj[SQ_MAX_NAME + 32];
         snprintf(obj, sizeof obj, "/calib/%s", e->name);
         if ((ge = H5Gcreate2(g, e->name, w->lcpl, w->gcpl, H5P_DEFAULT)) < 0) {
-            st = h5fail(SQ_ERR_IO, w->path, obj, "cannot create group");
+            st = sq_h5_fail(SQ_ERR_IO, w->path, obj, "cannot create group");
             goto fail;
         }
         hsize_t d2[2] = {(hsize_t)e->width, (hsize_t)e->width}, d1 = (hsize_t)e->width;
         if ((st = w_dset(w, ge, obj, "xtx", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, d2, e->xtx)) ||
             (st = w_dset(w, ge, obj, "abs_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &d1, e->abs_sum)) ||
             (st = w_dset(w, ge, obj, "sq_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &d1, e->sq_sum)) ||
-            (st = w_i64(w, ge, obj, "n_tokens", e->n_tokens)) || (st = w_str(w, ge, obj, "users", e->users)))
+            (st = sq_h5_attr_i64(w->path, ge, obj, "n_tokens", e->n_tokens)) || (st = sq_h5_attr_str(w->path, ge, obj, "users", e->users)))
             goto fail;
-        close_id(&ge, H5Gclose);
+        sq_h5_close(&ge, H5Gclose);
     }
 fail:
-    close_id(&ge, H5Gclose);
-    close_id(&g, H5Gclose);
-    close_id(&root, H5Gclose);
+    sq_h5_close(&ge, H5Gclose);
+    sq_h5_close(&g, H5Gclose);
+    sq_h5_close(&root, H5Gclose);
     free(win);
     return st;
 }
@@ -167,7 +110,7 @@ sq_status sq_calib_write(const char *path, const sq_calib *c) {
     hid_t fcpl = -1, fapl = -1;
     wctx w = {path, -1, -1, -1, -1};
     char *tmp = NULL;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    sq_h5_quiet();
     if (!c || c->n_samples < 1 || !c->windows || c->n_entries < 1 || !c->entries)
         return sq_errorf(SQ_ERR_ARG, "%s: nothing to write (no windows or no statistics)", path);
     if (!(tmp = sq_atomic_tmp_name(path))) return sq_errorf(SQ_ERR_OOM, "%s: out of memory", path);
@@ -180,29 +123,29 @@ sq_status sq_calib_write(const char *path, const sq_calib *c) {
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 || H5Pset_obj_track_times(fcpl, 0) < 0 ||
         H5Pset_obj_track_times(w.gcpl, 0) < 0 || H5Pset_obj_track_times(w.dcpl, 0) < 0 ||
         H5Pset_layout(w.dcpl, H5D_CONTIGUOUS) < 0 || H5Pset_fill_time(w.dcpl, H5D_FILL_TIME_NEVER) < 0) {
-        st = h5fail(SQ_ERR_INTERNAL, path, "/", "cannot set up HDF5 property lists");
+        st = sq_h5_fail(SQ_ERR_INTERNAL, path, "/", "cannot set up HDF5 property lists");
         goto fail;
     }
     if ((w.file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl)) < 0) {
-        st = h5fail(SQ_ERR_IO, path, "/", "cannot create the file");
+        st = sq_h5_fail(SQ_ERR_IO, path, "/", "cannot create the file");
         goto fail;
     }
     if ((st = write_all(&w, c)) != SQ_OK) goto fail;
     herr_t r = H5Fclose(w.file);
     w.file = -1;
     if (r < 0) {
-        st = h5fail(SQ_ERR_IO, path, "/", "cannot close (flush) the file");
+        st = sq_h5_fail(SQ_ERR_IO, path, "/", "cannot close (flush) the file");
         goto fail;
     }
     st = sq_atomic_rename(tmp, path);
 fail:
-    close_id(&w.file, H5Fclose);
+    sq_h5_close(&w.file, H5Fclose);
     if (st != SQ_OK) unlink(tmp);
-    close_id(&fcpl, H5Pclose);
-    close_id(&fapl, H5Pclose);
-    close_id(&w.lcpl, H5Pclose);
-    close_id(&w.gcpl, H5Pclose);
-    close_id(&w.dcpl, H5Pclose);
+    sq_h5_close(&fcpl, H5Pclose);
+    sq_h5_close(&fapl, H5Pclose);
+    sq_h5_close(&w.lcpl, H5Pclose);
+    sq_h5_close(&w.gcpl, H5Pclose);
+    sq_h5_close(&w.dcpl, H5Pclose);
     free(tmp);
     return st;
 }
@@ -224,20 +167,20 @@ static sq_status r_attr_open(rctx *r, hid_t obj, const char *on, const char *nam
     htri_t ex = H5Aexists(obj, name);
     if (ex < 0) {
         snprintf(what, sizeof what, "cannot look up attribute '%s'", name);
-        return h5fail(SQ_ERR_FORMAT, r->path, on, what);
+        return sq_h5_fail(SQ_ERR_FORMAT, r->path, on, what);
     }
     if (!ex) return required ? sq_errorf(SQ_ERR_FORMAT, "%s: %s: missing attribute '%s'", r->path, on, name) : SQ_OK;
     sq_status st = SQ_OK;
     hid_t t = -1, sp = -1;
     if ((*a = H5Aopen(obj, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(*a)) < 0 || (sp = H5Aget_space(*a)) < 0) {
         snprintf(what, sizeof what, "cannot open attribute '%s'", name);
-        st = h5fail(SQ_ERR_FORMAT, r->path, on, what);
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, what);
     } else if (H5Tget_class(t) != cls || H5Sget_simple_extent_npoints(sp) != 1) {
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: attribute '%s' has the wrong type or size", r->path, on, name);
     }
-    close_id(&t, H5Tclose);
-    close_id(&sp, H5Sclose);
-    if (st != SQ_OK) close_id(a, H5Aclose);
+    sq_h5_close(&t, H5Tclose);
+    sq_h5_close(&sp, H5Sclose);
+    if (st != SQ_OK) sq_h5_close(a, H5Aclose);
     return st;
 }
 
@@ -250,7 +193,7 @@ static sq_status r_int(rctx *r, hid_t obj, const char *on, const char *name, int
     if (H5Aread(a, H5T_NATIVE_INT64, &v) < 0) {
         char what[128];
         snprintf(what, sizeof what, "cannot read attribute '%s'", name);
-        st = h5fail(SQ_ERR_FORMAT, r->path, on, what);
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, what);
     } else if (v < lo || v > hi) {
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: attribute '%s' is %lld, outside [%lld, %lld]", r->path, on, name,
                        (long long)v, (long long)lo, (long long)hi);
@@ -264,7 +207,7 @@ static sq_status r_u64(rctx *r, hid_t obj, const char *on, const char *name, uin
     hid_t a;
     sq_status st = r_attr_open(r, obj, on, name, H5T_INTEGER, true, &a);
     if (st != SQ_OK) return st;
-    if (H5Aread(a, H5T_NATIVE_UINT64, out) < 0) st = h5fail(SQ_ERR_FORMAT, r->path, on, "cannot read attribute 'seed'");
+    if (H5Aread(a, H5T_NATIVE_UINT64, out) < 0) st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot read attribute 'seed'");
     H5Aclose(a);
     return st;
 }
@@ -279,10 +222,10 @@ static sq_status r_str(rctx *r, hid_t obj, const char *on, const char *name, boo
     if (st != SQ_OK || a < 0) return st;
     snprintf(what, sizeof what, "cannot read string attribute '%s'", name);
     if ((t = H5Aget_type(a)) < 0) {
-        st = h5fail(SQ_ERR_FORMAT, r->path, on, what);
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, what);
     } else if (H5Tis_variable_str(t) > 0) {
         if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &vl) < 0)
-            st = h5fail(SQ_ERR_FORMAT, r->path, on, what);
+            st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, what);
         else if (!(buf = sq_strdup(vl ? vl : "")))
             st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", r->path);
     } else {
@@ -290,11 +233,11 @@ static sq_status r_str(rctx *r, hid_t obj, const char *on, const char *name, boo
         if (n == 0 || n > ((size_t)1 << 20) || (mt = H5Tcopy(t)) < 0 || !(buf = calloc(n + 1, 1)))
             st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %s", r->path, on, what);
         else if (H5Aread(a, mt, buf) < 0)
-            st = h5fail(SQ_ERR_FORMAT, r->path, on, what);
+            st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, what);
     }
     if (vl) H5free_memory(vl);
-    close_id(&mt, H5Tclose);
-    close_id(&t, H5Tclose);
+    sq_h5_close(&mt, H5Tclose);
+    sq_h5_close(&t, H5Tclose);
     H5Aclose(a);
     if (st != SQ_OK) free(buf);
     else *out = buf;
@@ -322,10 +265,10 @@ static sq_status r_dset(rctx *r, hid_t loc, const char *on, const char *name, H5
     hid_t d = -1, t = -1, sp = -1;
     hsize_t got[2] = {0, 0};
     htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
-    if (ex <= 0) return ex < 0 ? h5fail(SQ_ERR_FORMAT, r->path, on, "cannot look up dataset")
+    if (ex <= 0) return ex < 0 ? sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot look up dataset")
                                : sq_errorf(SQ_ERR_FORMAT, "%s: %s: missing dataset", r->path, on);
     if ((d = H5Dopen2(loc, name, H5P_DEFAULT)) < 0 || (t = H5Dget_type(d)) < 0 || (sp = H5Dget_space(d)) < 0) {
-        st = h5fail(SQ_ERR_FORMAT, r->path, on, "cannot open dataset");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot open dataset");
         goto fail;
     }
     if (H5Tget_class(t) != cls || H5Tget_size(t) != elt) {
@@ -354,11 +297,11 @@ static sq_status r_dset(rctx *r, hid_t loc, const char *on, const char *name, H5
                        r->path, on, (unsigned long long)H5Dget_storage_size(d), (unsigned long long)bytes);
         goto fail;
     }
-    if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) st = h5fail(SQ_ERR_FORMAT, r->path, on, "cannot read dataset");
+    if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot read dataset");
 fail:
-    close_id(&sp, H5Sclose);
-    close_id(&t, H5Tclose);
-    close_id(&d, H5Dclose);
+    sq_h5_close(&sp, H5Sclose);
+    sq_h5_close(&t, H5Tclose);
+    sq_h5_close(&d, H5Dclose);
     return st;
 }
 
@@ -379,8 +322,8 @@ static sq_status r_width(rctx *r, hid_t ge, const char *on, int32_t *width) {
     else
         *width = (int32_t)dim;
     H5Eclear2(H5E_DEFAULT);
-    close_id(&sp, H5Sclose);
-    close_id(&d, H5Dclose);
+    sq_h5_close(&sp, H5Sclose);
+    sq_h5_close(&d, H5Dclose);
     return st;
 }
 
@@ -425,7 +368,7 @@ static sq_status read_entries(rctx *r, sq_calib *c) {
         return sq_errorf(SQ_ERR_FORMAT, "%s: /calib: missing group", r->path);
     }
     if ((g = H5Gopen2(r->file, "/calib", H5P_DEFAULT)) < 0 || H5Gget_info(g, &info) < 0) {
-        st = h5fail(SQ_ERR_FORMAT, r->path, "/calib", "cannot open group");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, "/calib", "cannot open group");
         goto fail;
     }
     if (info.nlinks != (hsize_t)c->n_layers * SQ_CALIB_POINTS) {
@@ -460,7 +403,7 @@ static sq_status read_entries(rctx *r, sq_calib *c) {
             goto fail;
         }
         if ((ge = H5Gopen2(g, e->name, H5P_DEFAULT)) < 0) {
-            st = h5fail(SQ_ERR_FORMAT, r->path, on, "cannot open group");
+            st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot open group");
             goto fail;
         }
         char *u = NULL;
@@ -511,11 +454,11 @@ static sq_status read_entries(rctx *r, sq_calib *c) {
             (st = r_dset(r, ge, son, "sq_sum", H5T_FLOAT, 1, &d1, H5T_NATIVE_DOUBLE, 8, e->sq_sum)) ||
             (st = check_entry(r, e, on)))
             goto fail;
-        close_id(&ge, H5Gclose);
+        sq_h5_close(&ge, H5Gclose);
     }
 fail:
-    close_id(&ge, H5Gclose);
-    close_id(&g, H5Gclose);
+    sq_h5_close(&ge, H5Gclose);
+    sq_h5_close(&g, H5Gclose);
     return st;
 }
 
@@ -526,21 +469,21 @@ sq_status sq_calib_read(const char *path, sq_calib *out) {
     char *s = NULL;
     int64_t *win = NULL;
     memset(out, 0, sizeof *out);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    sq_h5_quiet();
     if (!sq_file_exists(path)) return sq_errorf(SQ_ERR_IO, "%s: no such file", path);
     if (!sq_store_is_hdf5(path))
         return sq_errorf(SQ_ERR_FORMAT, "%s: not a calibration file (no HDF5 signature; truncated or not calib.h5)", path);
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
-        st = h5fail(SQ_ERR_INTERNAL, path, "/", "cannot set up HDF5");
+        st = sq_h5_fail(SQ_ERR_INTERNAL, path, "/", "cannot set up HDF5");
         goto fail;
     }
     if ((r.file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
-        st = h5fail(SQ_ERR_FORMAT, path, "/", "cannot open as HDF5 (truncated or corrupt file)");
+        st = sq_h5_fail(SQ_ERR_FORMAT, path, "/", "cannot open as HDF5 (truncated or corrupt file)");
         goto fail;
     }
     hsize_t fsize = 0;
     if (H5Fget_filesize(r.file, &fsize) < 0 || (root = H5Gopen2(r.file, "/", H5P_DEFAULT)) < 0) {
-        st = h5fail(SQ_ERR_FORMAT, path, "/", "cannot open the root group");
+        st = sq_h5_fail(SQ_ERR_FORMAT, path, "/", "cannot open the root group");
         goto fail;
     }
     r.file_size = fsize;
@@ -611,9 +554,9 @@ sq_status sq_calib_read(const char *path, sq_calib *out) {
 fail:
     free(s);
     free(win);
-    close_id(&root, H5Gclose);
-    close_id(&r.file, H5Fclose);
-    close_id(&fapl, H5Pclose);
+    sq_h5_close(&root, H5Gclose);
+    sq_h5_close(&r.file, H5Fclose);
+    sq_h5_close(&fapl, H5Pclose);
     H5Eclear2(H5E_DEFAULT);
     if (st != SQ_OK) sq_calib_free(out);
     return st;

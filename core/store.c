@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "checkpoint_internal.h"
+#include "h5io.h"
 #include "util.h"
 
 #define STORE_FORMAT "squish-model"
@@ -26,29 +27,6 @@
 #define STORE_VERSION_Q 2 /* with /quant (group-quantized tensors) */
 
 /* ===== Errors ===== */
-
-static int walk_first(unsigned n, const H5E_error2_t *e, void *data) {
-    char *buf = data;
-    if (n == 0 && e->desc && e->desc[0]) snprintf(buf, 160, "%s", e->desc);
-    return 0;
-}
-
-/* "path: obj: what (hdf5: innermost reason)" (obj NULL: about the whole file); clears the
- * HDF5 error stack. */
-static sq_status h5err(sq_status code, const char *path, const char *obj, const char *what) {
-    char reason[160] = "";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_first, reason);
-    H5Eclear2(H5E_DEFAULT);
-    return sq_errorf(code, "%s%s%s: %s%s%s%s", path, obj ? ": " : "", obj ? obj : "", what, reason[0] ? " (hdf5: " : "",
-                     reason, reason[0] ? ")" : "");
-}
-
-static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-
-static void close_id(hid_t *id, herr_t (*fn)(hid_t)) {
-    if (*id >= 0) fn(*id);
-    *id = -1;
-}
 
 /* ===== 16-bit float types ===== */
 
@@ -99,44 +77,9 @@ typedef struct {
     hid_t file, lcpl, gcpl, dcpl, dcpl_vl, f16, bf16, vstr; /* dcpl_vl: for variable-length data */
 } wctx;
 
-static sq_status w_attr(wctx *w, hid_t obj, const char *obj_name, const char *name, hid_t ftype, hid_t mtype,
-                        const void *val) {
-    sq_status st = SQ_OK;
-    hid_t sp = H5Screate(H5S_SCALAR), a = -1;
-    if (sp < 0 || (a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 || H5Awrite(a, mtype, val) < 0) {
-        char what[96];
-        snprintf(what, sizeof what, "cannot write attribute '%s'", name);
-        st = h5err(SQ_ERR_IO, w->path, obj_name, what);
-    }
-    close_id(&a, H5Aclose);
-    close_id(&sp, H5Sclose);
-    return st;
-}
-
-static sq_status w_attr_i32(wctx *w, hid_t obj, const char *obj_name, const char *name, int32_t v) {
-    return w_attr(w, obj, obj_name, name, H5T_STD_I32LE, H5T_NATIVE_INT32, &v);
-}
-
-static sq_status w_attr_f64(wctx *w, hid_t obj, const char *obj_name, const char *name, double v) {
-    return w_attr(w, obj, obj_name, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
-}
-
-/* Fixed-length, NUL-terminated UTF-8 string attribute. */
-static sq_status w_attr_str(wctx *w, hid_t obj, const char *obj_name, const char *name, const char *v) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    sq_status st;
-    if (t < 0 || H5Tset_size(t, strlen(v) + 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0 ||
-        H5Tset_cset(t, H5T_CSET_UTF8) < 0)
-        st = h5err(SQ_ERR_IO, w->path, obj_name, "cannot make a string type");
-    else
-        st = w_attr(w, obj, obj_name, name, t, t, v);
-    close_id(&t, H5Tclose);
-    return st;
-}
-
 static sq_status w_group(wctx *w, const char *name, hid_t *g) {
     *g = H5Gcreate2(w->file, name, w->lcpl, w->gcpl, H5P_DEFAULT);
-    return *g < 0 ? h5err(SQ_ERR_IO, w->path, name, "cannot create group") : SQ_OK;
+    return *g < 0 ? sq_h5_fail(SQ_ERR_IO, w->path, name, "cannot create group") : SQ_OK;
 }
 
 /* A contiguous dataset of rank 0 (dims NULL) or rank n, written from buf with mtype. */
@@ -145,35 +88,20 @@ static sq_status w_dataset(wctx *w, hid_t loc, const char *obj_name, const char 
     sq_status st = SQ_OK;
     hid_t sp = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR), d = -1;
     if (sp < 0 || (d = H5Dcreate2(loc, name, ftype, sp, w->lcpl, H5Tdetect_class(ftype, H5T_VLEN) > 0 || H5Tis_variable_str(ftype) > 0 ? w->dcpl_vl : w->dcpl, H5P_DEFAULT)) < 0)
-        st = h5err(SQ_ERR_IO, w->path, obj_name, "cannot create dataset");
+        st = sq_h5_fail(SQ_ERR_IO, w->path, obj_name, "cannot create dataset");
     else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        st = h5err(SQ_ERR_IO, w->path, obj_name, "cannot write dataset");
+        st = sq_h5_fail(SQ_ERR_IO, w->path, obj_name, "cannot write dataset");
     if (keep && st == SQ_OK) {
         *keep = d;
         d = -1;
     }
-    close_id(&d, H5Dclose);
-    close_id(&sp, H5Sclose);
+    sq_h5_close(&d, H5Dclose);
+    sq_h5_close(&sp, H5Sclose);
     return st;
 }
 
 static sq_status w_text(wctx *w, hid_t loc, const char *obj_name, const char *name, const char *text) {
     return w_dataset(w, loc, obj_name, name, w->vstr, w->vstr, 0, NULL, &text, NULL);
-}
-
-/* A 1-D int64 attribute of n values. */
-static sq_status w_attr_i64s(wctx *w, hid_t obj, const char *obj_name, const char *name, const int64_t *v, hsize_t n) {
-    sq_status st = SQ_OK;
-    hid_t sp = H5Screate_simple(1, &n, NULL), a = -1;
-    if (sp < 0 || (a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(a, H5T_NATIVE_INT64, v) < 0) {
-        char what[96];
-        snprintf(what, sizeof what, "cannot write attribute '%s'", name);
-        st = h5err(SQ_ERR_IO, w->path, obj_name, what);
-    }
-    close_id(&a, H5Aclose);
-    close_id(&sp, H5Sclose);
-    return st;
 }
 
 /* Bytes of the packed codes at the end of a quantized row: 32-weight chunks
@@ -211,7 +139,7 @@ static sq_status write_qtensor(wctx *w, hid_t qg, const sq_tensor *t, const sq_q
     }
     g = H5Gcreate2(qg, t->name, w->lcpl, w->gcpl, H5P_DEFAULT);
     if (g < 0) {
-        st = h5err(SQ_ERR_IO, w->path, obj, "cannot create group");
+        st = sq_h5_fail(SQ_ERR_IO, w->path, obj, "cannot create group");
         goto fail;
     }
     char o2[SQ_MAX_NAME + 32];
@@ -227,23 +155,23 @@ static sq_status write_qtensor(wctx *w, hid_t qg, const sq_tensor *t, const sq_q
     const int64_t shape[2] = {rows, cols};
     sq_quant_info def = {.awq_alpha = -1.0};
     if (!qi) qi = &def;
-    if ((st = w_attr_str(w, g, obj, "dtype", sq_type_name(t->type))) || (st = w_attr_i64s(w, g, obj, "shape", shape, 2)) ||
-        (st = w_attr_str(w, g, obj, "method", qi->method)) ||
-        (st = w_attr_i32(w, g, obj, "bits", sq_type_bits(t->type))) ||
-        (st = w_attr_i32(w, g, obj, "group_size", gl >= cols ? 0 : (int32_t)gl)) ||
-        (st = w_attr_i32(w, g, obj, "symmetric", !t->q.asym)) ||
-        (st = w_attr_i32(w, g, obj, "act_order", qi->act_order)) ||
-        (st = w_attr_i32(w, g, obj, "static_groups", qi->static_groups)) ||
-        (st = w_attr_i32(w, g, obj, "mse", qi->mse)) || (st = w_attr_f64(w, g, obj, "damp", qi->damp)) ||
-        (st = w_attr_f64(w, g, obj, "damp_used", qi->damp_used)) ||
-        (st = w_attr_i32(w, g, obj, "block_size", qi->block_size)) ||
-        (st = w_attr_i32(w, g, obj, "true_sequential", qi->true_sequential)) ||
-        (st = w_attr_f64(w, g, obj, "loss", qi->loss)) ||
-        (st = w_attr_str(w, g, obj, "calib_sha256", qi->calib_sha256)))
+    if ((st = sq_h5_attr_str(w->path, g, obj, "dtype", sq_type_name(t->type))) || (st = sq_h5_attr_i64s(w->path, g, obj, "shape", shape, 2)) ||
+        (st = sq_h5_attr_str(w->path, g, obj, "method", qi->method)) ||
+        (st = sq_h5_attr_i32(w->path, g, obj, "bits", sq_type_bits(t->type))) ||
+        (st = sq_h5_attr_i32(w->path, g, obj, "group_size", gl >= cols ? 0 : (int32_t)gl)) ||
+        (st = sq_h5_attr_i32(w->path, g, obj, "symmetric", !t->q.asym)) ||
+        (st = sq_h5_attr_i32(w->path, g, obj, "act_order", qi->act_order)) ||
+        (st = sq_h5_attr_i32(w->path, g, obj, "static_groups", qi->static_groups)) ||
+        (st = sq_h5_attr_i32(w->path, g, obj, "mse", qi->mse)) || (st = sq_h5_attr_f64(w->path, g, obj, "damp", qi->damp)) ||
+        (st = sq_h5_attr_f64(w->path, g, obj, "damp_used", qi->damp_used)) ||
+        (st = sq_h5_attr_i32(w->path, g, obj, "block_size", qi->block_size)) ||
+        (st = sq_h5_attr_i32(w->path, g, obj, "true_sequential", qi->true_sequential)) ||
+        (st = sq_h5_attr_f64(w->path, g, obj, "loss", qi->loss)) ||
+        (st = sq_h5_attr_str(w->path, g, obj, "calib_sha256", qi->calib_sha256)))
         goto fail;
-    if (qi->awq_alpha >= 0 && (st = w_attr_f64(w, g, obj, "awq_alpha", qi->awq_alpha))) goto fail;
+    if (qi->awq_alpha >= 0 && (st = sq_h5_attr_f64(w->path, g, obj, "awq_alpha", qi->awq_alpha))) goto fail;
 fail:
-    close_id(&g, H5Gclose);
+    sq_h5_close(&g, H5Gclose);
     free(codes);
     free(zeros);
     free(scales);
@@ -261,11 +189,11 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
 
     /* / */
     hid_t root = H5Gopen2(w->file, "/", H5P_DEFAULT);
-    if (root < 0) return h5err(SQ_ERR_IO, w->path, "/", "cannot open the root group");
-    if ((st = w_attr_str(w, root, "/", "format", STORE_FORMAT)) != SQ_OK ||
-        (st = w_attr_i32(w, root, "/", "format_version", n_q ? STORE_VERSION_Q : STORE_VERSION)) != SQ_OK ||
-        (st = w_attr_str(w, root, "/", "created_by", created_by)) != SQ_OK ||
-        (st = w_attr_str(w, root, "/", "source_format", c->source_format ? c->source_format : "")) != SQ_OK) {
+    if (root < 0) return sq_h5_fail(SQ_ERR_IO, w->path, "/", "cannot open the root group");
+    if ((st = sq_h5_attr_str(w->path, root, "/", "format", STORE_FORMAT)) != SQ_OK ||
+        (st = sq_h5_attr_i32(w->path, root, "/", "format_version", n_q ? STORE_VERSION_Q : STORE_VERSION)) != SQ_OK ||
+        (st = sq_h5_attr_str(w->path, root, "/", "created_by", created_by)) != SQ_OK ||
+        (st = sq_h5_attr_str(w->path, root, "/", "source_format", c->source_format ? c->source_format : "")) != SQ_OK) {
         H5Gclose(root);
         return st;
     }
@@ -275,28 +203,28 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
     const sq_config *k = &c->cfg;
     const char *on = "/config";
     if ((st = w_group(w, on, &g)) != SQ_OK) goto fail;
-#define I32(f) if ((st = w_attr_i32(w, g, on, #f, (int32_t)k->f)) != SQ_OK) goto fail;
-#define F64(f) if ((st = w_attr_f64(w, g, on, #f, (double)k->f)) != SQ_OK) goto fail;
-    if ((st = w_attr_str(w, g, on, "arch", k->arch)) != SQ_OK) goto fail;
+#define I32(f) if ((st = sq_h5_attr_i32(w->path, g, on, #f, (int32_t)k->f)) != SQ_OK) goto fail;
+#define F64(f) if ((st = sq_h5_attr_f64(w->path, g, on, #f, (double)k->f)) != SQ_OK) goto fail;
+    if ((st = sq_h5_attr_str(w->path, g, on, "arch", k->arch)) != SQ_OK) goto fail;
     I32(dim) I32(hidden_dim) I32(n_layers) I32(n_heads) I32(n_kv_heads) I32(head_dim) I32(vocab_size)
     I32(max_seq_len) I32(rope_orig_ctx)
     F64(norm_eps) F64(rope_theta) F64(rope_factor) F64(rope_low_freq_factor) F64(rope_high_freq_factor)
-    if ((st = w_attr_str(w, g, on, "rope_layout", rope_layout_name(k->rope_layout))) != SQ_OK) goto fail;
-    if ((st = w_attr_str(w, g, on, "rope_scaling", rope_scaling_name(k->rope_scaling))) != SQ_OK) goto fail;
+    if ((st = sq_h5_attr_str(w->path, g, on, "rope_layout", rope_layout_name(k->rope_layout))) != SQ_OK) goto fail;
+    if ((st = sq_h5_attr_str(w->path, g, on, "rope_scaling", rope_scaling_name(k->rope_scaling))) != SQ_OK) goto fail;
     I32(tied_embeddings) I32(attn_qkv_bias) I32(attn_o_bias) I32(mlp_bias)
 #undef I32
 #undef F64
     if (c->config_json && (st = w_text(w, g, "/config/json", "json", c->config_json)) != SQ_OK) goto fail;
-    close_id(&g, H5Gclose);
+    sq_h5_close(&g, H5Gclose);
 
     /* /tokenizer */
     const sq_vocab *v = &c->vocab;
     if (v->n_tokens > 0) {
         on = "/tokenizer";
         if ((st = w_group(w, on, &g)) != SQ_OK) goto fail;
-        if ((st = w_attr_str(w, g, on, "kind", v->kind == SQ_VOCAB_BPE ? "bpe" : "spm")) != SQ_OK) goto fail;
-        if ((st = w_attr_str(w, g, on, "pre", sq_pretok_name(v->pre))) != SQ_OK) goto fail;
-#define I32(f) if ((st = w_attr_i32(w, g, on, #f, (int32_t)v->f)) != SQ_OK) goto fail;
+        if ((st = sq_h5_attr_str(w->path, g, on, "kind", v->kind == SQ_VOCAB_BPE ? "bpe" : "spm")) != SQ_OK) goto fail;
+        if ((st = sq_h5_attr_str(w->path, g, on, "pre", sq_pretok_name(v->pre))) != SQ_OK) goto fail;
+#define I32(f) if ((st = sq_h5_attr_i32(w->path, g, on, #f, (int32_t)v->f)) != SQ_OK) goto fail;
         I32(bos_id) I32(eos_id) I32(unk_id) I32(pad_id) I32(add_bos) I32(add_eos) I32(add_dummy_prefix)
         I32(remove_extra_whitespaces) I32(byte_fallback)
 #undef I32
@@ -314,7 +242,7 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
                 goto fail;
         }
         if (c->tokenizer_json && (st = w_text(w, g, "/tokenizer/json", "json", c->tokenizer_json)) != SQ_OK) goto fail;
-        close_id(&g, H5Gclose);
+        sq_h5_close(&g, H5Gclose);
     }
 
     /* /tensors */
@@ -334,10 +262,10 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
         hsize_t dims[SQ_MAX_DIMS];
         for (int32_t j = 0; j < t->n_dims; j++) dims[j] = (hsize_t)t->shape[j];
         if ((st = w_dataset(w, g, obj, t->name, type, mem, t->n_dims, dims, t->data, &d)) != SQ_OK) goto fail;
-        if ((st = w_attr_str(w, d, obj, "dtype", sq_type_name(t->type))) != SQ_OK) goto fail;
-        close_id(&d, H5Dclose);
+        if ((st = sq_h5_attr_str(w->path, d, obj, "dtype", sq_type_name(t->type))) != SQ_OK) goto fail;
+        sq_h5_close(&d, H5Dclose);
     }
-    close_id(&g, H5Gclose);
+    sq_h5_close(&g, H5Gclose);
 
     /* /quant */
     if (n_q) {
@@ -347,7 +275,7 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
             if (!sq_type_is_quant(t->type)) continue;
             if ((st = write_qtensor(w, g, t, sq_checkpoint_quant_info(c, t->name))) != SQ_OK) goto fail;
         }
-        close_id(&g, H5Gclose);
+        sq_h5_close(&g, H5Gclose);
     }
 
     /* /sparse: pruning records (attributes only; the weights stay in /tensors or /quant),
@@ -371,24 +299,24 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
             }
             hid_t sg = H5Gcreate2(g, si->name, w->lcpl, w->gcpl, H5P_DEFAULT);
             if (sg < 0) {
-                st = h5err(SQ_ERR_IO, w->path, obj, "cannot create group");
+                st = sq_h5_fail(SQ_ERR_IO, w->path, obj, "cannot create group");
                 goto fail;
             }
-            if ((st = w_attr_str(w, sg, obj, "method", si->method)) || (st = w_attr_i32(w, sg, obj, "n", si->n)) ||
-                (st = w_attr_i32(w, sg, obj, "m", si->m)) || (st = w_attr_f64(w, sg, obj, "sparsity", si->sparsity))) {
+            if ((st = sq_h5_attr_str(w->path, sg, obj, "method", si->method)) || (st = sq_h5_attr_i32(w->path, sg, obj, "n", si->n)) ||
+                (st = sq_h5_attr_i32(w->path, sg, obj, "m", si->m)) || (st = sq_h5_attr_f64(w->path, sg, obj, "sparsity", si->sparsity))) {
                 H5Gclose(sg);
                 goto fail;
             }
             H5Gclose(sg);
         }
-        close_id(&g, H5Gclose);
+        sq_h5_close(&g, H5Gclose);
     }
 
     /* /provenance */
     on = "/provenance";
     if ((st = w_group(w, on, &g)) != SQ_OK) goto fail;
-    if (c->tool_version && (st = w_attr_str(w, g, on, "tool_version", c->tool_version)) != SQ_OK) goto fail;
-    if (c->command_line && (st = w_attr_str(w, g, on, "command_line", c->command_line)) != SQ_OK) goto fail;
+    if (c->tool_version && (st = sq_h5_attr_str(w->path, g, on, "tool_version", c->tool_version)) != SQ_OK) goto fail;
+    if (c->command_line && (st = sq_h5_attr_str(w->path, g, on, "command_line", c->command_line)) != SQ_OK) goto fail;
     if (c->n_sources > 0) {
         typedef struct {
             const char *path;
@@ -411,7 +339,7 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
             H5Tinsert(mt, "size", HOFFSET(rec, size), H5T_NATIVE_UINT64) < 0 || (ft = H5Tcopy(mt)) < 0 ||
             H5Tpack(ft) < 0) {
             free(recs);
-            st = h5err(SQ_ERR_IO, w->path, "/provenance/sources", "cannot make the compound type");
+            st = sq_h5_fail(SQ_ERR_IO, w->path, "/provenance/sources", "cannot make the compound type");
             goto fail;
         }
         hsize_t n = (hsize_t)c->n_sources;
@@ -420,10 +348,10 @@ static sq_status write_all(wctx *w, const sq_checkpoint *c) {
         if (st != SQ_OK) goto fail;
     }
 fail:
-    close_id(&mt, H5Tclose);
-    close_id(&ft, H5Tclose);
-    close_id(&d, H5Dclose);
-    close_id(&g, H5Gclose);
+    sq_h5_close(&mt, H5Tclose);
+    sq_h5_close(&ft, H5Tclose);
+    sq_h5_close(&d, H5Dclose);
+    sq_h5_close(&g, H5Gclose);
     return st;
 }
 
@@ -432,7 +360,7 @@ sq_status sq_store_write(const char *path, const sq_checkpoint *c) {
     hid_t fcpl = -1, fapl = -1;
     char *tmp = NULL;
     wctx w = {path, -1, -1, -1, -1, -1, -1, -1, -1};
-    quiet_hdf5();
+    sq_h5_quiet();
     if ((st = sq_checkpoint_validate(c, path)) != SQ_OK) return st;
     if (!(tmp = sq_atomic_tmp_name(path))) return sq_errorf(SQ_ERR_OOM, "%s: out of memory", path);
 
@@ -451,39 +379,39 @@ sq_status sq_store_write(const char *path, const sq_checkpoint *c) {
         H5Pset_obj_track_times(w.dcpl, 0) < 0 || H5Pset_layout(w.dcpl, H5D_CONTIGUOUS) < 0 ||
         H5Pset_obj_track_times(w.dcpl_vl, 0) < 0 || H5Pset_layout(w.dcpl_vl, H5D_CONTIGUOUS) < 0 ||
         H5Pset_fill_time(w.dcpl, H5D_FILL_TIME_NEVER) < 0) {
-        st = h5err(SQ_ERR_INTERNAL, path, NULL, "cannot set up HDF5 property lists");
+        st = sq_h5_fail(SQ_ERR_INTERNAL, path, NULL, "cannot set up HDF5 property lists");
         goto fail;
     }
     /* the root group: no timestamps either (H5Fcreate takes them from the fcpl) */
     if (H5Pset_obj_track_times(fcpl, 0) < 0) {
-        st = h5err(SQ_ERR_INTERNAL, path, NULL, "cannot set up HDF5 property lists");
+        st = sq_h5_fail(SQ_ERR_INTERNAL, path, NULL, "cannot set up HDF5 property lists");
         goto fail;
     }
     w.file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
     if (w.file < 0) {
-        st = h5err(SQ_ERR_IO, path, NULL, "cannot create the file");
+        st = sq_h5_fail(SQ_ERR_IO, path, NULL, "cannot create the file");
         goto fail;
     }
     if ((st = write_all(&w, c)) != SQ_OK) goto fail;
     herr_t r = H5Fclose(w.file);
     w.file = -1;
     if (r < 0) {
-        st = h5err(SQ_ERR_IO, path, NULL, "cannot close (flush) the file");
+        st = sq_h5_fail(SQ_ERR_IO, path, NULL, "cannot close (flush) the file");
         goto fail;
     }
     st = sq_atomic_rename(tmp, path);
 fail:
     if (w.file >= 0) H5Fclose(w.file);
     if (st != SQ_OK) unlink(tmp);
-    close_id(&fcpl, H5Pclose);
-    close_id(&fapl, H5Pclose);
-    close_id(&w.lcpl, H5Pclose);
-    close_id(&w.gcpl, H5Pclose);
-    close_id(&w.dcpl, H5Pclose);
-    close_id(&w.dcpl_vl, H5Pclose);
-    close_id(&w.f16, H5Tclose);
-    close_id(&w.bf16, H5Tclose);
-    close_id(&w.vstr, H5Tclose);
+    sq_h5_close(&fcpl, H5Pclose);
+    sq_h5_close(&fapl, H5Pclose);
+    sq_h5_close(&w.lcpl, H5Pclose);
+    sq_h5_close(&w.gcpl, H5Pclose);
+    sq_h5_close(&w.dcpl, H5Pclose);
+    sq_h5_close(&w.dcpl_vl, H5Pclose);
+    sq_h5_close(&w.f16, H5Tclose);
+    sq_h5_close(&w.bf16, H5Tclose);
+    sq_h5_close(&w.vstr, H5Tclose);
     free(tmp);
     return st;
 }
@@ -506,7 +434,7 @@ static sq_status r_attr_open(rctx *r, hid_t obj, const char *obj_name, const cha
     htri_t ex = H5Aexists(obj, name);
     if (ex < 0) {
         snprintf(what, sizeof what, "cannot look up attribute '%s'", name);
-        return h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+        return sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, what);
     }
     if (!ex) {
         if (!required) return SQ_OK;
@@ -517,13 +445,13 @@ static sq_status r_attr_open(rctx *r, hid_t obj, const char *obj_name, const cha
     *a = H5Aopen(obj, name, H5P_DEFAULT);
     if (*a < 0 || (t = H5Aget_type(*a)) < 0 || (sp = H5Aget_space(*a)) < 0) {
         snprintf(what, sizeof what, "cannot open attribute '%s'", name);
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, what);
     } else if (H5Tget_class(t) != cls || H5Sget_simple_extent_npoints(sp) != 1) {
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: attribute '%s' has the wrong type or size", r->path, obj_name, name);
     }
-    close_id(&t, H5Tclose);
-    close_id(&sp, H5Sclose);
-    if (st != SQ_OK) close_id(a, H5Aclose);
+    sq_h5_close(&t, H5Tclose);
+    sq_h5_close(&sp, H5Sclose);
+    if (st != SQ_OK) sq_h5_close(a, H5Aclose);
     return st;
 }
 
@@ -535,7 +463,7 @@ static sq_status r_attr_num(rctx *r, hid_t obj, const char *obj_name, const char
     if (H5Aread(a, mtype, out) < 0) {
         char what[128];
         snprintf(what, sizeof what, "cannot read attribute '%s'", name);
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, what);
     }
     H5Aclose(a);
     return st;
@@ -572,12 +500,12 @@ static sq_status r_attr_str(rctx *r, hid_t obj, const char *obj_name, const char
     char what[128];
     snprintf(what, sizeof what, "cannot read string attribute '%s'", name);
     if ((t = H5Aget_type(a)) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, what);
         goto fail;
     }
     if (H5Tis_variable_str(t) > 0) {
         if (H5Aread(a, r->vstr, &vl) < 0) {
-            st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+            st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, what);
             goto fail;
         }
         buf = sq_strdup(vl ? vl : "");
@@ -588,7 +516,7 @@ static sq_status r_attr_str(rctx *r, hid_t obj, const char *obj_name, const char
             goto fail;
         }
         if (H5Aread(a, mt, buf) < 0) {
-            st = h5err(SQ_ERR_FORMAT, r->path, obj_name, what);
+            st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, what);
             goto fail;
         }
     }
@@ -601,8 +529,8 @@ static sq_status r_attr_str(rctx *r, hid_t obj, const char *obj_name, const char
 fail:
     if (vl) H5free_memory(vl);
     free(buf);
-    close_id(&mt, H5Tclose);
-    close_id(&t, H5Tclose);
+    sq_h5_close(&mt, H5Tclose);
+    sq_h5_close(&t, H5Tclose);
     H5Aclose(a);
     return st;
 }
@@ -613,7 +541,7 @@ static sq_status r_dset_open(rctx *r, hid_t loc, const char *obj_name, const cha
                              bool required, hid_t *d, hsize_t *dims) {
     *d = -1;
     htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
-    if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot look up dataset");
+    if (ex < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, "cannot look up dataset");
     if (!ex) {
         if (!required) return SQ_OK;
         return sq_errorf(SQ_ERR_FORMAT, "%s: %s: missing dataset", r->path, obj_name);
@@ -622,18 +550,18 @@ static sq_status r_dset_open(rctx *r, hid_t loc, const char *obj_name, const cha
     hid_t t = -1, sp = -1;
     *d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (*d < 0 || (t = H5Dget_type(*d)) < 0 || (sp = H5Dget_space(*d)) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot open dataset");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, "cannot open dataset");
     } else if (H5Tget_class(t) != cls) {
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: dataset has the wrong element type", r->path, obj_name);
     } else if (H5Sget_simple_extent_ndims(sp) != rank) {
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: dataset has rank %d, expected %d", r->path, obj_name,
                        H5Sget_simple_extent_ndims(sp), rank);
     } else if (rank > 0 && H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read the dataset's extent");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, "cannot read the dataset's extent");
     }
-    close_id(&t, H5Tclose);
-    close_id(&sp, H5Sclose);
-    if (st != SQ_OK) close_id(d, H5Dclose);
+    sq_h5_close(&t, H5Tclose);
+    sq_h5_close(&sp, H5Sclose);
+    if (st != SQ_OK) sq_h5_close(d, H5Dclose);
     return st;
 }
 
@@ -648,12 +576,12 @@ static sq_status r_text(rctx *r, hid_t loc, const char *obj_name, const char *na
     if (t < 0 || H5Tis_variable_str(t) <= 0) {
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: expected a variable-length string", r->path, obj_name);
     } else if (H5Dread(d, r->vstr, H5S_ALL, H5S_ALL, H5P_DEFAULT, &vl) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read dataset");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, "cannot read dataset");
     } else if (!(*out = sq_strdup(vl ? vl : ""))) {
         st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", r->path);
     }
     if (vl) H5free_memory(vl);
-    close_id(&t, H5Tclose);
+    sq_h5_close(&t, H5Tclose);
     H5Dclose(d);
     return st;
 }
@@ -686,7 +614,7 @@ static sq_status r_strings(rctx *r, hid_t loc, const char *obj_name, const char 
         goto fail;
     }
     if (cnt && H5Dread(d, r->vstr, H5S_ALL, H5S_ALL, H5P_DEFAULT, vl) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read dataset");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, "cannot read dataset");
         goto fail;
     }
     for (size_t i = 0; i < cnt; i++) {
@@ -705,8 +633,8 @@ fail:
         for (size_t i = 0; i < cnt; i++) free(res[i]);
     free(res);
     free(vl);
-    close_id(&sp, H5Sclose);
-    close_id(&t, H5Tclose);
+    sq_h5_close(&sp, H5Sclose);
+    sq_h5_close(&t, H5Tclose);
     H5Dclose(d);
     return st;
 }
@@ -722,7 +650,7 @@ static sq_status r_numbers(rctx *r, hid_t loc, const char *obj_name, const char 
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %llu entries, expected %lld", r->path, obj_name,
                        (unsigned long long)dims[0], (long long)n);
     else if (n && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read dataset");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, "cannot read dataset");
     H5Dclose(d);
     return st;
 }
@@ -732,7 +660,7 @@ static sq_status read_config(rctx *r, sq_config *k) {
     char *s = NULL;
     sq_status st = SQ_OK;
     hid_t g = H5Gopen2(r->file, on, H5P_DEFAULT);
-    if (g < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot open group");
+    if (g < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot open group");
     memset(k, 0, sizeof *k);
     if ((st = r_attr_str(r, g, on, "arch", true, &s)) != SQ_OK) goto fail;
     if (strlen(s) >= sizeof k->arch) {
@@ -782,10 +710,10 @@ static sq_status read_tokenizer(rctx *r, sq_vocab *v, char **json) {
     sq_status st = SQ_OK;
     memset(v, 0, sizeof *v);
     htri_t ex = H5Lexists(r->file, on, H5P_DEFAULT);
-    if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot look up group");
+    if (ex < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot look up group");
     if (!ex) return SQ_OK; /* a store without a tokenizer: empty vocabulary */
     hid_t g = H5Gopen2(r->file, on, H5P_DEFAULT);
-    if (g < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot open group");
+    if (g < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot open group");
     if ((st = r_attr_str(r, g, on, "kind", true, &s)) != SQ_OK) goto fail;
     if (strcmp(s, "spm") == 0) v->kind = SQ_VOCAB_SPM;
     else if (strcmp(s, "bpe") == 0) v->kind = SQ_VOCAB_BPE;
@@ -839,13 +767,13 @@ static sq_status read_tensor(rctx *r, hid_t tg, const sq_tensor_spec *e, sq_tens
     memset(t, 0, sizeof *t);
     htri_t ex = H5Lexists(tg, e->name, H5P_DEFAULT);
     if (ex <= 0) {
-        if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, obj, "cannot look up dataset");
+        if (ex < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, obj, "cannot look up dataset");
         return sq_errorf(SQ_ERR_FORMAT, "%s: %s: missing tensor (the config implies shape %s)", r->path, obj,
                          sq_shape_str(s1, sizeof s1, e->n_dims, e->shape));
     }
     if ((d = H5Dopen2(tg, e->name, H5P_DEFAULT)) < 0 || (ft = H5Dget_type(d)) < 0 || (sp = H5Dget_space(d)) < 0 ||
         (dcpl = H5Dget_create_plist(d)) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, obj, "cannot open dataset");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj, "cannot open dataset");
         goto fail;
     }
     int type = classify_type(ft);
@@ -889,16 +817,16 @@ static sq_status read_tensor(rctx *r, hid_t tg, const sq_tensor_spec *e, sq_tens
     t->owns_data = true;
     /* raw bits: the file type itself is the memory type, so HDF5 converts nothing */
     if (H5Dread(d, type == SQ_TYPE_F32 ? H5T_NATIVE_FLOAT : ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, obj, "cannot read tensor data");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj, "cannot read tensor data");
         goto fail;
     }
 fail:
     if (st != SQ_OK) sq_tensor_release(t);
     free(dtype);
-    close_id(&dcpl, H5Pclose);
-    close_id(&sp, H5Sclose);
-    close_id(&ft, H5Tclose);
-    close_id(&d, H5Dclose);
+    sq_h5_close(&dcpl, H5Pclose);
+    sq_h5_close(&sp, H5Sclose);
+    sq_h5_close(&ft, H5Tclose);
+    sq_h5_close(&d, H5Dclose);
     return st;
 }
 
@@ -908,17 +836,17 @@ static sq_status r_attr_i64s(rctx *r, hid_t obj, const char *obj_name, const cha
     hid_t a = -1, t = -1, sp = -1;
     htri_t ex = H5Aexists(obj, name);
     if (ex <= 0)
-        return ex < 0 ? h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot look up an attribute")
+        return ex < 0 ? sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, "cannot look up an attribute")
                       : sq_errorf(SQ_ERR_FORMAT, "%s: %s: missing attribute '%s'", r->path, obj_name, name);
     if ((a = H5Aopen(obj, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0)
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot open an attribute");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, "cannot open an attribute");
     else if (H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_npoints(sp) != n)
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: attribute '%s' should hold %d integers", r->path, obj_name, name, n);
     else if (H5Aread(a, H5T_NATIVE_INT64, out) < 0)
-        st = h5err(SQ_ERR_FORMAT, r->path, obj_name, "cannot read an attribute");
-    close_id(&sp, H5Sclose);
-    close_id(&t, H5Tclose);
-    close_id(&a, H5Aclose);
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj_name, "cannot read an attribute");
+    sq_h5_close(&sp, H5Sclose);
+    sq_h5_close(&t, H5Tclose);
+    sq_h5_close(&a, H5Aclose);
     return st;
 }
 
@@ -933,7 +861,7 @@ static sq_status r_qdata(rctx *r, hid_t g, const char *obj, const char *name, bo
     sq_status st = r_dset_open(r, g, on, name, f16 ? H5T_FLOAT : H5T_INTEGER, 2, true, &d, dims);
     if (st != SQ_OK) return st;
     if ((ft = H5Dget_type(d)) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, on, "cannot read the element type");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot read the element type");
     } else if (f16 ? classify_type(ft) != SQ_TYPE_F16
                    : H5Tget_size(ft) != 1 || H5Tget_sign(ft) != H5T_SGN_NONE) {
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: elements should be %s", r->path, on, f16 ? "float16" : "uint8");
@@ -943,10 +871,10 @@ static sq_status r_qdata(rctx *r, hid_t g, const char *obj, const char *name, bo
     } else if ((uint64_t)rows * (uint64_t)cols * (f16 ? 2u : 1u) > r->file_size) {
         st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: more data than the file holds", r->path, on);
     } else if (rows > 0 && cols > 0 && H5Dread(d, f16 ? ft : H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, on, "cannot read dataset");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot read dataset");
     }
-    close_id(&ft, H5Tclose);
-    close_id(&d, H5Dclose);
+    sq_h5_close(&ft, H5Tclose);
+    sq_h5_close(&d, H5Dclose);
     return st;
 }
 
@@ -966,7 +894,7 @@ static sq_status read_qtensor(rctx *r, hid_t qg, const sq_tensor_spec *e, sq_ten
     memset(t, 0, sizeof *t);
     memset(qi, 0, sizeof *qi);
     qi->awq_alpha = -1.0;
-    if ((g = H5Gopen2(qg, e->name, H5P_DEFAULT)) < 0) return h5err(SQ_ERR_FORMAT, r->path, obj, "cannot open group");
+    if ((g = H5Gopen2(qg, e->name, H5P_DEFAULT)) < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, obj, "cannot open group");
     int64_t shape[2];
     int32_t bits = 0, group = 0, i32;
     bool sym = true;
@@ -1028,7 +956,7 @@ static sq_status read_qtensor(rctx *r, hid_t qg, const sq_tensor_spec *e, sq_ten
         goto fail;
     htri_t zx = H5Lexists(g, "zeros", H5P_DEFAULT);
     if (zx < 0 || (zx > 0) != t->q.asym) {
-        st = zx < 0 ? h5err(SQ_ERR_FORMAT, r->path, obj, "cannot look up 'zeros'")
+        st = zx < 0 ? sq_h5_fail(SQ_ERR_FORMAT, r->path, obj, "cannot look up 'zeros'")
                     : sq_errorf(SQ_ERR_FORMAT, "%s: %s: %s", r->path, obj,
                                 t->q.asym ? "asymmetric but has no 'zeros'" : "symmetric but has 'zeros'");
         goto fail;
@@ -1102,7 +1030,7 @@ fail:
     free(fs);
     free(row);
     free(ucodes);
-    close_id(&g, H5Gclose);
+    sq_h5_close(&g, H5Gclose);
     return st;
 }
 
@@ -1110,11 +1038,11 @@ fail:
 static sq_status check_names(rctx *r, hid_t grp, const char *gname, const sq_tensor_spec *exp, int32_t n_exp,
                              const char *arch) {
     H5G_info_t info;
-    if (H5Gget_info(grp, &info) < 0) return h5err(SQ_ERR_FORMAT, r->path, gname, "cannot list group");
+    if (H5Gget_info(grp, &info) < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, gname, "cannot list group");
     for (hsize_t i = 0; i < info.nlinks; i++) {
         char name[SQ_MAX_NAME];
         ssize_t len = H5Lget_name_by_idx(grp, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
-        if (len < 0) return h5err(SQ_ERR_FORMAT, r->path, gname, "cannot list group");
+        if (len < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, gname, "cannot list group");
         bool known = (size_t)len < sizeof name;
         int32_t k = 0;
         while (known && k < n_exp && strcmp(exp[k].name, name) != 0) k++;
@@ -1131,7 +1059,7 @@ static sq_status read_tensors(rctx *r, sq_checkpoint *c) {
     sq_status st = SQ_OK;
     hid_t qg = -1;
     hid_t tg = H5Gopen2(r->file, "/tensors", H5P_DEFAULT);
-    if (tg < 0) return h5err(SQ_ERR_FORMAT, r->path, "/tensors", "cannot open group");
+    if (tg < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, "/tensors", "cannot open group");
     if ((st = sq_config_tensors(&c->cfg, &exp, &n_exp)) != SQ_OK) {
         sq_error_prefix(r->path);
         goto fail;
@@ -1140,12 +1068,12 @@ static sq_status read_tensors(rctx *r, sq_checkpoint *c) {
     if ((st = check_names(r, tg, "/tensors", exp, n_exp, c->cfg.arch))) goto fail;
     htri_t qx = H5Lexists(r->file, "/quant", H5P_DEFAULT);
     if (qx < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, "/quant", "cannot look up group");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, "/quant", "cannot look up group");
         goto fail;
     }
     if (qx > 0) {
         if ((qg = H5Gopen2(r->file, "/quant", H5P_DEFAULT)) < 0) {
-            st = h5err(SQ_ERR_FORMAT, r->path, "/quant", "cannot open group");
+            st = sq_h5_fail(SQ_ERR_FORMAT, r->path, "/quant", "cannot open group");
             goto fail;
         }
         if ((st = check_names(r, qg, "/quant", exp, n_exp, c->cfg.arch))) goto fail;
@@ -1154,7 +1082,7 @@ static sq_status read_tensors(rctx *r, sq_checkpoint *c) {
         sq_tensor t;
         htri_t in_q = qg >= 0 ? H5Lexists(qg, exp[k].name, H5P_DEFAULT) : 0;
         if (in_q < 0) {
-            st = h5err(SQ_ERR_FORMAT, r->path, "/quant", "cannot look up a tensor");
+            st = sq_h5_fail(SQ_ERR_FORMAT, r->path, "/quant", "cannot look up a tensor");
             goto fail;
         }
         if (in_q > 0) {
@@ -1179,7 +1107,7 @@ static sq_status read_tensors(rctx *r, sq_checkpoint *c) {
     }
 fail:
     free(exp);
-    close_id(&qg, H5Gclose);
+    sq_h5_close(&qg, H5Gclose);
     H5Gclose(tg);
     return st;
 }
@@ -1189,15 +1117,15 @@ fail:
 static sq_status read_sparse(rctx *r, sq_checkpoint *c) {
     const char *gn = "/sparse";
     htri_t ex = H5Lexists(r->file, gn, H5P_DEFAULT);
-    if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, gn, "cannot look up group");
+    if (ex < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, gn, "cannot look up group");
     if (!ex) return SQ_OK;
     hid_t g = H5Gopen2(r->file, gn, H5P_DEFAULT), sg = -1;
-    if (g < 0) return h5err(SQ_ERR_FORMAT, r->path, gn, "cannot open group");
+    if (g < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, gn, "cannot open group");
     sq_status st = SQ_OK;
     char *method = NULL;
     H5G_info_t info;
     if (H5Gget_info(g, &info) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, gn, "cannot list group");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, gn, "cannot list group");
         goto fail;
     }
     for (hsize_t i = 0; i < info.nlinks; i++) {
@@ -1205,7 +1133,7 @@ static sq_status read_sparse(rctx *r, sq_checkpoint *c) {
         char obj[SQ_MAX_NAME + 16];
         ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, si.name, sizeof si.name, H5P_DEFAULT);
         if (len < 0) {
-            st = h5err(SQ_ERR_FORMAT, r->path, gn, "cannot list group");
+            st = sq_h5_fail(SQ_ERR_FORMAT, r->path, gn, "cannot list group");
             goto fail;
         }
         if ((size_t)len >= sizeof si.name || !sq_checkpoint_find(c, si.name)) {
@@ -1215,7 +1143,7 @@ static sq_status read_sparse(rctx *r, sq_checkpoint *c) {
         }
         snprintf(obj, sizeof obj, "%s/%s", gn, si.name);
         if ((sg = H5Gopen2(g, si.name, H5P_DEFAULT)) < 0) {
-            st = h5err(SQ_ERR_FORMAT, r->path, obj, "cannot open group");
+            st = sq_h5_fail(SQ_ERR_FORMAT, r->path, obj, "cannot open group");
             goto fail;
         }
         if ((st = r_attr_str(r, sg, obj, "method", true, &method)) || (st = r_attr_i32(r, sg, obj, "n", &si.n)) ||
@@ -1240,12 +1168,12 @@ static sq_status read_sparse(rctx *r, sq_checkpoint *c) {
         if ((st = sq_checkpoint_set_sparse_info(c, &si)) != SQ_OK) goto fail;
         free(method);
         method = NULL;
-        close_id(&sg, H5Gclose);
+        sq_h5_close(&sg, H5Gclose);
     }
 fail:
     free(method);
-    close_id(&sg, H5Gclose);
-    close_id(&g, H5Gclose);
+    sq_h5_close(&sg, H5Gclose);
+    sq_h5_close(&g, H5Gclose);
     return st;
 }
 
@@ -1261,9 +1189,9 @@ static sq_status read_provenance(rctx *r, sq_checkpoint *c) {
     rec *recs = NULL;
     hsize_t dims[1] = {0};
     htri_t ex = H5Lexists(r->file, on, H5P_DEFAULT);
-    if (ex < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot look up group");
+    if (ex < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot look up group");
     if (!ex) return SQ_OK;
-    if ((g = H5Gopen2(r->file, on, H5P_DEFAULT)) < 0) return h5err(SQ_ERR_FORMAT, r->path, on, "cannot open group");
+    if ((g = H5Gopen2(r->file, on, H5P_DEFAULT)) < 0) return sq_h5_fail(SQ_ERR_FORMAT, r->path, on, "cannot open group");
     if ((st = r_attr_str(r, g, on, "tool_version", false, &c->tool_version)) != SQ_OK) goto fail;
     if ((st = r_attr_str(r, g, on, "command_line", false, &c->command_line)) != SQ_OK) goto fail;
     if ((st = r_dset_open(r, g, "/provenance/sources", "sources", H5T_COMPOUND, 1, false, &d, dims)) != SQ_OK) goto fail;
@@ -1276,7 +1204,7 @@ static sq_status read_provenance(rctx *r, sq_checkpoint *c) {
     if (mt < 0 || H5Tinsert(mt, "path", HOFFSET(rec, path), r->vstr) < 0 ||
         H5Tinsert(mt, "sha256", HOFFSET(rec, sha256), r->vstr) < 0 ||
         H5Tinsert(mt, "size", HOFFSET(rec, size), H5T_NATIVE_UINT64) < 0) {
-        st = h5err(SQ_ERR_INTERNAL, r->path, "/provenance/sources", "cannot make the compound type");
+        st = sq_h5_fail(SQ_ERR_INTERNAL, r->path, "/provenance/sources", "cannot make the compound type");
         goto fail;
     }
     size_t n = (size_t)dims[0];
@@ -1287,7 +1215,7 @@ static sq_status read_provenance(rctx *r, sq_checkpoint *c) {
         goto fail;
     }
     if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, recs) < 0) {
-        st = h5err(SQ_ERR_FORMAT, r->path, "/provenance/sources", "cannot read dataset");
+        st = sq_h5_fail(SQ_ERR_FORMAT, r->path, "/provenance/sources", "cannot read dataset");
         goto fail;
     }
     for (size_t i = 0; i < n && st == SQ_OK; i++) {
@@ -1301,10 +1229,10 @@ static sq_status read_provenance(rctx *r, sq_checkpoint *c) {
     if ((sp = H5Dget_space(d)) >= 0) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, recs);
 fail:
     free(recs);
-    close_id(&sp, H5Sclose);
-    close_id(&mt, H5Tclose);
-    close_id(&d, H5Dclose);
-    close_id(&g, H5Gclose);
+    sq_h5_close(&sp, H5Sclose);
+    sq_h5_close(&mt, H5Tclose);
+    sq_h5_close(&d, H5Dclose);
+    sq_h5_close(&g, H5Gclose);
     return st;
 }
 
@@ -1324,26 +1252,26 @@ sq_status sq_store_read(const char *path, sq_checkpoint *out) {
     hid_t fapl = -1, root = -1;
     char *s = NULL;
     memset(out, 0, sizeof *out);
-    quiet_hdf5();
+    sq_h5_quiet();
     if (!sq_file_exists(path)) return sq_errorf(SQ_ERR_IO, "%s: no such file", path);
     if (!sq_store_is_hdf5(path)) return sq_errorf(SQ_ERR_FORMAT, "%s: not an HDF5 file (no HDF5 signature)", path);
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
         (r.vstr = make_vstr()) < 0) {
-        st = h5err(SQ_ERR_INTERNAL, path, NULL, "cannot set up HDF5");
+        st = sq_h5_fail(SQ_ERR_INTERNAL, path, NULL, "cannot set up HDF5");
         goto fail;
     }
     if ((r.file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
-        st = h5err(SQ_ERR_FORMAT, path, NULL, "cannot open as HDF5");
+        st = sq_h5_fail(SQ_ERR_FORMAT, path, NULL, "cannot open as HDF5");
         goto fail;
     }
     hsize_t fsize = 0;
     if (H5Fget_filesize(r.file, &fsize) < 0) {
-        st = h5err(SQ_ERR_FORMAT, path, NULL, "cannot get the file size");
+        st = sq_h5_fail(SQ_ERR_FORMAT, path, NULL, "cannot get the file size");
         goto fail;
     }
     r.file_size = fsize;
     if ((root = H5Gopen2(r.file, "/", H5P_DEFAULT)) < 0) {
-        st = h5err(SQ_ERR_FORMAT, path, "/", "cannot open the root group");
+        st = sq_h5_fail(SQ_ERR_FORMAT, path, "/", "cannot open the root group");
         goto fail;
     }
     if ((st = r_attr_str(&r, root, "/", "format", false, &s)) != SQ_OK) goto fail;
@@ -1367,7 +1295,7 @@ sq_status sq_store_read(const char *path, sq_checkpoint *out) {
     if ((st = read_config(&r, &out->cfg)) != SQ_OK) goto fail;
     hid_t cg = H5Gopen2(r.file, "/config", H5P_DEFAULT);
     if (cg < 0) {
-        st = h5err(SQ_ERR_FORMAT, path, "/config", "cannot open group");
+        st = sq_h5_fail(SQ_ERR_FORMAT, path, "/config", "cannot open group");
         goto fail;
     }
     st = r_text(&r, cg, "/config/json", "json", &out->config_json);
@@ -1380,10 +1308,10 @@ sq_status sq_store_read(const char *path, sq_checkpoint *out) {
     st = sq_checkpoint_validate(out, path);
 fail:
     free(s);
-    close_id(&root, H5Gclose);
-    close_id(&r.file, H5Fclose);
-    close_id(&r.vstr, H5Tclose);
-    close_id(&fapl, H5Pclose);
+    sq_h5_close(&root, H5Gclose);
+    sq_h5_close(&r.file, H5Fclose);
+    sq_h5_close(&r.vstr, H5Tclose);
+    sq_h5_close(&fapl, H5Pclose);
     H5Eclear2(H5E_DEFAULT);
     if (st != SQ_OK) sq_checkpoint_free(out);
     return st;
