@@ -112,7 +112,7 @@ const sq_kernels *sq_kernels_by_name(const char *name) {
 #endif
 #ifdef SQ_KERNELS_ARM
     static merged_table neon;
-    if (strcmp(name, "neon") == 0) return merged(&neon, sq_kernels_neon_table(), NULL, NULL);
+    if (strcmp(name, "neon") == 0) return merged(&neon, sq_kernels_neon_table(), sq_kernels_neon_quant(), NULL);
 #endif
     return NULL;
 }

@@ -54,6 +54,7 @@ const sq_kernels *sq_kernels_neon_table(void);   /* kernels_neon.c   (ARM only) 
  * used). kernels.c merges them into the variant's table. NULL when compiled without flags. */
 const sq_qmatmul_fn *sq_kernels_avx2_quant(void);   /* kernels_quant_avx2.c   (x86 only) */
 const sq_qmatmul_fn *sq_kernels_avx512_quant(void); /* kernels_quant_avx512.c (x86 only) */
+const sq_qmatmul_fn *sq_kernels_neon_quant(void);   /* kernels_neon.c         (ARM only) */
 /* Sparse matmuls of a SIMD variant, the same way (kernels_sparse_<isa>.c). */
 const sq_qmatmul_fn *sq_kernels_avx2_sparse(void);   /* kernels_sparse_avx2.c   (x86 only) */
 const sq_qmatmul_fn *sq_kernels_avx512_sparse(void); /* kernels_sparse_avx512.c (x86 only) */

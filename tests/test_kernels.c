@@ -466,7 +466,8 @@ SQ_TEST(test_mat_row) {
 
 /* Group-quantized weights, briefly (tests/test_quant_types.c has the full suite; this one
  * also runs in cross builds): every variant's qmatmul against the f32 reference matmul of
- * the dequantized rows, in each token-count loop, with a ragged row length. */
+ * the dequantized rows, in each token-count loop, with ragged row lengths (one shorter
+ * than a kernel's 256-column piece, one spanning two pieces). */
 SQ_TEST(test_qmatmul_smoke) {
     const sq_kernels *vs[8];
     int n = simd_variants(vs, 7);
@@ -474,17 +475,18 @@ SQ_TEST(test_qmatmul_smoke) {
     vs[n] = NULL;
     static const sq_type qt[3] = {SQ_TYPE_Q8G, SQ_TYPE_Q4G, SQ_TYPE_Q3G};
     static const int64_t T_list[] = {1, 3, 70};
-    const int64_t rows = 37, cols = 100;
+    const int64_t rows = 37;
     for (int v = 0; vs[v]; v++)
         for (int ti = 0; ti < 3; ti++)
-            for (int tj = 0; tj < 3; tj++) {
-                const sq_qparams q = {tj == 1 ? 64 : 32, tj != 0};
+            for (int tj = 0; tj < 6; tj++) {
+                const int64_t cols = tj < 3 ? 100 : 300;
+                const sq_qparams q = {tj % 3 == 1 ? 64 : 32, tj % 3 != 0};
                 const int32_t qmax = (1 << sq_type_bits(qt[ti])) - 1;
                 const size_t rb = sq_row_bytes(qt[ti], cols, q);
-                uint8_t *w = malloc(rb * (size_t)rows), codes[100], zeros[4];
-                float *wf = malloc(sizeof(float) * (size_t)(rows * cols)), scales[4];
+                uint8_t *w = malloc(rb * (size_t)rows), codes[300], zeros[10];
+                float *wf = malloc(sizeof(float) * (size_t)(rows * cols)), scales[10];
                 for (int64_t r = 0; r < rows; r++) {
-                    for (int g = 0; g < 4; g++) {
+                    for (int g = 0; g < 10; g++) {
                         scales[g] = sq_f16_to_f32(sq_f32_to_f16(rng_unif() * 0.1f));
                         zeros[g] = (uint8_t)rng_int(qmax + 1);
                     }
@@ -492,7 +494,7 @@ SQ_TEST(test_qmatmul_smoke) {
                     SQ_CHECK_OK(sq_qrow_pack(qt[ti], q, cols, codes, scales, zeros, w + (size_t)r * rb));
                     sq_qrow_dequant(qt[ti], q, cols, w + (size_t)r * rb, wf + r * cols);
                 }
-                const int64_t T = T_list[tj];
+                const int64_t T = T_list[tj % 3];
                 float *x = rand_vec(T * cols), *y = malloc(sizeof(float) * (size_t)(T * rows));
                 float *yr = malloc(sizeof(float) * (size_t)(T * rows));
                 vs[v]->qmatmul[qt[ti]](y, rows, x, w, rb, T, 0, rows, cols, q);
