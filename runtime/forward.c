@@ -161,8 +161,16 @@ void sq_state_set_capture(sq_state *s, sq_capture_fn fn, void *user) {
 
 /* ===== Building blocks ===== */
 
+/* Token-parallel loops (each row by one thread, in the same order whatever the count) are
+ * worth a team only for batches: decode keeps them on the calling thread. */
+#define ROWS_PAR(n) ((int64_t)(n) >= 16)
+
 /* out[t] = x[t] / rms(x[t]) * w, for n rows of width d. */
-static void rmsnorm(float *out, const float *x, const float *w, int32_t n, int32_t d, float eps) {
+static void rmsnorm(float *out, const float *x, const float *w, int32_t n, int32_t d, float eps, int nt) {
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (ROWS_PAR(n)) num_threads(nt)
+#endif
     for (int32_t t = 0; t < n; t++) {
         const float *xr = x + (size_t)t * d;
         float *o = out + (size_t)t * d;
@@ -277,7 +285,7 @@ static void layer_forward(sq_state *s, int32_t l, int32_t n, int32_t pos0) {
     float *kc = s->kbuf, *vc = s->vbuf;
 
     /* attention block */
-    rmsnorm(s->xn, s->x, L->attn_norm, n, dim, c->norm_eps);
+    rmsnorm(s->xn, s->x, L->attn_norm, n, dim, c->norm_eps, s->n_threads);
     capture(s, l, SQ_CAPTURE_ATTN_IN, s->xn, n, dim);
     sq_matmul(k, s->q, s->xn, &L->wq, n);
     sq_matmul(k, kc, s->xn, &L->wk, n);
@@ -285,6 +293,9 @@ static void layer_forward(sq_state *s, int32_t l, int32_t n, int32_t pos0) {
     add_bias(s->q, L->bq, n, q_dim);
     add_bias(kc, L->bk, n, kv_dim);
     add_bias(vc, L->bv, n, kv_dim);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (ROWS_PAR(n)) num_threads(s->n_threads)
+#endif
     for (int32_t t = 0; t < n; t++) {
         const float *cs = s->rope_cos + (size_t)t * half, *sn = s->rope_sin + (size_t)t * half;
         for (int32_t h = 0; h < c->n_heads; h++)
@@ -300,15 +311,19 @@ static void layer_forward(sq_state *s, int32_t l, int32_t n, int32_t pos0) {
     for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->tmp[i];
 
     /* MLP block */
-    rmsnorm(s->xn, s->x, L->ffn_norm, n, dim, c->norm_eps);
+    rmsnorm(s->xn, s->x, L->ffn_norm, n, dim, c->norm_eps, s->n_threads);
     capture(s, l, SQ_CAPTURE_FFN_IN, s->xn, n, dim);
     sq_matmul(k, s->h1, s->xn, &L->w_gate, n);
     sq_matmul(k, s->h3, s->xn, &L->w_up, n);
     add_bias(s->h1, L->b_gate, n, hid);
     add_bias(s->h3, L->b_up, n, hid);
-    for (size_t i = 0; i < (size_t)n * hid; i++) {
-        float g = s->h1[i];
-        s->h1[i] = g / (1.0f + expf(-g)) * s->h3[i];
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (ROWS_PAR(n)) num_threads(s->n_threads)
+#endif
+    for (int32_t t = 0; t < n; t++) {
+        float *h1 = s->h1 + (size_t)t * hid;
+        const float *h3 = s->h3 + (size_t)t * hid;
+        for (int32_t i = 0; i < hid; i++) h1[i] = h1[i] / (1.0f + expf(-h1[i])) * h3[i];
     }
     capture(s, l, SQ_CAPTURE_FFN_DOWN_IN, s->h1, n, hid);
     sq_matmul(k, s->tmp, s->h1, &L->w_down, n);
@@ -327,7 +342,7 @@ static void forward_batch(sq_state *s, const int32_t *tokens, int32_t n, int32_t
     for (int32_t l = 0; l < c->n_layers; l++) layer_forward(s, l, n, pos0);
     if (first_logit < n) {
         const int32_t nl = n - first_logit;
-        rmsnorm(s->xn, s->x + (size_t)first_logit * dim, m->out_norm, nl, dim, c->norm_eps);
+        rmsnorm(s->xn, s->x + (size_t)first_logit * dim, m->out_norm, nl, dim, c->norm_eps, s->n_threads);
         sq_matmul(s->k, logits, s->xn, &m->lm_head, nl);
     }
     s->pos += n;
@@ -354,7 +369,7 @@ sq_status sq_forward_head(sq_state *s, const float *x, int32_t n, float *logits)
     const size_t dim = (size_t)c->dim;
     for (int32_t done = 0; done < n;) {
         int32_t b = n - done < s->max_batch ? n - done : s->max_batch;
-        rmsnorm(s->xn, x + (size_t)done * dim, s->m->out_norm, b, c->dim, c->norm_eps);
+        rmsnorm(s->xn, x + (size_t)done * dim, s->m->out_norm, b, c->dim, c->norm_eps, s->n_threads);
         sq_matmul(s->k, logits + (size_t)done * (size_t)c->vocab_size, s->xn, &s->m->lm_head, b);
         done += b;
     }
