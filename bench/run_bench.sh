@@ -10,8 +10,10 @@
 # exported to GGUF with the same weights (squish-convert export m.sqz -o m.gguf) and
 # llama-bench's pp128 and tg128 on it, at the same thread counts, go in the same table.
 #
-# Writes bench/out/results.md and bench/out/results.json. Variables: BUILD, SQUISH_SHARED,
-# REPS (default 3), THREADS (default "1 2"), SKIP_TINYLLAMA=1, BENCH_OUT.
+# Writes bench/out/results.md and bench/out/results.json, with the TinyLlama-shape q4g/f16
+# decode ratio per thread count (issue 3's goal: at least 2.5x). Variables: BUILD,
+# SQUISH_SHARED, REPS (default 3), THREADS (default "1 2"), SKIP_TINYLLAMA=1, BENCH_OUT,
+# ONLY (an extended regex: only the models whose name matches, e.g. ONLY='tinyllama.*(f16|q4g)').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD:-build}/bin
@@ -35,6 +37,7 @@ fi
 if [ "${SKIP_TINYLLAMA:-0}" != 1 ]; then
     for dt in f16 f32 q4g; do
         f="$OUT/tinyllama1.1b-random_$dt.sqz"
+        if [ -n "${ONLY:-}" ] && ! [[ tinyllama1.1b-random_$dt =~ $ONLY ]]; then continue; fi
         [ -f "$f" ] || "$BIN/make_bench_model" --shape tinyllama --dtype $dt -o "$f"
         models+=("tinyllama1.1b-random_$dt|$f||512")
     done
@@ -55,6 +58,7 @@ json_num() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys
 rows=()
 for m in "${models[@]}"; do
     IFS='|' read -r name file text ctx <<< "$m"
+    if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
     [ -n "$text" ] || text=$fallback_text
     for t in $THREADS; do
         dec=(); pp=(); ev=()
@@ -92,6 +96,19 @@ done
     echo "| model | threads | decode tok/s | prompt tok/s | eval tok/s | llama.cpp tg128 | llama.cpp pp128 |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
     for r in "${rows[@]}"; do IFS='|' read -r a b c d e f g <<< "$r"; echo "| $a | $b | $c | $d | $e | ${f:--} | ${g:--} |"; done
+    for t in $THREADS; do
+        f16=""; q4=""
+        for r in "${rows[@]}"; do
+            IFS='|' read -r a b c _ <<< "$r"
+            [ "$b" = "$t" ] || continue
+            [ "$a" = tinyllama1.1b-random_f16 ] && f16=$c
+            [ "$a" = tinyllama1.1b-random_q4g ] && q4=$c
+        done
+        if [ -n "$f16" ] && [ -n "$q4" ]; then
+            [ "$t" = "$(echo $THREADS | cut -d' ' -f1)" ] && echo
+            echo "TinyLlama-shape decode, q4g / f16 at $t thread(s): $(awk -v a="$q4" -v b="$f16" 'BEGIN {printf "%.2f", a / b}')x"
+        fi
+    done
 } > "$OUT/results.md"
 {
     echo "["
