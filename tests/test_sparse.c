@@ -3,11 +3,13 @@
  * -0.0 kept, ragged row lengths); rows that do not fit are refused and hostile rows are
  * refused by the unpacker; the reference kernel equals the dense f32 reference on the
  * dense matrix exactly (skipping x*0 terms cannot change a float sum), every SIMD variant
- * is within sqrt(cols)-scaled rounding of it, and hostile rows never make a kernel read
+ * is within sqrt(cols)-scaled rounding of it and gives each token the bits of a one-token
+ * call (token blocking changes nothing), and hostile rows never make a kernel read
  * out of bounds (the SAN build checks); sq_matmul gives the same bits at 1 and 2 threads;
  * the exporter's choice (2:4, 4:8, bitmask, or dense when nothing is saved); a pruned
  * tiny model written with sparse types runs to the same logits as written dense
- * (reference kernels: identical bits) and imports back bit for bit.
+ * (reference kernels: identical bits) and imports back bit for bit; the worked hex
+ * examples of docs/sparse-format.md are what sq_srow_pack writes.
  */
 #include "../runtime/kernels_internal.h"
 #include "../runtime/model.h"
@@ -165,6 +167,61 @@ SQ_TEST(refused_rows) {
     SQ_CHECK(sq_srow_unpack(SQ_TYPE_S24_F32, (sq_qparams){0, false}, 8, nm, row) == SQ_ERR_FORMAT);
 }
 
+/* The worked examples of docs/sparse-format.md, byte for byte: the page is a tested
+ * reference. Each dense row is packed, compared with the hex printed there, unpacked back
+ * and multiplied by the reference kernel; the row sizes of its TinyLlama table too. */
+typedef struct {
+    sq_type t;
+    int32_t k;        /* bitmask capacity */
+    int64_t cols;
+    float dense[12];
+    uint8_t hex[12];  /* every example is 12 bytes */
+} worked_example;
+
+SQ_TEST(worked_examples) {
+    static const worked_example ex[] = {
+        {SQ_TYPE_S24_F16, 0, 8, {0, 1.0f, 0, -2.0f, 0.5f, 0, 0, 0},
+         {0x4D, 0, 0, 0, 0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0x00, 0x00}},
+        {SQ_TYPE_S48_F16, 0, 8, {0, 0, 3.0f, 0, 0, 0.25f, 0, -1.5f},
+         {0x20, 0x75, 0, 0, 0x00, 0x00, 0x00, 0x42, 0x00, 0x34, 0x00, 0xBE}},
+        {SQ_TYPE_SMASK_F16, 4, 12, {0, 1.0f, 0, 0, 0, 0, -0.5f, 0, 0, 2.0f, 0, 0},
+         {0x42, 0x02, 0, 0, 0x00, 0x3C, 0x00, 0xB8, 0x00, 0x40, 0x00, 0x00}},
+        {SQ_TYPE_S24_F32, 0, 4, {0, 0, 0, 1.0f},
+         {0x0C, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x80, 0x3F}},
+    };
+    for (size_t e = 0; e < sizeof ex / sizeof ex[0]; e++) {
+        const worked_example *w = &ex[e];
+        const sq_qparams q = {w->k, false};
+        const sq_type vt = sq_sparse_value_type(w->t);
+        const int vb = vbytes_of(w->t);
+        uint8_t dense[48], packed[16], back[48];
+        SQ_CHECK_OK(sq_convert_rows(dense, vt, w->dense, SQ_TYPE_F32, w->cols));
+        SQ_CHECKF(sq_row_bytes(w->t, w->cols, q) == 12, "example %zu: row_bytes %zu", e + 1,
+                  sq_row_bytes(w->t, w->cols, q));
+        memset(packed, 0xEE, sizeof packed);
+        SQ_CHECK_OK(sq_srow_pack(w->t, q, w->cols, dense, packed));
+        char got[64] = "", *g = got;
+        for (int i = 0; i < 12; i++) g += sprintf(g, "%02X", packed[i]);
+        SQ_CHECKF(memcmp(packed, w->hex, 12) == 0, "example %zu (%s): packed %s", e + 1, sq_type_name(w->t), got);
+        SQ_CHECK_OK(sq_srow_unpack(w->t, q, w->cols, w->hex, back));
+        SQ_CHECK(memcmp(back, dense, (size_t)w->cols * (size_t)vb) == 0);
+        /* the reference kernel on the documented bytes: x = 1, 2, 3, ... */
+        float x[12], y = 0, want = 0;
+        for (int i = 0; i < 12; i++) x[i] = (float)(i + 1);
+        for (int64_t c = 0; c < w->cols; c++) want += x[c] * w->dense[c];
+        sq_kernels_by_name("ref")->qmatmul[w->t](&y, 1, x, w->hex, 12, 1, 0, 1, w->cols, q);
+        SQ_CHECKF(y == want, "example %zu: ref kernel %g, want %g", e + 1, y, want);
+    }
+    /* the sizes table (f16 values; 50% bitmask = exactly half of each row) */
+    const int64_t cols[2] = {2048, 5632};
+    const size_t s24[2] = {2304, 6336}, s48[2] = {2560, 7040};
+    for (int i = 0; i < 2; i++) {
+        SQ_CHECK(sq_row_bytes(SQ_TYPE_S24_F16, cols[i], (sq_qparams){0, false}) == s24[i]);
+        SQ_CHECK(sq_row_bytes(SQ_TYPE_S48_F16, cols[i], (sq_qparams){0, false}) == s48[i]);
+        SQ_CHECK(sq_row_bytes(SQ_TYPE_SMASK_F16, cols[i], (sq_qparams){(int32_t)(cols[i] / 2), false}) == s24[i]);
+    }
+}
+
 /* Kernel of variant k on a packed matrix vs the dense f32 reference. */
 static void check_kernels_on(const sq_kernels *k, sq_type t, int64_t rows, int64_t cols, int64_t T, uint64_t *rng,
                              double density) {
@@ -191,6 +248,18 @@ static void check_kernels_on(const sq_kernels *k, sq_type t, int64_t rows, int64
         }
     SQ_CHECKF(worst == 0, "%s %s rows %lld cols %lld T %lld: off by %g x the tolerance", k->name, sq_type_name(t),
               (long long)rows, (long long)cols, (long long)T, worst);
+    /* each token alone gives the same bits as the T-token call (kernels may block tokens) */
+    if (T > 1) {
+        float *y1 = malloc((size_t)rows * sizeof *y1);
+        int64_t diff = 0;
+        for (int64_t tt = 0; tt < T; tt++) {
+            k->qmatmul[t](y1, rows, x + tt * cols, p, rb, 1, 0, rows, cols, q);
+            diff += memcmp(y1, y + tt * rows, (size_t)rows * sizeof *y1) != 0;
+        }
+        SQ_CHECKF(diff == 0, "%s %s cols %lld T %lld: %lld tokens differ from the one-token call", k->name,
+                  sq_type_name(t), (long long)cols, (long long)T, (long long)diff);
+        free(y1);
+    }
     /* a row range gives the same bits as the whole call */
     if (rows > 2) {
         float *y2 = malloc((size_t)(T * rows) * sizeof *y2);
@@ -206,7 +275,8 @@ SQ_TEST(kernels_vs_dense_reference) {
     const char *const *names = sq_kernels_compiled();
     uint64_t rng = 11;
     const int64_t shapes[][3] = {{1, 8, 1}, {5, 24, 1}, {7, 40, 3}, {33, 136, 1}, {17, 264, 2}, {9, 1000, 1},
-                                 {3, 13, 2}, {4, 37, 1}, {70, 512, 1}, {2, 4104, 1}};
+                                 {3, 13, 2}, {4, 37, 1}, {70, 512, 1}, {2, 4104, 1}, {9, 264, 5}, {5, 520, 8},
+                                 {3, 40, 4}, {6, 1032, 11}};
     for (int v = 0; names[v]; v++) {
         const sq_kernels *k = sq_kernels_by_name(names[v]);
         if (!k) continue;
@@ -237,11 +307,12 @@ SQ_TEST(hostile_rows) {
                 const size_t rb = sq_row_bytes(t, cols, q);
                 uint8_t *w = malloc(rb);
                 for (size_t i = 0; i < rb; i++) w[i] = (uint8_t)(sq_tiny_rand(&rng) | 0x11); /* dense masks */
-                float *x = malloc((size_t)cols * sizeof *x), y = 0;
-                for (int64_t i = 0; i < cols; i++) x[i] = 1.0f;
+                float *x = malloc((size_t)(5 * cols) * sizeof *x), y[5] = {0};
+                for (int64_t i = 0; i < 5 * cols; i++) x[i] = 1.0f;
                 for (int v = 0; names[v]; v++) {
                     const sq_kernels *k = sq_kernels_by_name(names[v]);
-                    if (k) k->qmatmul[t](&y, 1, x, w, rb, 1, 0, 1, cols, q);
+                    if (k) k->qmatmul[t](y, 1, x, w, rb, 1, 0, 1, cols, q);
+                    if (k) k->qmatmul[t](y, 1, x, w, rb, 5, 0, 1, cols, q); /* token-blocked path */
                 }
                 float row[300];
                 sq_srow_dequant(t, q, cols, w, row);
@@ -395,6 +466,7 @@ SQ_TEST(model_end_to_end) {
 int main(void) {
     SQ_RUN(roundtrip);
     SQ_RUN(refused_rows);
+    SQ_RUN(worked_examples);
     SQ_RUN(kernels_vs_dense_reference);
     SQ_RUN(hostile_rows);
     SQ_RUN(threads_same_bits);
