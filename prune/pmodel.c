@@ -711,6 +711,48 @@ static sq_status pack_tensor(sq_tensor *t, const sq_qweight *q) {
     return SQ_OK;
 }
 
+/* --embed-bits / --head-bits: RTN of the embedding or the head (there are no activation
+ * statistics for them; squish-quantize does the same for an override that quantizes them),
+ * with the group and zero-point mode of `base`; a group at least as long as the row is one
+ * group per row. The tensor is f32 here; its /quant record gets the relative weight error. */
+static sq_status quantize_extra(sq_checkpoint *c, const char *name, int32_t bits, const sq_qscheme *base) {
+    sq_tensor *t = sq_checkpoint_find(c, name);
+    if (!bits || !t) return SQ_OK;
+    if (t->type != SQ_TYPE_F32 || t->n_dims != 2) return sq_errorf(SQ_ERR_ARG, "%s: not a float matrix", name);
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    const sq_qscheme s = {.bits = bits, .group = base->group >= cols ? 0 : base->group, .asym = base->asym};
+    sq_qweight q;
+    memset(&q, 0, sizeof q);
+    float *wh = malloc((size_t)rows * (size_t)cols * sizeof *wh + 4);
+    if (!wh) return sq_errorf(SQ_ERR_OOM, "%s: out of memory", name);
+    sq_status st = sq_qweight_init(&q, rows, cols, &s);
+    if (st == SQ_OK) st = sq_rtn_quantize(&q, wh, (const float *)t->data, rows, cols, &s, NULL);
+    if (st == SQ_OK) {
+        const float *w = t->data;
+        double num = 0, den = 0;
+        for (int64_t i = 0; i < rows * cols; i++) {
+            const double d = (double)w[i] - (double)wh[i];
+            num += d * d;
+            den += (double)w[i] * (double)w[i];
+        }
+        sq_quant_info qi;
+        memset(&qi, 0, sizeof qi);
+        snprintf(qi.name, sizeof qi.name, "%s", name);
+        memcpy(qi.method, "rtn", 4);
+        qi.bits = bits;
+        qi.group_size = s.group;
+        qi.symmetric = !s.asym;
+        qi.loss = den > 0 ? num / den : 0.0;
+        qi.awq_alpha = -1.0;
+        if ((st = pack_tensor(t, &q)) == SQ_OK) st = sq_checkpoint_set_quant_info(c, &qi);
+    } else {
+        sq_error_prefix(name);
+    }
+    sq_qweight_free(&q);
+    free(wh);
+    return st;
+}
+
 /* ===== Entry point ===== */
 
 /* The plan against the checkpoint and the pattern (before any work); r->pidx filled. */
@@ -855,6 +897,8 @@ sq_status sq_prune_checkpoint(sq_checkpoint *c, const sq_qplan *plan, const sq_p
         sq_tensor *t = sq_checkpoint_find(c, plan->e[k].name);
         if ((st = pack_tensor(t, &r->qw[k])) == SQ_OK) st = sq_checkpoint_set_quant_info(c, &r->qinfo[k]);
     }
+    if (st == SQ_OK) st = quantize_extra(c, "model.embed_tokens.weight", o->embed_bits, &o->scheme);
+    if (st == SQ_OK) st = quantize_extra(c, "lm_head.weight", o->head_bits, &o->scheme);
     /* float tensors go back to their original type (pruned zeros stay exact) */
     for (int32_t i = 0; i < c->n_tensors && st == SQ_OK; i++) {
         sq_tensor *t = &c->tensors[i];

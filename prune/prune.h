@@ -138,6 +138,8 @@ typedef struct {
     int32_t block_size;     /* sparsegpt: 128 */
     bool quant;             /* sparsegpt: joint quantization with `scheme` */
     sq_qscheme scheme;
+    int32_t embed_bits;     /* > 0: RTN-quantize the embedding after pruning (group, asym of `scheme`) */
+    int32_t head_bits;      /* > 0: the same for lm_head (a tied head is the embedding) */
     void (*on_tensor)(void *user, const sq_prune_report *r);
     void (*on_layer)(void *user, const sq_prune_layer_report *r);
     void *user;

@@ -58,6 +58,11 @@ static void usage(FILE *fp) {
             "                           pruned weights decode to exactly 0); unstructured or N:M only\n"
             "      --group G|row        weights per scale with --bits (default 128)\n"
             "      --asym               per-group zero points with --bits (default symmetric)\n"
+            "      --embed-bits 8|4|3   also round the embedding to this grid (RTN, --group/--asym)\n"
+            "      --head-bits 8|4|3    the same for lm_head (a tied head is the embedding); with\n"
+            "                           --bits this makes the whole model quantized, not only the\n"
+            "                           pruned linears (any method and pattern)\n");
+    fprintf(fp,
             "output:\n"
             "  -o, --output FILE        model store to write (.h5, atomically)\n"
             "      --json FILE          per-tensor sparsity, losses, pruning records and timings as JSON\n"
@@ -73,7 +78,7 @@ static void usage(FILE *fp) {
             "  squish-prune model.h5 -o m-wanda24.h5 --method wanda --pattern 2:4 --calib calib.h5\n"
             "  squish-prune model.h5 -o m-sgpt50.h5 --method sparsegpt --sparsity 0.5 --calib calib.h5\n"
             "  squish-prune model.h5 -o m-24w4.h5 --method sparsegpt --pattern 2:4 --bits 4 --group 128 \\\n"
-            "      --calib calib.h5\n"
+            "      --embed-bits 4 --head-bits 8 --calib calib.h5\n"
             "  squish-prune model.h5 -o m-ffn25.h5 --method wanda --pattern ffn --sparsity 0.25 --calib calib.h5\n"
             "  squish-prune model.h5 -o m.h5 --method sparsegpt --pattern 4:8 --calib calib.h5 \\\n"
             "      --ignore 're:model\\.layers\\.0\\.' --json m.json\n"
@@ -88,7 +93,7 @@ typedef struct {
     int32_t n_targets, n_ignore;
     bool has_method, quiet, set_seq, set_damp, set_block, set_group, set_asym;
     double sparsity;
-    int32_t bits, group;
+    int32_t bits, group, embed_bits, head_bits;
     bool asym;
     sq_prune_opts run;
     int64_t threads, seed;
@@ -162,6 +167,10 @@ static int parse(int argc, char **argv, pr_cli *o) {
                 o->bits = (int32_t)x;
                 st = sq_qscheme_check_cli(o->bits, 0, "--bits");
             }
+        } else if (sq_cli_is(a, NULL, "--embed-bits") || sq_cli_is(a, NULL, "--head-bits")) {
+            VAL();
+            if ((st = sq_cli_int(a, v, 1, 64, &x)) == SQ_OK && (st = sq_qscheme_check_cli((int32_t)x, 0, a)) == SQ_OK)
+                *(strcmp(a, "--head-bits") ? &o->embed_bits : &o->head_bits) = (int32_t)x;
         } else if (sq_cli_is(a, NULL, "--group")) {
             VAL();
             o->set_group = true;
@@ -209,7 +218,7 @@ static int parse(int argc, char **argv, pr_cli *o) {
     const char *mn = sq_prune_method_name(m);
     if (m != SQ_PRUNE_SPARSEGPT && (o->set_damp || o->set_block || o->bits))
         return sq_errorf(SQ_ERR_ARG, "--damp, --block-size and --bits apply to --method sparsegpt, not %s", mn), 1;
-    if (!o->bits && (o->set_group || o->set_asym))
+    if (!o->bits && !o->embed_bits && !o->head_bits && (o->set_group || o->set_asym))
         return sq_errorf(SQ_ERR_ARG, "--group and --asym/--sym describe the quantization grid: give --bits too"), 1;
     if (o->bits && o->run.pattern.kind != SQ_PAT_UNSTRUCTURED && o->run.pattern.kind != SQ_PAT_NM)
         return sq_errorf(SQ_ERR_ARG, "--bits (joint pruning + quantization) works with unstructured or N:M patterns"), 1;
@@ -223,49 +232,9 @@ static int parse(int argc, char **argv, pr_cli *o) {
     o->run.sequential = m != SQ_PRUNE_MAGNITUDE && !o->set_seq;
     o->run.quant = o->bits > 0;
     o->run.scheme = (sq_qscheme){.bits = o->bits ? o->bits : 8, .group = o->group, .asym = o->asym};
+    o->run.embed_bits = o->embed_bits;
+    o->run.head_bits = o->head_bits;
     return 0;
-}
-
-/* The directory `path` would be written in must exist (checked before any work). */
-static sq_status check_out_dir(const char *path, const char *what) {
-    if (sq_is_dir(path)) return sq_errorf(SQ_ERR_ARG, "%s '%s' is a directory; give a file name", what, path);
-    char *dir = sq_path_dirname(path);
-    if (!dir) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    bool ok = sq_is_dir(dir) && access(dir, W_OK) == 0;
-    sq_status st = ok ? SQ_OK
-                      : sq_errorf(SQ_ERR_ARG, "%s '%s': the directory '%s' does not exist or is not writable", what,
-                                  path, dir);
-    free(dir);
-    return st;
-}
-
-/* argv joined with spaces (quoted where needed), without -t/--threads. */
-static char *command_line(int argc, char **argv) {
-    size_t n = strlen("squish-prune") + 1;
-    for (int i = 1; i < argc; i++) n += strlen(argv[i]) * 4 + 3;
-    char *s = malloc(n + 1), *p = s;
-    if (!s) return NULL;
-    p += sprintf(p, "squish-prune");
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) && i + 1 < argc) {
-            i++;
-            continue;
-        }
-        bool q = !argv[i][0] || strpbrk(argv[i], " \t\"'\\$`*?;&|<>()[]{}") != NULL;
-        *p++ = ' ';
-        if (q) *p++ = '\'';
-        for (const char *c = argv[i]; *c; c++) {
-            if (*c == '\'' && q) {
-                memcpy(p, "'\\''", 4);
-                p += 4;
-            } else {
-                *p++ = *c;
-            }
-        }
-        if (q) *p++ = '\'';
-    }
-    *p = '\0';
-    return s;
 }
 
 /* ===== Progress ===== */
@@ -418,7 +387,7 @@ int sq_prune_main(int argc, char **argv) {
     sq_status st;
     const double t_start = sq_now();
 
-    if ((st = check_out_dir(o.out, "output")) || (o.json && (st = check_out_dir(o.json, "--json")))) goto fail;
+    if ((st = sq_check_out_path(o.out, "output")) || (o.json && (st = sq_check_out_path(o.json, "--json")))) goto fail;
     if (!sq_file_exists(o.model)) {
         st = sq_errorf(SQ_ERR_IO, "%s: no such file or directory", o.model);
         goto fail;
@@ -490,7 +459,7 @@ int sq_prune_main(int argc, char **argv) {
     char tool[64];
     snprintf(tool, sizeof tool, "squish %s", sq_version());
     c.tool_version = sq_strdup(tool);
-    c.command_line = command_line(argc, argv);
+    c.command_line = sq_command_line("squish-prune", argc, argv);
     if (!c.tool_version || !c.command_line) {
         st = sq_errorf(SQ_ERR_OOM, "out of memory");
         goto fail;

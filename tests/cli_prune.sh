@@ -2,7 +2,8 @@
 # cli_prune.sh - squish-prune from the command line (docs/pruning.md): every method and
 # pattern on a tiny generated model with calibration from pseudo-text, sequential and not,
 # joint 2:4 + 4-bit, structured shrinking (the config in the store changes), the JSON report,
-# byte-identical stores at -t 1 and -t 2, export + evaluation of the results; stories260K
+# byte-identical stores at -t 1 and -t 2, export + evaluation of the results; sparse export
+# (docs/sparse-format.md: sparse types in the file, same PPL and greedy tokens as --dense); stories260K
 # end to end (calibrate 32 x 256 -> prune 50% -> export -> squish-eval --chunks 20) checking
 # the published ordering SparseGPT, Wanda < magnitude (ANCHORS.md 2c) when ../shared is
 # present; bad input: exit status 1, one line naming the problem, no output file.
@@ -29,6 +30,8 @@ expect_ok wanda_48_stored "$PR" "$T/tiny.h5" -o "$T/wanda48.h5" --method wanda -
 expect_ok sparsegpt_60 "$PR" "$T/tiny.h5" -o "$T/sgpt.h5" --method sparsegpt --sparsity 0.6 "${C[@]}" -q
 expect_ok sparsegpt_24_w4 "$PR" "$T/tiny.h5" -o "$T/sgpt24w4.h5" --method sparsegpt --pattern 2:4 --bits 4 --group 32 \
     "${C[@]}" -q
+expect_ok sparsegpt_24_w4_all "$PR" "$T/tiny.h5" -o "$T/sgpt24w4all.h5" --method sparsegpt --pattern 2:4 --bits 4 \
+    --group 32 --embed-bits 4 --head-bits 8 "${C[@]}" -q
 expect_ok sparsegpt_ffn "$PR" "$T/tiny.h5" -o "$T/ffn.h5" --method sparsegpt --pattern ffn --sparsity 0.25 "${C[@]}" -q
 expect_ok wanda_heads "$PR" "$T/tiny.h5" -o "$T/heads.h5" --method wanda --pattern heads --sparsity 0.5 "${C[@]}" -q
 expect_ok multicall "$BIN/squish" prune "$T/tiny.h5" -o "$T/mc.h5" --method magnitude --sparsity 0.3 -q
@@ -62,11 +65,46 @@ for m in wanda sparsegpt; do
 done
 
 # export and evaluate every kind of result
-for m in mag sgpt24w4 ffn heads; do
+for m in mag sgpt24w4 sgpt24w4all ffn heads; do
     if "$CONV" export "$T/$m.h5" -o "$T/$m.sqz" >/dev/null 2>&1 \
         && "$EVAL" "$T/$m.sqz" --text "$T/data.txt" --ctx 64 -q >"$T/$m.eval" 2>&1 \
         && grep -qE 'ppl = [0-9.]+' "$T/$m.eval"
     then pass "export_eval_$m"; else fail "export_eval_$m" "$(tail -n 2 "$T/$m.eval" 2>/dev/null)"; fi
+done
+# --embed-bits / --head-bits: the embedding and the head quantized too, so the file is smaller
+info=$("$CONV" info "$T/sgpt24w4all.sqz" 2>&1)
+if printf '%s\n' "$info" | grep -qE '^model\.embed_tokens\.weight +q4g ' \
+    && { ! printf '%s\n' "$info" | grep -q '^lm_head\.weight' || printf '%s\n' "$info" | grep -qE '^lm_head\.weight +q8g '; } \
+    && [ "$(stat -c %s "$T/sgpt24w4all.sqz")" -lt "$(stat -c %s "$T/sgpt24w4.sqz")" ]
+then pass embed_head_bits; else fail embed_head_bits "$(printf '%s\n' "$info" | grep -E 'embed|lm_head')"; fi
+
+# ----- sparse export (docs/sparse-format.md): compact in the file, run by the sparse kernels -----
+# The 14 pruned block linears must be stored as s24 (2:4) or smask (unstructured) types, the file
+# smaller than the --dense export of the same store; squish-eval must give the --dense file's PPL
+# (same weights: the sparse kernels add only the kept products, so at most the summation order
+# differs; relative difference <= 1e-5) and squish-run the same greedy tokens.
+jnum() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p" "$2" | head -n 1; }
+for spec in mag24:s24 mag:smask wanda:smask sgpt:smask; do
+    f=${spec%%:*} want=${spec#*:}
+    if ! "$CONV" export "$T/$f.h5" -o "$T/$f-sp.sqz" >/dev/null 2>&1 \
+        || ! "$CONV" export "$T/$f.h5" -o "$T/$f-dn.sqz" --dense >/dev/null 2>&1; then
+        fail "sparse_export_$f" "export failed"; continue
+    fi
+    nsp=$("$CONV" info "$T/$f-sp.sqz" | grep -cE "_proj\.weight +${want}_f(16|32) ")
+    ndn=$("$CONV" info "$T/$f-dn.sqz" | grep -cE " (s24|s48|smask)_f(16|32) ")
+    a=$(stat -c %s "$T/$f-sp.sqz"); b=$(stat -c %s "$T/$f-dn.sqz")
+    if [ "$nsp" = 14 ] && [ "$ndn" = 0 ] && [ "$a" -lt "$b" ]; then pass "sparse_types_$f"
+    else fail "sparse_types_$f" "$nsp ${want} matrices (want 14), $ndn sparse in --dense, $a vs $b bytes"; fi
+    "$EVAL" "$T/$f-sp.sqz" --text "$T/data.txt" --ctx 64 -q --json "$T/$f-sp.json" >/dev/null 2>&1
+    "$EVAL" "$T/$f-dn.sqz" --text "$T/data.txt" --ctx 64 -q --json "$T/$f-dn.json" >/dev/null 2>&1
+    p1=$(jnum ppl "$T/$f-sp.json"); p2=$(jnum ppl "$T/$f-dn.json")
+    if [ -n "$p1" ] && [ -n "$p2" ] && awk -v a="$p1" -v b="$p2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d <= 1e-5 * b) }'
+    then pass "sparse_ppl_equals_dense_$f"; else fail "sparse_ppl_equals_dense_$f" "ppl sparse ${p1:-?}, dense ${p2:-?}"; fi
+    "$BIN/squish-run" "$T/$f-sp.sqz" -p "the cat sat" -n 12 --temp 0 -q --json "$T/$f-sp.run" >/dev/null 2>&1
+    "$BIN/squish-run" "$T/$f-dn.sqz" -p "the cat sat" -n 12 --temp 0 -q --json "$T/$f-dn.run" >/dev/null 2>&1
+    i1=$(grep -o '"ids": \[[0-9, ]*\]' "$T/$f-sp.run" 2>/dev/null); i2=$(grep -o '"ids": \[[0-9, ]*\]' "$T/$f-dn.run" 2>/dev/null)
+    if [ -n "$i1" ] && [ "$i1" = "$i2" ]; then pass "sparse_run_equals_dense_$f"
+    else fail "sparse_run_equals_dense_$f" "sparse '${i1:-none}' vs dense '${i2:-none}'"; fi
 done
 
 # ----- bad input -----
@@ -85,6 +123,7 @@ expect_fail wanda_no_calib "--method wanda needs calibration statistics" "$PR" "
 expect_fail magnitude_calib "uses no calibration" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method magnitude --sparsity 0.5 "${C[@]}"
 expect_fail bits_wanda "apply to --method sparsegpt" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method wanda --sparsity 0.5 \
     "${C[@]}" --bits 4
+expect_fail embed_bits_5 "--embed-bits" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method magnitude --sparsity 0.5 --embed-bits 5
 expect_fail bits_ffn "unstructured or N:M" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method sparsegpt --pattern ffn --sparsity 0.25 \
     "${C[@]}" --bits 4
 expect_fail bad_method "unknown method 'obs'" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method obs --sparsity 0.5
