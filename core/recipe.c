@@ -69,16 +69,67 @@ static bool looks_sexagesimal(const char *s) {
     return colon;
 }
 
+/* The words YAML 1.1 resolves to booleans (any case here). */
+static bool yaml11_bool_word(const char *s) {
+    static const char *const w[] = {"y", "n", "yes", "no", "on", "off", "true", "false", NULL};
+    for (int i = 0; w[i]; i++)
+        if (!strcasecmp(s, w[i])) return true;
+    return false;
+}
+
+/* An integer with a leading zero (010, -07): octal in YAML 1.1, decimal in YAML 1.2. */
+static bool looks_octal(const char *s) {
+    if (*s == '-' || *s == '+') s++;
+    if (s[0] != '0' || !s[1]) return false;
+    if (s[1] == 'o' || s[1] == 'O') return s[2] != 0;
+    for (s++; *s; s++)
+        if (!isdigit((unsigned char)*s)) return false;
+    return true;
+}
+
+/* Digits with _ separators (1_000), hex (0x10) or binary (0b101): numbers in YAML 1.1 only. */
+static bool looks_yaml11_number(const char *s) {
+    if (*s == '-' || *s == '+') s++;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X' || s[1] == 'b' || s[1] == 'B') && isxdigit((unsigned char)s[2]))
+        return true;
+    bool digit = false, under = false;
+    for (; *s; s++) {
+        if (isdigit((unsigned char)*s)) digit = true;
+        else if (*s == '_') under = true;
+        else if (*s != '.') return false;
+    }
+    return digit && under;
+}
+
+/* A hint for a value YAML 1.1 would have retyped (FORMATS.md 8.3), given what was expected. */
+static const char *yaml11_hint(const yaml_node_t *n, const char *what) {
+    if (n->type != YAML_SCALAR_NODE) return "";
+    const char *s = sval(n);
+    if (!is_plain(n)) return strcmp(what, "a string") != 0 ? " (remove the quotes)" : "";
+    if (looks_sexagesimal(s))
+        return " (YAML 1.1 would read this as a base-60 number; squish reads it as the string it is, which is only "
+               "meaningful as a prune pattern)";
+    if (yaml11_bool_word(s) && strcmp(what, "true or false") != 0)
+        return " (YAML 1.1 reads y/n/yes/no/on/off as booleans; squish takes them as booleans only where true or false "
+               "is expected)";
+    if (looks_octal(s))
+        return " (YAML 1.1 would read a leading 0 as octal; write the decimal number without it)";
+    if (looks_yaml11_number(s)) return " (YAML 1.1 number syntax; write plain decimal digits, without _ or 0x/0b)";
+    size_t len = strlen(s);
+    if (len > 1 && s[len - 1] == '%' && strstr(what, "number"))
+        return " (a percentage is accepted by gates.max_ppl_increase only; write a fraction: 50% is 0.5)";
+    if (strstr(what, "integer") && strpbrk(s, ".eE") && (isdigit((unsigned char)*s) || *s == '-' || *s == '.')) {
+        char *end;
+        (void)strtod(s, &end);
+        if (!*end) return " (an integer is written with digits only, like 1000)";
+    }
+    return "";
+}
+
 static sq_status expected(const rctx *c, const yaml_node_t *n, const char *key, const char *what) {
     char got[128];
     describe(n, got, sizeof got);
-    const char *hint = "";
-    if (n->type == YAML_SCALAR_NODE && !is_plain(n) && strcmp(what, "a string") != 0)
-        hint = " (remove the quotes)";
-    else if (is_plain(n) && looks_sexagesimal(sval(n)))
-        hint = " (YAML 1.1 would read this as a base-60 number; squish reads it as the string it is, which is only "
-               "meaningful as a prune pattern)";
-    return ERR(c, n, key, "expected %s, got %s%s", what, got, hint);
+    return ERR(c, n, key, "expected %s, got %s%s", what, got, yaml11_hint(n, what));
 }
 
 /* snprintf into a key buffer; long keys are cut (they only label messages) */
@@ -140,7 +191,7 @@ static sq_status get_int(const rctx *c, const yaml_node_t *n, const char *key, i
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || !(isdigit((unsigned char)*s) || *s == '-' || *s == '+'))
+    if (!*s || *end || errno || !(isdigit((unsigned char)*s) || *s == '-' || *s == '+') || looks_octal(s))
         return expected(c, n, key, "an integer");
     if (v < lo || v > hi) return ERR(c, n, key, "expected an integer from %lld to %lld, got %s", (long long)lo, (long long)hi, s);
     *out = (int32_t)v;
@@ -156,7 +207,7 @@ static sq_status get_num(const rctx *c, const yaml_node_t *n, const char *key, d
     double v = strtod(s, &end);
     /* strtod also takes hex, inf and nan: a number here is decimal digits with an optional
      * fraction and exponent (1e-2 included, which YAML 1.1 would leave a string) */
-    bool shape = *s && !*end && !errno && isfinite(v) && !strpbrk(s, "xXnN");
+    bool shape = *s && !*end && !errno && isfinite(v) && !strpbrk(s, "xXnN") && !looks_octal(s);
     if (!shape) return expected(c, n, key, "a number");
     if (v < lo || v > hi || (hi_open && v >= hi))
         return ERR(c, n, key, "expected a number from %g to %g%s, got %s", lo, hi, hi_open ? " (exclusive)" : "", s);
@@ -165,7 +216,8 @@ static sq_status get_num(const rctx *c, const yaml_node_t *n, const char *key, d
 }
 
 static sq_status get_bool(const rctx *c, const yaml_node_t *n, const char *key, bool *out) {
-    static const char *const yes[] = {"true", "yes", "on", NULL}, *const no[] = {"false", "no", "off", NULL};
+    /* YAML 1.1's spellings, any case: what a user writing them means */
+    static const char *const yes[] = {"true", "yes", "on", "y", NULL}, *const no[] = {"false", "no", "off", "n", NULL};
     if (is_plain(n)) {
         for (int i = 0; yes[i]; i++)
             if (!strcasecmp(sval(n), yes[i])) return *out = true, SQ_OK;
@@ -707,6 +759,17 @@ static sq_status parse_root(rctx *c, yaml_node_t *root, sq_recipe *r) {
         if (st) return st;
         if (sq_recipe_stage_needs_calib(s) && !r->has_calib)
             return ERR(c, body, kk, "method %s needs calibration data: add a calibration: section", s->method);
+        /* GPTQ updates the weights it has not rounded yet, pruned zeros included: after an
+         * unstructured or N:M prune stage the zeros would silently come back */
+        for (int32_t j = 0; j < i && s->kind == SQ_STAGE_QUANTIZE && !strcmp(s->method, "gptq"); j++) {
+            const sq_recipe_stage *p = &r->stages[j];
+            if (p->kind == SQ_STAGE_PRUNE && strcmp(p->pattern, "ffn") && strcmp(p->pattern, "heads"))
+                return ERR(c, body, kk,
+                           "gptq after the %s prune of stages[%d] would fill the pruned weights back in (GPTQ updates "
+                           "the weights it has not rounded yet); quantize in the prune stage instead (method sparsegpt "
+                           "with bits:), or use rtn, which rounds zeros to zeros",
+                           p->pattern, j);
+        }
     }
     if ((v = get(c, root, "evaluation")) && (st = parse_evaluation(c, v, r))) return st;
     if ((v = get(c, root, "outputs"))) {

@@ -29,10 +29,10 @@ SQ_TEST(full_recipe_resolves) {
         "name: w4\n"
         "calibration:\n  data: {path: c.jsonl, field: body}\n  samples: 16\n  seq_len: 64\n"
         "stages:\n"
-        "  - prune: {method: sparsegpt, pattern: 2:4, bits: 4, group: row}\n"
         "  - quantize:\n      method: gptq\n      bits: 4\n      gptq: {damp: 1e-2, act_order: on}\n"
         "      ignore: ['re:model\\.layers\\.\\d+\\.mlp']\n"
         "      overrides:\n        - {match: lm_head, bits: 8}\n        - {match: 're:.*down_proj$', keep: yes}\n"
+        "  - prune: {method: sparsegpt, pattern: 2:4, bits: 4, group: row}\n"
         "evaluation:\n  texts:\n    - {path: /abs/e.txt, ctx: 128, chunks: 4}\n  kld: off\n"
         "gates: {max_ppl_increase: 2%}\n";
     sq_recipe r;
@@ -43,10 +43,10 @@ SQ_TEST(full_recipe_resolves) {
     SQ_CHECK(!strcmp(r.calib_data, "dir/c.jsonl") && !strcmp(r.calib_format, "jsonl"));
     SQ_CHECK(r.calib_samples == 16 && r.calib_seq_len == 64 && r.calib_seed == 0);
     SQ_CHECK(r.n_stages == 2);
-    SQ_CHECK(r.stages[0].kind == SQ_STAGE_PRUNE && !strcmp(r.stages[0].pattern, "2:4"));
-    SQ_CHECK(r.stages[0].sparsity < 0 && r.stages[0].bits == 4 && r.stages[0].group == 0);
-    SQ_CHECK(r.stages[1].damp == 0.01 && r.stages[1].act_order && r.stages[1].group == 128 && r.stages[1].sequential);
-    SQ_CHECK(r.stages[1].n_ignore == 1 && r.stages[1].n_overrides == 2 && r.stages[1].overrides[1].keep);
+    SQ_CHECK(r.stages[1].kind == SQ_STAGE_PRUNE && !strcmp(r.stages[1].pattern, "2:4"));
+    SQ_CHECK(r.stages[1].sparsity < 0 && r.stages[1].bits == 4 && r.stages[1].group == 0);
+    SQ_CHECK(r.stages[0].damp == 0.01 && r.stages[0].act_order && r.stages[0].group == 128 && r.stages[0].sequential);
+    SQ_CHECK(r.stages[0].n_ignore == 1 && r.stages[0].n_overrides == 2 && r.stages[0].overrides[1].keep);
     SQ_CHECK(r.n_texts == 1 && !strcmp(r.texts[0].path, "/abs/e.txt") && r.texts[0].ctx == 128);
     SQ_CHECK(!r.kld && r.has_max_ppl_increase && r.max_ppl_increase == 0.02);
     SQ_CHECK(r.out_runnable && r.out_store && !r.out_gguf);
@@ -122,6 +122,46 @@ SQ_TEST(yaml11_traps) {
                "stages[0].prune.sparsity: pattern 4:8 keeps 4 of 8 weights, so sparsity is 0.5; got 0.25");
 }
 
+/* More YAML 1.1 retypings: y/n are booleans where a boolean is expected; elsewhere booleans,
+ * octal (010), digit separators (1_000), hex, exponents in integers and percentages in
+ * fractions are rejected with a hint naming the trap. */
+SQ_TEST(yaml11_hints) {
+    sq_recipe r;
+    const char *e = parse_err(HEAD "stages: []\noutputs: {gguf: y, store: N}\n", &r);
+    SQ_CHECKF(!*e, "%s", e);
+    if (!*e) {
+        SQ_CHECK(r.out_gguf && !r.out_store);
+        sq_recipe_free(&r);
+    }
+    expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: on}\n",
+               "stages[0].quantize.bits: expected one of 8, 4, 3, got on (YAML 1.1 reads y/n/yes/no/on/off as booleans");
+    expect_err(HEAD "stages: []\nevaluation: {texts: [{path: e.txt, protocol: off}]}\n",
+               "dir/r.yaml:4:46: evaluation.texts[0].protocol: expected one of llamacpp or gptq, got off (YAML 1.1 reads");
+    expect_err(HEAD "calibration: {data: c.txt, samples: 010}\nstages: []\n",
+               "dir/r.yaml:3:37: calibration.samples: expected an integer, got 010 (YAML 1.1 would read a leading 0 as "
+               "octal");
+    expect_err(HEAD "calibration: {data: c.txt}\nstages:\n  - quantize: {method: gptq, bits: 4, gptq: {damp: 01}}\n",
+               "dir/r.yaml:5:52: stages[0].quantize.gptq.damp: expected a number, got 01 (YAML 1.1 would read a leading 0");
+    expect_err(HEAD "calibration: {data: c.txt, samples: 1_000}\nstages: []\n",
+               "dir/r.yaml:3:37: calibration.samples: expected an integer, got 1_000 (YAML 1.1 number syntax");
+    expect_err(HEAD "calibration: {data: c.txt, seed: 0x10}\nstages: []\n",
+               "dir/r.yaml:3:34: calibration.seed: expected an integer, got 0x10 (YAML 1.1 number syntax");
+    expect_err(HEAD "calibration: {data: c.txt, samples: 1e3}\nstages: []\n",
+               "dir/r.yaml:3:37: calibration.samples: expected an integer, got 1e3 (an integer is written with digits only");
+    expect_err(HEAD "stages:\n  - prune: {method: magnitude, sparsity: 50%}\n",
+               "dir/r.yaml:4:42: stages[0].prune.sparsity: expected a number, got 50% (a percentage is accepted by "
+               "gates.max_ppl_increase only");
+    /* an exponent with a capital E and no dot is a number too; 0 and 0.5 are not octal */
+    e = parse_err(HEAD "calibration: {data: c.txt, seed: 0}\nstages:\n"
+                       "  - quantize: {method: gptq, bits: 4, gptq: {damp: 1E-2}}\n"
+                       "  - prune: {method: magnitude, sparsity: 0.5}\n", &r);
+    SQ_CHECKF(!*e, "%s", e);
+    if (!*e) {
+        SQ_CHECK(r.stages[0].damp == 0.01 && r.calib_seed == 0 && r.stages[1].sparsity == 0.5);
+        sq_recipe_free(&r);
+    }
+}
+
 SQ_TEST(duplicate_key_and_tags) {
     expect_err(HEAD "stages: []\nmodel: other.bin\n", "dir/r.yaml:4:1: model: duplicate key (first given at line 2)");
     expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: !!int 4}\n",
@@ -147,6 +187,18 @@ SQ_TEST(semantic_errors) {
     expect_err(HEAD "stages:\n  - prune: {method: wanda, sparsity: 0.5, bits: 4}\n",
                "stages[0].prune.bits: joint quantization (bits) needs method sparsegpt, got wanda");
     expect_err("version: 1\nstages: []\n", "dir/r.yaml:1:1: model: missing");
+    /* GPTQ would refill an unstructured or N:M prune's zeros; after a structured prune it is fine */
+    expect_err(HEAD "calibration: {data: c.txt}\nstages:\n  - prune: {method: magnitude, pattern: 2:4}\n"
+                    "  - quantize: {method: gptq, bits: 4}\n",
+               "dir/r.yaml:6:15: stages[1].quantize: gptq after the 2:4 prune of stages[0] would fill the pruned weights");
+    sq_recipe r;
+    const char *e = parse_err(HEAD "calibration: {data: c.txt}\nstages:\n  - prune: {method: wanda, pattern: ffn, sparsity: 0.25}\n"
+                                   "  - quantize: {method: gptq, bits: 4}\n  - quantize: {method: rtn, bits: 8}\n", &r);
+    SQ_CHECKF(!*e, "%s", e);
+    if (!*e) {
+        SQ_CHECK(r.n_stages == 3 && r.stages[0].kind == SQ_STAGE_PRUNE && r.stages[1].kind == SQ_STAGE_QUANTIZE);
+        sq_recipe_free(&r);
+    }
     expect_err(HEAD "stages: []\ngates: {max_kld: 0.1}\n", "gates: gates need evaluation.texts");
     expect_err("version: 1\nmodel: ${SQUISH_TEST_UNSET_VAR}/m.bin\nstages: []\n",
                "dir/r.yaml:2:8: model: ${SQUISH_TEST_UNSET_VAR} is not set and has no default");
@@ -171,6 +223,7 @@ int main(void) {
     SQ_RUN(out_of_range);
     SQ_RUN(bad_regex);
     SQ_RUN(yaml11_traps);
+    SQ_RUN(yaml11_hints);
     SQ_RUN(duplicate_key_and_tags);
     SQ_RUN(semantic_errors);
     SQ_RUN(variables);
