@@ -33,8 +33,10 @@ static const cJSON *baseline_text(const cJSON *b, const cJSON *t, int i, double 
             const char *s2 = str(x, "text_sha256");
             if (sha && s2 && !strcmp(sha, s2)) return *kld = num(x, "kld"), x;
         }
+        /* by position only when the baseline does not say which text it measured */
         x = cJSON_GetArrayItem(texts, i);
-        if (x) *kld = num(x, "kld");
+        if (!x || (sha && str(x, "text_sha256"))) return NULL;
+        *kld = num(x, "kld");
         return x;
     }
     if (i != 0 || !isfinite(num(b, "ppl"))) return NULL;
@@ -136,7 +138,10 @@ sq_status sq_recipe_check(const sq_recipe *r, const char *dir, const sq_check_op
         i++;
     }
     *pass = n > 0 && failed == 0;
-    fprintf(fp, "result: %s (%d of %d gates failed)\n", *pass ? "pass" : "FAIL", failed, n);
+    if (n == 0)
+        fprintf(fp, "result: FAIL (no gate could be applied: the baseline has no entry for the run's texts)\n");
+    else
+        fprintf(fp, "result: %s (%d of %d gates failed)\n", *pass ? "pass" : "FAIL", failed, n);
     fclose(fp);
     cJSON_AddBoolToObject(out, "pass", *pass);
     cJSON_AddNumberToObject(out, "failed", failed);
@@ -154,7 +159,13 @@ sq_status sq_recipe_check(const sq_recipe *r, const char *dir, const sq_check_op
         else {
             fprintf(xf, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"squish recipe check ");
             xml(xf, r->name);
-            fprintf(xf, "\" tests=\"%d\" failures=\"%d\">\n", n, failed);
+            fprintf(xf, "\" tests=\"%d\" failures=\"%d\">\n", n ? n : 1, n ? failed : 1);
+            if (n == 0) { /* nothing was compared: a failure CI must see, not an empty pass */
+                fprintf(xf, "  <testcase classname=\"");
+                xml(xf, r->name);
+                fprintf(xf, "\" name=\"baseline\"><failure message=\"no gate could be applied: the baseline has no "
+                            "entry for the run's texts\"/></testcase>\n");
+            }
             const cJSON *x;
             cJSON_ArrayForEach(x, gates) {
                 const char *tx = str(x, "text"), *gn = str(x, "gate"), *msg = str(x, "message");

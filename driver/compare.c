@@ -145,6 +145,64 @@ static char *make_svg(const row *w, int n) {
     return buf;
 }
 
+/* True when path starts with the PNG signature (a converter that exits 0 without writing a
+ * PNG, like a stand-in script, does not count). */
+static bool is_png(const char *path) {
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char b[8];
+    FILE *fp = fopen(path, "rb");
+    bool ok = fp && fread(b, 1, 8, fp) == 8 && !memcmp(b, sig, 8);
+    if (fp) fclose(fp);
+    return ok;
+}
+
+/* PREFIX.png from PREFIX.svg with the first converter that works (rsvg-convert, ImageMagick 7's
+ * magick, ImageMagick 6's convert), written under a temporary name and renamed when it is a
+ * PNG, so a failed conversion leaves nothing. The plot is optional: failures are reported,
+ * not fatal. */
+static void make_png(const char *svg, const char *pre, bool quiet) {
+    char png[PATH_MAX + 8], tmp[PATH_MAX + 40], logp[PATH_MAX + 40], why[400] = "";
+    int a = snprintf(png, sizeof png, "%s.png", pre);
+    int b = snprintf(tmp, sizeof tmp, "%s.png.tmp.%ld", pre, (long)getpid());
+    int l = snprintf(logp, sizeof logp, "%s.png.log.tmp.%ld", pre, (long)getpid());
+    if (a < 0 || (size_t)a >= sizeof png || b < 0 || (size_t)b >= sizeof tmp || l < 0 || (size_t)l >= sizeof logp) return;
+    static const char *const progs[] = {"rsvg-convert", "magick", "convert"};
+    bool tried = false;
+    for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
+        char *conv = find_on_path(progs[i]);
+        if (!conv) continue;
+        tried = true;
+        char out[PATH_MAX + 48];
+        int o = snprintf(out, sizeof out, "png:%s", tmp);
+        if (o < 0 || (size_t)o >= sizeof out) {
+            free(conv);
+            return;
+        }
+        char *argv_r[] = {conv, "-f", "png", "-o", tmp, (char *)svg, NULL};
+        char *argv_m[] = {conv, (char *)svg, out, NULL};
+        sq_proc pr;
+        unlink(logp);
+        sq_status st = sq_drv_exec(NULL, i == 0 ? argv_r : argv_m, logp, &pr);
+        bool ok = st == SQ_OK && pr.exit_code == 0 && is_png(tmp) && rename(tmp, png) == 0;
+        if (!ok) {
+            char tail[300];
+            sq_drv_log_tail(logp, tail, sizeof tail);
+            snprintf(why, sizeof why, "%s: %s", progs[i], st ? sq_last_error() : *tail ? tail : "no PNG written");
+            unlink(tmp);
+        }
+        unlink(logp);
+        free(conv);
+        if (ok) {
+            if (!quiet) fprintf(stderr, "plot: %s and %s\n", svg, png);
+            return;
+        }
+        if (st == SQ_ERR_INTERRUPTED) break;
+    }
+    if (quiet) return;
+    if (tried) fprintf(stderr, "plot: %s (no PNG: %s)\n", svg, why);
+    else fprintf(stderr, "plot: %s (no PNG: install rsvg-convert or ImageMagick)\n", svg);
+}
+
 sq_status sq_recipe_compare(const char *const *items, int n, const sq_run_opts *opts, const char *prefix) {
     if (n < 1) return sq_errorf(SQ_ERR_ARG, "compare: expected at least one recipe or run directory");
     row *w = calloc((size_t)n, sizeof *w);
@@ -226,26 +284,7 @@ sq_status sq_recipe_compare(const char *const *items, int n, const sq_run_opts *
         snprintf(path, sizeof path, "%s.svg", pre);
         st = svg ? sq_drv_write_text(path, svg) : sq_errorf(SQ_ERR_OOM, "out of memory");
     }
-    if (!st) {
-        char png[PATH_MAX + 8];
-        snprintf(png, sizeof png, "%s.png", pre);
-        char *conv = find_on_path("rsvg-convert");
-        bool magick = false;
-        if (!conv && (conv = find_on_path("convert"))) magick = true;
-        if (conv) {
-            sq_proc pr;
-            char *argv_r[] = {conv, "-o", png, path, NULL};
-            char *argv_m[] = {conv, path, png, NULL};
-            if (sq_drv_exec(NULL, magick ? argv_m : argv_r, NULL, &pr) == SQ_OK && pr.exit_code == 0) {
-                if (!opts->quiet) fprintf(stderr, "plot: %s.svg and %s\n", pre, png);
-            } else if (!opts->quiet) {
-                fprintf(stderr, "plot: %s.svg (PNG conversion with %s failed)\n", pre, conv);
-            }
-            free(conv);
-        } else if (!opts->quiet) {
-            fprintf(stderr, "plot: %s.svg (no PNG: install rsvg-convert or ImageMagick)\n", pre);
-        }
-    }
+    if (!st) make_png(path, pre, opts->quiet);
     if (!st) fputs(md, stdout);
     free(md);
     free(js);

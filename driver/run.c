@@ -30,8 +30,11 @@ typedef struct {
     char cache[PATH_MAX]; /* the cache as children see it (relative to dir, or absolute) */
     char tstr[16];
     cJSON *old_state, *state, *steps, *inputs;
+    cJSON *tools;         /* sha256 of each tool binary used: the exact build, for drift checks */
     char **args;          /* argv under construction */
     int n_args, cap_args;
+    int t_at;             /* index of "-t" in args (-1: none); left out of the step key */
+    bool key_threads;     /* keep -t in the key (steps whose output is a timing) */
 } run_ctx;
 
 /* ----- small helpers ----- */
@@ -120,6 +123,8 @@ static sq_status add_input(run_ctx *c, const char *role, const char *path, char 
 static void arg_reset(run_ctx *c) {
     for (int i = 0; i < c->n_args; i++) free(c->args[i]);
     c->n_args = 0;
+    c->t_at = -1;
+    c->key_threads = false;
 }
 static void arg(run_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void arg(run_ctx *c, const char *fmt, ...) {
@@ -144,6 +149,7 @@ static void arg(run_ctx *c, const char *fmt, ...) {
 }
 static void arg_threads(run_ctx *c) {
     if (c->tstr[0]) {
+        c->t_at = c->n_args;
         arg(c, "-t");
         arg(c, "%s", c->tstr);
     }
@@ -175,6 +181,15 @@ static void say(const run_ctx *c, const char *fmt, ...) {
 
 /* ----- one step ----- */
 
+/* "<cached output>.step.json": the wall time and peak memory of the step that made it. */
+static char *side_path(const run_ctx *c, const char *out) {
+    char *p = dpath(c, out);
+    char *s = p ? malloc(strlen(p) + 16) : NULL;
+    if (s) sprintf(s, "%s.step.json", p);
+    free(p);
+    return s;
+}
+
 /* Runs the command in c->args unless a finished run of the same command on the same inputs
  * (key) left its outputs: cached outputs (named by their key) count when they exist,
  * run-directory outputs when .state.json recorded them with the same SHA-256. */
@@ -182,9 +197,42 @@ static sq_status step(run_ctx *c, const char *name, const char *label, const cha
                       bool cached) {
     char *cmd = sq_drv_cmdline(NULL, c->args);
     if (!cmd) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    char keysrc[8192], key[65];
-    snprintf(keysrc, sizeof keysrc, "%s\n%s", cmd, inputs_key ? inputs_key : "");
+    /* the key leaves out -t N: every tool writes the same bytes at any thread count, so a
+     * rerun with another -t resumes too (timings keep it: c->key_threads) */
+    char *kcmd = NULL;
+    if (c->t_at >= 0 && !c->key_threads && c->t_at + 1 < c->n_args) {
+        char **kv = malloc(((size_t)c->n_args + 1) * sizeof *kv);
+        int m = 0;
+        for (int i = 0; kv && i < c->n_args; i++)
+            if (i != c->t_at && i != c->t_at + 1) kv[m++] = c->args[i];
+        if (kv) {
+            kv[m] = NULL;
+            kcmd = sq_drv_cmdline(NULL, kv);
+        }
+        free(kv);
+    } else {
+        kcmd = sq_strdup(cmd);
+    }
+    if (!kcmd) {
+        free(cmd);
+        return sq_errorf(SQ_ERR_OOM, "out of memory");
+    }
+    char *keysrc = malloc(strlen(kcmd) + (inputs_key ? strlen(inputs_key) : 0) + 2), key[65];
+    if (!keysrc) {
+        free(kcmd);
+        free(cmd);
+        return sq_errorf(SQ_ERR_OOM, "out of memory");
+    }
+    sprintf(keysrc, "%s\n%s", kcmd, inputs_key ? inputs_key : "");
     sha_str(keysrc, key);
+    free(keysrc);
+    free(kcmd);
+    if (!cJSON_GetObjectItemCaseSensitive(c->tools, c->args[0])) {
+        char *tp = sq_path_join(sq_drv_bindir(), c->args[0]);
+        char th[65];
+        if (tp && !sq_sha256_file(tp, th, NULL)) cJSON_AddStringToObject(c->tools, c->args[0], th);
+        free(tp);
+    }
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "step", name);
     cJSON_AddStringToObject(rec, "what", label);
@@ -264,6 +312,16 @@ static sq_status step(run_ctx *c, const char *name, const char *label, const cha
             }
             cJSON_AddItemToObject(c->state, name, s);
             say(c, "  %-26s done in %.2f s, peak %.1f MiB", name, pr.wall_s, (double)pr.peak_rss_kb / 1024.0);
+            if (!st && cached) { /* what the cached output cost, for runs that reuse it */
+                char *sp = side_path(c, outs[0]);
+                cJSON *sd = cJSON_CreateObject();
+                cJSON_AddStringToObject(sd, "step", name);
+                cJSON_AddNumberToObject(sd, "wall_s", round(pr.wall_s * 1000) / 1000);
+                cJSON_AddNumberToObject(sd, "peak_rss_kib", (double)pr.peak_rss_kb);
+                st = sp ? write_json(sp, sd) : sq_errorf(SQ_ERR_OOM, "out of memory");
+                cJSON_Delete(sd);
+                free(sp);
+            }
             if (!st) {
                 char *sp = dpath(c, ".state.json");
                 st = sp ? write_json(sp, c->state) : sq_errorf(SQ_ERR_OOM, "out of memory");
@@ -272,11 +330,20 @@ static sq_status step(run_ctx *c, const char *name, const char *label, const cha
         }
     }
     if (skip) {
-        cJSON *old = cJSON_GetObjectItemCaseSensitive(c->state, name);
+        /* the time and memory of the run that made the outputs: this run's state, else the
+         * cache's record of it */
+        cJSON *old = cJSON_GetObjectItemCaseSensitive(c->state, name), *side = NULL;
+        if (!old && cached) {
+            char *sp = side_path(c, outs[0]);
+            side = sp && sq_file_exists(sp) ? sq_drv_load_json(sp) : NULL;
+            free(sp);
+            old = side;
+        }
         cJSON *w = old ? cJSON_GetObjectItemCaseSensitive(old, "wall_s") : NULL;
         cJSON *m = old ? cJSON_GetObjectItemCaseSensitive(old, "peak_rss_kib") : NULL;
         if (cJSON_IsNumber(w)) cJSON_AddNumberToObject(rec, "wall_s", w->valuedouble);
         if (cJSON_IsNumber(m)) cJSON_AddNumberToObject(rec, "peak_rss_kib", m->valuedouble);
+        cJSON_Delete(side);
     }
     free(cmd);
     arg_reset(c);
@@ -775,6 +842,7 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
         arg(c, "decode.json");
         arg(c, "-q");
         arg_threads(c);
+        c->key_threads = true; /* a timing: measured again at another thread count */
         if ((st = step(c, "decode", "decode speed", (const char *const[]){"decode.json", NULL}, cur_sha, false))) goto done;
         char *p = dpath(c, "decode.json");
         cJSON *d = p ? sq_drv_load_json(p) : NULL;
@@ -807,13 +875,18 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
         if (st) goto done;
     }
     static const char *const ARTS[] = {"model.h5", "model.sqz", "model.gguf", "eval.json", "report.md", NULL};
-    for (int i = 0; ARTS[i]; i++) {
-        char *p = dpath(c, ARTS[i]);
+    for (int i = 0; i < 5 + 2 * r->n_stages; i++) {
+        /* the artifacts, then each stage's store and report */
+        char nm[64];
+        if (i < 5) snprintf(nm, sizeof nm, "%s", ARTS[i]);
+        else snprintf(nm, sizeof nm, "stage%d-%s.%s", (i - 5) / 2 + 1,
+                      r->stages[(i - 5) / 2].kind == SQ_STAGE_QUANTIZE ? "quantize" : "prune", (i - 5) % 2 ? "json" : "h5");
+        char *p = dpath(c, nm);
         uint64_t size = 0;
         char hx[65];
         if (p && sq_file_exists(p) && !sq_sha256_file(p, hx, &size)) {
             cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "path", ARTS[i]);
+            cJSON_AddStringToObject(x, "path", nm);
             cJSON_AddStringToObject(x, "sha256", hx);
             cJSON_AddNumberToObject(x, "bytes", (double)size);
             cJSON_AddItemToArray(outputs, x);
@@ -825,6 +898,8 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
         char tool[64];
         snprintf(tool, sizeof tool, "squish %s", sq_version());
         cJSON_AddStringToObject(m, "tool", tool);
+        cJSON_AddItemToObject(m, "tool_binaries", c->tools);
+        c->tools = NULL;
         cJSON_AddStringToObject(m, "recipe", r->file);
         char rs[65];
         if (!hash_input(r->file, rs)) cJSON_AddStringToObject(m, "recipe_sha256", rs);
@@ -837,6 +912,15 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
         cJSON_AddStringToObject(m, "cache", c->cache);
         cJSON_AddItemToObject(m, "inputs", cJSON_Duplicate(c->inputs, true));
         cJSON_AddItemToObject(m, "steps", cJSON_Duplicate(c->steps, true));
+        double wall = 0, peak = 0;
+        const cJSON *sy;
+        cJSON_ArrayForEach(sy, c->steps) {
+            const cJSON *ss = cJSON_GetObjectItemCaseSensitive(sy, "status");
+            if (cJSON_IsString(ss) && !strcmp(ss->valuestring, "ran") && isfinite(jnum(sy, "wall_s"))) wall += jnum(sy, "wall_s");
+            if (isfinite(jnum(sy, "peak_rss_kib"))) peak = fmax(peak, jnum(sy, "peak_rss_kib"));
+        }
+        cJSON_AddNumberToObject(m, "wall_s_this_run", round(wall * 1000) / 1000);
+        cJSON_AddNumberToObject(m, "peak_rss_kib_max", peak);
         cJSON_AddItemToObject(m, "outputs", outputs);
         outputs = NULL;
         cJSON_AddItemToObject(m, "metrics", cJSON_Duplicate(ev, true));
@@ -855,6 +939,7 @@ done:
 sq_status sq_recipe_run(const sq_recipe *r, const sq_run_opts *opts, bool *gates_ok) {
     run_ctx c;
     memset(&c, 0, sizeof c);
+    c.t_at = -1;
     c.r = r;
     c.o = opts;
     *gates_ok = true;
@@ -864,11 +949,21 @@ sq_status sq_recipe_run(const sq_recipe *r, const sq_run_opts *opts, bool *gates
     if (!st && !realpath(d, c.dir)) st = sq_errorf(SQ_ERR_IO, "%s: %s", d, strerror(errno));
     free(def);
     if (st) return st;
+    snprintf(c.cache, sizeof c.cache, ".cache");
     if (opts->cache_dir) {
+        /* the tools record their command lines in what they write, so a shared cache is
+         * reached through the symbolic link DIR/.cache: the same command lines, the same
+         * bytes, wherever the cache lives (an earlier run's own .cache directory is kept, and
+         * the shared cache then named by its absolute path) */
+        char abs[PATH_MAX];
         if ((st = mkdirs(opts->cache_dir))) return st;
-        if (!realpath(opts->cache_dir, c.cache)) return sq_errorf(SQ_ERR_IO, "%s: %s", opts->cache_dir, strerror(errno));
-    } else {
-        snprintf(c.cache, sizeof c.cache, ".cache");
+        if (!realpath(opts->cache_dir, abs)) return sq_errorf(SQ_ERR_IO, "%s: %s", opts->cache_dir, strerror(errno));
+        char *lnk = dpath(&c, ".cache");
+        if (!lnk) return sq_errorf(SQ_ERR_OOM, "out of memory");
+        struct stat sb;
+        if (lstat(lnk, &sb) == 0 && S_ISLNK(sb.st_mode)) unlink(lnk);
+        if (lstat(lnk, &sb) == 0 || symlink(abs, lnk) != 0) snprintf(c.cache, sizeof c.cache, "%s", abs);
+        free(lnk);
     }
     if (opts->threads > 0) snprintf(c.tstr, sizeof c.tstr, "%d", opts->threads);
     char *cp = dpath(&c, c.cache), *lp = dpath(&c, "logs");
@@ -894,7 +989,8 @@ sq_status sq_recipe_run(const sq_recipe *r, const sq_run_opts *opts, bool *gates
     c.state = cJSON_CreateObject();
     c.steps = cJSON_CreateArray();
     c.inputs = cJSON_CreateArray();
-    if (!c.state || !c.steps || !c.inputs) st = sq_errorf(SQ_ERR_OOM, "out of memory");
+    c.tools = cJSON_CreateObject();
+    if (!c.state || !c.steps || !c.inputs || !c.tools) st = sq_errorf(SQ_ERR_OOM, "out of memory");
     say(&c, "squish recipe run %s -> %s", r->file, c.dir);
     if (!st) st = run_all(&c, gates_ok);
     if (st == SQ_OK && sq_drv_stopped()) st = sq_errorf(SQ_ERR_INTERRUPTED, "interrupted");
@@ -904,6 +1000,7 @@ sq_status sq_recipe_run(const sq_recipe *r, const sq_run_opts *opts, bool *gates
     cJSON_Delete(c.state);
     cJSON_Delete(c.steps);
     cJSON_Delete(c.inputs);
+    cJSON_Delete(c.tools);
     return st;
 }
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # cli_recipe.sh - `squish recipe` end to end on a tiny generated model: run (manifest,
-# artifacts, report), byte-identical artifacts at -t 1 and -t 2 in different directories,
-# rerun resumes (every step reused), a run killed mid-stage leaves nothing that looks
-# complete and a rerun finishes it with the same bytes, check passing and failing (exit 3,
-# readable diff, JSON, JUnit XML), compare's table and plot on two recipes, a schema error
-# from the command line, a missing tool named in the message.
+# artifacts, report), byte-identical artifacts at -t 1 and -t 2 in different directories and
+# with a shared cache, rerun resumes (every step reused; at another -t only the decode
+# timing), a run killed (SIGTERM mid-quantize, SIGINT mid-calibration) leaves nothing that
+# looks complete and a rerun finishes it with the same bytes, cached steps keep their
+# timing, prune then quantize stages in order with targets/ignore/overrides reaching the
+# tools, every recipe in recipes/ validates, check passing and failing (exit 3, readable
+# diff, JSON, JUnit XML, a baseline of another text), compare's table and plot on two
+# recipes, a schema error from the command line, a missing tool named in the message.
 source "$(dirname "$0")/lib_cli.sh"
 SQ="$BIN/squish"
 CONV="$BIN/squish-convert"
@@ -56,12 +59,22 @@ for f in model.h5 model.sqz stage1-quantize.h5; do
     if [ -s "$T/r2/$f" ] && cmp -s "$T/r1/$f" "$T/r2/$f"; then pass "identical_t1_t2_$f"; else fail "identical_t1_t2_$f" "differs"; fi
 done
 
+# ... and with a shared cache given by absolute path (other command lines, same bytes)
+"$SQ" recipe run "$T/gptq.yaml" -o "$T/r7" --cache "$T/shared-cache" -q >/dev/null 2>"$T/r7.err" || fail run_cache "$(tail -n 2 "$T/r7.err")"
+cmp -s "$T/r1/model.sqz" "$T/r7/model.sqz" && cmp -s "$T/r1/model.h5" "$T/r7/model.h5" && ls "$T/shared-cache"/calib-*.h5 >/dev/null 2>&1 \
+    && pass identical_shared_cache || fail identical_shared_cache "differs from the run with its own cache"
+
 # ----- resume: a finished run reruns nothing -----
 before=$(sha256sum "$T/r1/model.sqz")
 "$SQ" recipe run "$T/gptq.yaml" -o "$T/r1" -t 1 >/dev/null 2>"$T/r1b.err"
 n_ran=$(grep -c ' \.\.\.$' "$T/r1b.err")
 [ "$n_ran" = 0 ] && [ "$(sha256sum "$T/r1/model.sqz")" = "$before" ] && [ -s "$T/r1/manifest.json" ] && pass resume_finished \
     || fail resume_finished "$n_ran steps ran again: $(grep ' \.\.\.$' "$T/r1b.err" | head -n 3)"
+# at another thread count the artifacts are the same bytes, so only the timing (decode) runs again
+"$SQ" recipe run "$T/gptq.yaml" -o "$T/r1" -t 2 >/dev/null 2>"$T/r1c.err"
+ran=$(grep ' \.\.\.$' "$T/r1c.err" | awk '{print $1}' | tr '\n' ' ')
+[ "$ran" = "decode " ] && [ "$(sha256sum "$T/r1/model.sqz")" = "$before" ] && [ -s "$T/r1/manifest.json" ] \
+    && pass resume_other_threads || fail resume_other_threads "ran again: '$ran'"
 
 # ----- interrupted: kill mid-stage, nothing looks complete, rerun resumes -----
 mkdir -p "$T/slowbin"
@@ -85,6 +98,85 @@ grep -qE '^  convert +cached' "$T/r3b.err" && grep -qE '^  stage1-calibrate +cac
 cmp -s "$T/r1/model.sqz" "$T/r3/model.sqz" && [ -s "$T/r3/manifest.json" ] && pass resumed_identical \
     || fail resumed_identical "model.sqz differs from an uninterrupted run"
 no_file tmp_cleaned "$T/r3/stage1-quantize.h5"".tmp.999999"
+# the calibration came from the cache: its record still carries the time it took to compute
+if command -v python3 >/dev/null; then
+    python3 - "$T/r3/manifest.json" <<'PY' && pass cached_step_timed || fail cached_step_timed "no wall_s on the cached calibration"
+import json, sys
+s = {x["step"]: x for x in json.load(open(sys.argv[1]))["steps"]}
+c = s["stage1-calibrate"]
+sys.exit(0 if c["status"] == "cached" and c["wall_s"] > 0 and c["peak_rss_kib"] > 0 else 1)
+PY
+else skip cached_step_timed "python3 not installed"; fi
+
+# ----- Ctrl-C (SIGINT) during a calibration: nothing complete in the run or the cache -----
+rm -f "$T/slowbin/squish-quantize"; ln -s "$(cd "$BIN" && pwd)/squish-quantize" "$T/slowbin/"
+rm "$T/slowbin/squish-calibrate"
+printf '#!/bin/sh\nexec sleep 60\n' > "$T/slowbin/squish-calibrate"; chmod +x "$T/slowbin/squish-calibrate"
+SQUISH_BIN="$T/slowbin" "$SQ" recipe run "$T/gptq.yaml" -o "$T/r5" -t 1 >/dev/null 2>"$T/r5.err" &
+pid=$!
+for i in $(seq 1 200); do [ -e "$T/r5/logs/stage1-calibrate.log" ] && break; sleep 0.1; done
+sleep 0.3
+kill -INT $pid; wait $pid; rc=$?
+calibs=$(ls "$T/r5/.cache" | grep -c '^calib-.*\.h5$')
+[ $rc = 130 ] && [ "$calibs" = 0 ] && [ ! -e "$T/r5/manifest.json" ] && [ ! -e "$T/r5/stage1-quantize.h5" ] \
+    && pass sigint_nothing_complete || fail sigint_nothing_complete "exit $rc, $calibs calib files: $(ls "$T/r5" "$T/r5/.cache")"
+"$SQ" recipe run "$T/gptq.yaml" -o "$T/r5" -t 1 >/dev/null 2>"$T/r5b.err" || fail rerun_sigint "$(tail -n 2 "$T/r5b.err")"
+grep -qE '^  convert +cached' "$T/r5b.err" && grep -qE '^  stage1-calibrate .* \.\.\.$' "$T/r5b.err" \
+    && cmp -s "$T/r1/model.sqz" "$T/r5/model.sqz" && pass resume_after_sigint \
+    || fail resume_after_sigint "$(head -n 6 "$T/r5b.err")"
+
+# ----- stages in order: prune (FFN channels), then quantize with targets, ignore and overrides -----
+cat > "$T/ps.yaml" <<'YAML'
+version: 1
+name: ps
+model: hf
+calibration: {data: data.txt, samples: 8, seq_len: 64, seed: 0}
+stages:
+  - prune: {method: magnitude, pattern: ffn, sparsity: 0.25}
+  - quantize:
+      method: gptq
+      bits: 4
+      group: 64
+      targets: ['re:model\.layers\.\d+\.(self_attn|mlp)\.']
+      ignore: [model.layers.1.self_attn.o_proj]
+      overrides:
+        - {match: 're:model\.layers\.1\.mlp\.down_proj$', bits: 8, group: row}
+        - {match: model.layers.0.self_attn.q_proj, keep: true}
+evaluation: {decode_tokens: 0}
+YAML
+if "$SQ" recipe run "$T/ps.yaml" -o "$T/r6" -t 1 -q >/dev/null 2>"$T/r6.err"; then pass run_two_stages; else fail run_two_stages "$(tail -n 3 "$T/r6.err")"; fi
+if command -v python3 >/dev/null; then
+    out=$(python3 - "$T/r6" <<'PY' 2>&1
+import json, sys
+d = sys.argv[1]
+m = json.load(open(d + "/manifest.json"))
+names = [x["step"] for x in m["steps"]]
+assert names == ["convert", "stage1-prune", "stage2-calibrate", "stage2-quantize", "export"], names
+cmd = {x["step"]: x["command"] for x in m["steps"]}
+assert "squish-prune .cache/base-" in cmd["stage1-prune"] and "--pattern ffn" in cmd["stage1-prune"], cmd["stage1-prune"]
+assert "squish-calibrate stage1-prune.h5 " in cmd["stage2-calibrate"], cmd["stage2-calibrate"]
+assert "squish-quantize stage1-prune.h5 " in cmd["stage2-quantize"], cmd["stage2-quantize"]
+plan = {e["name"].removesuffix(".weight"): e for e in json.load(open(d + "/stage2-quantize.json"))["plan"]}
+dp = plan["model.layers.1.mlp.down_proj"]
+assert dp["quantize"] and dp["bits"] == 8 and dp["group_size"] == 0 and dp["reason"].startswith("override"), dp
+q0 = plan["model.layers.0.self_attn.q_proj"]
+assert not q0["quantize"] and q0["reason"].startswith("override"), q0
+o1 = plan["model.layers.1.self_attn.o_proj"]
+assert not o1["quantize"] and o1["reason"].startswith("ignored"), o1
+g = plan["model.layers.0.mlp.gate_proj"]
+assert g["quantize"] and g["bits"] == 4, g
+assert "--group 64 " in cmd["stage2-quantize"], cmd["stage2-quantize"]
+PY
+    ) && pass stages_order_overrides || fail stages_order_overrides "$out"
+else skip stages_order_overrides "python3 not installed"; fi
+
+# ----- every recipe in recipes/ is valid and says when to use it -----
+n=0
+for y in "$(dirname "$0")"/../recipes/*.yaml; do
+    if out=$("$SQ" recipe validate "$y" 2>&1) && grep -q '^# When to use:' "$y"; then n=$((n + 1))
+    else fail "recipe_$(basename "$y")" "$out"; fi
+done
+[ $n -ge 8 ] && pass recipes_valid || fail recipes_valid "only $n valid recipes"
 
 # ----- a missing tool is named -----
 cat > "$T/prune.yaml" <<YAML
@@ -111,6 +203,13 @@ out=$("$SQ" recipe check "$T/gptq.yaml" --run "$T/r1" --baseline "$T/r1/eval.jso
     && printf '%s' "$out" | grep -q "result: FAIL (1 of 1 gates failed)" && grep -q '"pass":[[:space:]]*false' "$T/c2.json" \
     && grep -q '<failure message=' "$T/c2.xml" && pass check_fail || fail check_fail "exit $rc: $out"
 expect_fail check_no_baseline "expected RECIPE --baseline" "$SQ" recipe check "$T/gptq.yaml"
+# a baseline measured on another text gates nothing, which is a failure, not a silent pass
+printf '{"texts": [{"path": "other.txt", "text_sha256": "%064d", "ppl": 1.5}]}\n' 0 > "$T/other.json"
+out=$("$SQ" recipe check "$T/gptq.yaml" --run "$T/r1" --baseline "$T/other.json" --max-ppl-increase 1% \
+      --junit "$T/c3.xml" 2>&1); rc=$?
+[ $rc = 3 ] && printf '%s' "$out" | grep -q "no baseline entry for this text" \
+    && printf '%s' "$out" | grep -q "result: FAIL (no gate could be applied" && grep -q 'failures="1"' "$T/c3.xml" \
+    && pass check_other_text || fail check_other_text "exit $rc: $out"
 
 # ----- compare two recipes -----
 "$SQ" recipe run "$T/rtn8.yaml" -o "$T/r4" -q >/dev/null 2>"$T/r4.err" || fail run_rtn8 "$(tail -n 2 "$T/r4.err")"
@@ -121,6 +220,11 @@ if [ $rc = 0 ] && printf '%s\n' "$out" | grep -q '^| recipe | bpw | file bytes |
 then pass compare_table; else fail compare_table "exit $rc: $out"; fi
 [ "$(grep -c '<circle' "$T/cmp.svg" 2>/dev/null)" = 2 ] && grep -q '"runs"' "$T/cmp.json" && [ -s "$T/cmp.md" ] \
     && pass compare_outputs || fail compare_outputs "svg/json/md missing"
+# a PNG when a converter works, and never a partial one
+if [ -e "$T/cmp.png" ]; then
+    [ "$(head -c 4 "$T/cmp.png" | tail -c 3)" = PNG ] && pass compare_png || fail compare_png "cmp.png is not a PNG"
+else skip compare_png "no working SVG converter (rsvg-convert or ImageMagick)"; fi
+ls "$T"/cmp.png.* >/dev/null 2>&1 && fail compare_png_tmp "$(ls "$T"/cmp.png.*)" || pass compare_png_tmp
 # the 8-bit file is larger than the 4-bit one (table bytes from the files themselves)
 b1=$(stat -c %s "$T/r1/model.sqz"); b4=$(stat -c %s "$T/r4/model.sqz")
 printf '%s\n' "$out" | grep -q "| gptq | [0-9.]* | $b1 |" && printf '%s\n' "$out" | grep -q "| rtn8 | [0-9.]* | $b4 |" \
