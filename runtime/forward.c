@@ -162,14 +162,15 @@ void sq_state_set_capture(sq_state *s, sq_capture_fn fn, void *user) {
 /* ===== Building blocks ===== */
 
 /* Token-parallel loops (each row by one thread, in the same order whatever the count) are
- * worth a team only for batches: decode keeps them on the calling thread. */
-#define ROWS_PAR(n) ((int64_t)(n) >= 16)
+ * worth a team only for batches of enough work (n rows of width w): decode and tiny models
+ * keep them on the calling thread. */
+#define ROWS_PAR(n, w) ((int64_t)(n) >= 16 && (int64_t)(n) * (int64_t)(w) >= 32768)
 
 /* out[t] = x[t] / rms(x[t]) * w, for n rows of width d. */
 static void rmsnorm(float *out, const float *x, const float *w, int32_t n, int32_t d, float eps, int nt) {
     (void)nt;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (ROWS_PAR(n)) num_threads(nt)
+#pragma omp parallel for schedule(static) if (ROWS_PAR(n, d)) num_threads(nt)
 #endif
     for (int32_t t = 0; t < n; t++) {
         const float *xr = x + (size_t)t * d;
@@ -294,7 +295,7 @@ static void layer_forward(sq_state *s, int32_t l, int32_t n, int32_t pos0) {
     add_bias(kc, L->bk, n, kv_dim);
     add_bias(vc, L->bv, n, kv_dim);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (ROWS_PAR(n)) num_threads(s->n_threads)
+#pragma omp parallel for schedule(static) if (ROWS_PAR(n, q_dim + kv_dim)) num_threads(s->n_threads)
 #endif
     for (int32_t t = 0; t < n; t++) {
         const float *cs = s->rope_cos + (size_t)t * half, *sn = s->rope_sin + (size_t)t * half;
@@ -318,7 +319,7 @@ static void layer_forward(sq_state *s, int32_t l, int32_t n, int32_t pos0) {
     add_bias(s->h1, L->b_gate, n, hid);
     add_bias(s->h3, L->b_up, n, hid);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (ROWS_PAR(n)) num_threads(s->n_threads)
+#pragma omp parallel for schedule(static) if (ROWS_PAR(n, hid)) num_threads(s->n_threads)
 #endif
     for (int32_t t = 0; t < n; t++) {
         float *h1 = s->h1 + (size_t)t * hid;
