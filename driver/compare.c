@@ -80,7 +80,9 @@ static void xml_text(FILE *fp, const char *s) {
     }
 }
 
-/* The plot: x = bits per weight, y = PPL; the Pareto front as a line. */
+/* The plot: x = bits per weight, y = PPL (a log axis when the PPLs span more than 4x, so a
+ * badly broken recipe does not flatten the others); the Pareto front as a line; labels
+ * moved down until they do not overlap an earlier one. */
 static char *make_svg(const row *w, int n) {
     char *buf = NULL;
     size_t len = 0;
@@ -92,11 +94,14 @@ static char *make_svg(const row *w, int n) {
         if (!isfinite(w[i].bpw) || !isfinite(w[i].ppl)) continue;
         x0 = fmin(x0, w[i].bpw), x1 = fmax(x1, w[i].bpw), y0 = fmin(y0, w[i].ppl), y1 = fmax(y1, w[i].ppl);
     }
-    if (!isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
-    double dx = x1 - x0 > 0 ? x1 - x0 : 1, dy = y1 - y0 > 0 ? y1 - y0 : fmax(y0 * 0.1, 1e-3);
-    x0 -= 0.08 * dx, x1 += 0.08 * dx, y0 -= 0.1 * dy, y1 += 0.1 * dy;
+    if (!isfinite(x0)) x0 = 0, x1 = 1, y0 = 1, y1 = 2;
+    const bool logy = y0 > 0 && y1 / y0 > 4;
+#define TY(v) (logy ? log(v) : (v))
+    double ty0 = TY(y0), ty1 = TY(y1);
+    double dx = x1 - x0 > 0 ? x1 - x0 : 1, dy = ty1 - ty0 > 0 ? ty1 - ty0 : fmax(fabs(ty0) * 0.1, 1e-3);
+    x0 -= 0.08 * dx, x1 += 0.08 * dx, ty0 -= 0.1 * dy, ty1 += 0.1 * dy;
 #define SX(v) (L + ((v) - x0) / (x1 - x0) * (W - L - R))
-#define SY(v) (H - B - ((v) - y0) / (y1 - y0) * (H - T - B))
+#define SY(v) (H - B - (TY(v) - ty0) / (ty1 - ty0) * (H - T - B))
     fprintf(fp,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
             "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
@@ -105,15 +110,15 @@ static char *make_svg(const row *w, int n) {
     fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", L, H - B, W - R, H - B);
     fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", L, T, L, H - B);
     for (int k = 0; k <= 4; k++) {
-        double xv = x0 + (x1 - x0) * k / 4, yv = y0 + (y1 - y0) * k / 4;
+        double xv = x0 + (x1 - x0) * k / 4, tv = ty0 + (ty1 - ty0) * k / 4, yv = logy ? exp(tv) : tv;
         fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.2f</text>\n", SX(xv), H - B + 18, xv);
         fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3f</text>\n", L - 6, SY(yv) + 4, yv);
         fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, SY(yv), W - R, SY(yv));
     }
     fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">bits per weight (runnable file)</text>\n",
             (L + W - R) / 2, H - 18);
-    fprintf(fp, "<text x=\"18\" y=\"%.1f\" transform=\"rotate(-90 18 %.1f)\" text-anchor=\"middle\">PPL</text>\n",
-            (T + H - B) / 2, (T + H - B) / 2);
+    fprintf(fp, "<text x=\"18\" y=\"%.1f\" transform=\"rotate(-90 18 %.1f)\" text-anchor=\"middle\">PPL%s</text>\n",
+            (T + H - B) / 2, (T + H - B) / 2, logy ? " (log scale)" : "");
     /* the front, by size */
     int idx[256], m = 0;
     for (int i = 0; i < n && m < 256; i++)
@@ -130,16 +135,39 @@ static char *make_svg(const row *w, int n) {
         for (int a = 0; a < m; a++) fprintf(fp, "%.1f,%.1f ", SX(w[idx[a]].bpw), SY(w[idx[a]].ppl));
         fprintf(fp, "\"/>\n");
     }
-    for (int i = 0; i < n; i++) {
-        if (!isfinite(w[i].bpw) || !isfinite(w[i].ppl)) continue;
-        fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4.5\" fill=\"%s\"/>\n", SX(w[i].bpw), SY(w[i].ppl),
-                w[i].pareto ? "#c00" : "#36c");
-        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">", SX(w[i].bpw) + 7, SY(w[i].ppl) - 6);
-        xml_text(fp, w[i].name);
+    /* points top to bottom, each label at the first free line at or below its point */
+    int ord[256], k = 0;
+    for (int i = 0; i < n && k < 256; i++)
+        if (isfinite(w[i].bpw) && isfinite(w[i].ppl)) ord[k++] = i;
+    for (int a = 0; a < k; a++)
+        for (int b = a + 1; b < k; b++)
+            if (w[ord[b]].ppl > w[ord[a]].ppl) {
+                int t = ord[a];
+                ord[a] = ord[b];
+                ord[b] = t;
+            }
+    double lx[256], ly[256];
+    for (int a = 0; a < k; a++) {
+        const row *p = &w[ord[a]];
+        double x = SX(p->bpw) + 7, y = SY(p->ppl) - 6;
+        for (bool moved = true; moved;) {
+            moved = false;
+            for (int b = 0; b < a; b++)
+                if (fabs(ly[b] - y) < 13 && fabs(lx[b] - x) < 7.0 * (double)strlen(p->name)) {
+                    y = ly[b] + 13;
+                    moved = true;
+                }
+        }
+        lx[a] = x, ly[a] = y;
+        fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4.5\" fill=\"%s\"/>\n", SX(p->bpw), SY(p->ppl),
+                p->pareto ? "#c00" : "#36c");
+        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">", x, y);
+        xml_text(fp, p->name);
         fprintf(fp, "</text>\n");
     }
 #undef SX
 #undef SY
+#undef TY
     fprintf(fp, "</svg>\n");
     fclose(fp);
     return buf;
