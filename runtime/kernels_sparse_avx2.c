@@ -2,9 +2,11 @@
  * format.md; the reference is kernels_sparse_ref.c). Compiled with the flags of
  * kernels_avx2.c; NULL table without them.
  *
- * N:M rows (2:4, 4:8): 8 stored slots at a time, their columns (s / N) * M + idx rebuilt
- * from the 2- or 4-bit indices with a variable shift, x gathered at those columns and
- * multiplied by the 8 values: only N/M of the multiply-adds of a dense row, and
+ * N:M rows (2:4, 4:8): 8 stored slots at a time. For both patterns they cover exactly 16
+ * columns, so x there is loaded as two 8-float vectors; each slot's column within the 16
+ * ((slot / N) * M + idx, the indices extracted with a variable shift) picks its input with
+ * two in-register permutes and a blend on bit 3 (an earlier version gathered x; same
+ * results), which is multiplied by the 8 values: only N/M of the multiply-adds of a dense row, and
  * N/M (+ 1/8 byte of index) of its weight bytes. Bitmask rows: per mask byte, the
  * popcount-many next values are spread to their lanes with a permutation from a 256-entry
  * table (the AVX2 stand-in for AVX-512's vexpandps), masked and multiplied with the 8
@@ -41,13 +43,18 @@ SQ_INLINE __m256 load8(const uint8_t *p, int vb) {
                    : _mm256_loadu_ps((const float *)(const void *)p);
 }
 
-/* 8 slots from slot s (a multiple of 8): x gathered at their columns times their values. */
+/* 8 slots from slot s (a multiple of 8): x at their columns times their values. The slots
+ * cover columns c0 .. c0 + 15, c0 = s / N * M; the caller guarantees s + 8 <= S, so
+ * c0 + 16 <= cols. */
 SQ_INLINE __m256 nm8(const sq_slayout *L, const uint8_t *row, const float *xt, int64_t s, __m256i off, __m256i shifts,
                      __m256i mmask, __m256 acc) {
     uint32_t nib = 0; /* 8 slots' indices: 16 bits (2:4) or 32 (4:8) */
     memcpy(&nib, row + (s * L->ibits >> 3), (size_t)L->ibits);
     __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)nib), shifts), mmask);
-    __m256 xv = _mm256_i32gather_ps(xt + s / L->n * L->m, _mm256_add_epi32(off, idx), 4);
+    const __m256i c = _mm256_add_epi32(off, idx); /* 0..15 */
+    const float *xs = xt + s / L->n * L->m;
+    __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xs), c), hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xs + 8), c);
+    __m256 xv = _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(c, 28)));
     __m256 v = load8(row + L->vals_off + (size_t)s * (size_t)L->vbytes, L->vbytes);
     return _mm256_fmadd_ps(v, xv, acc);
 }
