@@ -2,7 +2,8 @@
 # prune_table.sh - the pruning quality table of docs/pruning-results.md: for each model,
 # squish-calibrate (128 windows x 256 tokens of the model's calib.txt, seed 0; the same
 # calibration as bench/quant_table.sh) -> squish-prune (magnitude / Wanda / SparseGPT at 50%
-# unstructured, 2:4, 4:8, structured 25% FFN; SparseGPT 2:4 + 4-bit g128 joint) ->
+# unstructured, 2:4, 4:8, structured 25% FFN; SparseGPT 2:4 + 4-bit g128 joint, also with the
+# embedding and head quantized by --embed-bits/--head-bits) ->
 # squish-convert export -> squish-eval --kld against the dense model (llama.cpp protocol,
 # ctx 256, the model's eval.txt), printed as a Markdown table with the store and runnable
 # file sizes (the runnable file is whatever `squish-convert export` makes of it: compact
@@ -69,6 +70,13 @@ table_model() {
     done
     rows+=("sparsegpt 2:4 + 4-bit g128|sparsegpt|--pattern 2:4 --bits 4 --group 128")
     rows+=("sparsegpt 2:4 + 4-bit g128 asym|sparsegpt|--pattern 2:4 --bits 4 --group 128 --asym")
+    # the whole model quantized, as docs/quantization-results.md's main rows: stories260K's tied
+    # embedding at 8 bits; gutenberg-7m's embedding at the row's 4 bits and lm_head at 8
+    if [ "$name" = stories260K ]; then
+        rows+=("sparsegpt 2:4 + 4-bit g128, embedding 8-bit|sparsegpt|--pattern 2:4 --bits 4 --group 128 --embed-bits 8")
+    else
+        rows+=("sparsegpt 2:4 + 4-bit g128, embedding 4-bit, head 8-bit|sparsegpt|--pattern 2:4 --bits 4 --group 128 --embed-bits 4 --head-bits 8")
+    fi
     for row in "${rows[@]}"; do
         IFS='|' read -r label method extra <<< "$row"
         if [ -n "${FILTER:-}" ] && ! [[ "$label" =~ $FILTER ]]; then continue; fi
