@@ -402,7 +402,8 @@ static const char *const P_KEYS[] = {"method", "sparsity", "pattern", "sequentia
                                      "symmetric", "targets", "ignore", NULL};
 
 static sq_status parse_overrides(const rctx *c, const yaml_node_t *n, const char *key, sq_recipe_stage *s) {
-    static const char *const O_KEYS[] = {"match", "bits", "group", "symmetric", "keep", NULL};
+    static const char *const O_KEYS[] = {"match", "bits", "group", "symmetric", "keep", "dtype", NULL};
+    static const char *const DTYPES[] = {"f16", "bf16", "f32", NULL};
     if (n->type != YAML_SEQUENCE_NODE) return expected(c, n, key, "a list of {match, bits, group, symmetric, keep}");
     int32_t k = (int32_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     s->overrides = calloc((size_t)k + 1, sizeof *s->overrides);
@@ -424,6 +425,13 @@ static sq_status parse_overrides(const rctx *c, const yaml_node_t *n, const char
         if ((st = get_str(c, v, kk, &m)) || (st = check_pattern(c, v, kk, m))) return st;
         if (!(o->match = sq_strdup(m))) return sq_errorf(SQ_ERR_OOM, "out of memory");
         if ((st = opt_bool(c, it, ik, "keep", &o->keep))) return st;
+        if ((v = get(c, it, "dtype"))) {
+            keypath(kk, sizeof kk, ik, "dtype");
+            if ((st = get_enum(c, v, kk, DTYPES, o->dtype, sizeof o->dtype))) return st;
+            if (get(c, it, "keep") && !o->keep)
+                return ERR(c, v, kk, "dtype keeps the tensor in float; it cannot go with keep: false");
+            o->keep = true;
+        }
         if ((st = opt_bits(c, it, ik, "bits", &o->bits))) return st;
         if ((st = opt_group(c, it, ik, "group", &o->group))) return st;
         if ((v = get(c, it, "symmetric"))) {
@@ -433,9 +441,9 @@ static sq_status parse_overrides(const rctx *c, const yaml_node_t *n, const char
             o->symmetric = b;
         }
         if (o->keep && (o->bits || o->group >= 0 || o->symmetric >= 0))
-            return ERR(c, it, ik, "keep: true leaves the tensor in float; drop bits/group/symmetric");
+            return ERR(c, it, ik, "keep: true and dtype leave the tensor in float; drop bits/group/symmetric");
         if (!o->keep && !o->bits && o->group < 0 && o->symmetric < 0)
-            return ERR(c, it, ik, "expected keep: true or at least one of bits, group, symmetric");
+            return ERR(c, it, ik, "expected keep: true, a dtype or at least one of bits, group, symmetric");
     }
     return SQ_OK;
 }
@@ -994,6 +1002,7 @@ char *sq_recipe_to_json(const sq_recipe *r) {
                 cJSON *x = cJSON_CreateObject();
                 cJSON_AddStringToObject(x, "match", o->match);
                 if (o->keep) cJSON_AddBoolToObject(x, "keep", true);
+                if (o->dtype[0]) cJSON_AddStringToObject(x, "dtype", o->dtype);
                 if (o->bits) cJSON_AddNumberToObject(x, "bits", o->bits);
                 if (o->group >= 0) add_group(x, "group", o->group);
                 if (o->symmetric >= 0) cJSON_AddBoolToObject(x, "symmetric", o->symmetric);

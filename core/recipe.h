@@ -28,6 +28,7 @@ typedef enum { SQ_STAGE_QUANTIZE = 0, SQ_STAGE_PRUNE = 1 } sq_stage_kind;
 typedef struct {
     char *match;     /* module pattern (sq_qpattern syntax) */
     bool keep;       /* leave in float */
+    char dtype[8];   /* "" or f16 | bf16 | f32: leave in float, stored as this type (implies keep) */
     int32_t bits;    /* 0 = not given */
     int32_t group;   /* -1 = not given, 0 = row */
     int symmetric;   /* -1 = not given, else 0/1 */

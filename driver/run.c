@@ -623,7 +623,7 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
                 const sq_recipe_override *o = &s->overrides[k];
                 char spec[1024], og[16];
                 if (o->keep) {
-                    snprintf(spec, sizeof spec, "%s=keep", o->match);
+                    snprintf(spec, sizeof spec, "%s=%s", o->match, o->dtype[0] ? o->dtype : "keep");
                 } else {
                     size_t n = (size_t)snprintf(spec, sizeof spec, "%s=", o->match);
                     const char *sep = "";

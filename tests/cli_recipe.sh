@@ -142,6 +142,7 @@ stages:
       overrides:
         - {match: 're:model\.layers\.1\.mlp\.down_proj$', bits: 8, group: row}
         - {match: model.layers.0.self_attn.q_proj, keep: true}
+        - {match: model.layers.1.self_attn.k_proj, dtype: f16}
 evaluation: {decode_tokens: 0}
 YAML
 if "$SQ" recipe run "$T/ps.yaml" -o "$T/r6" -t 1 -q >/dev/null 2>"$T/r6.err"; then pass run_two_stages; else fail run_two_stages "$(tail -n 3 "$T/r6.err")"; fi
@@ -161,6 +162,9 @@ dp = plan["model.layers.1.mlp.down_proj"]
 assert dp["quantize"] and dp["bits"] == 8 and dp["group_size"] == 0 and dp["reason"].startswith("override"), dp
 q0 = plan["model.layers.0.self_attn.q_proj"]
 assert not q0["quantize"] and q0["reason"].startswith("override"), q0
+k1 = plan["model.layers.1.self_attn.k_proj"]
+assert not k1["quantize"] and k1["reason"].startswith("override"), k1
+assert "--override model.layers.1.self_attn.k_proj=f16 " in cmd["stage2-quantize"], cmd["stage2-quantize"]
 o1 = plan["model.layers.1.self_attn.o_proj"]
 assert not o1["quantize"] and o1["reason"].startswith("ignored"), o1
 g = plan["model.layers.0.mlp.gate_proj"]

@@ -162,6 +162,30 @@ SQ_TEST(yaml11_hints) {
     }
 }
 
+/* Overrides: keep, a float dtype (keep implied), bits/group/symmetric, never both kinds. */
+SQ_TEST(overrides) {
+    sq_recipe r;
+    const char *e = parse_err(HEAD "stages:\n  - quantize:\n      method: rtn\n      bits: 4\n      overrides:\n"
+                                   "        - {match: lm_head, dtype: bf16}\n        - {match: 're:.*o_proj$', symmetric: off}\n",
+                              &r);
+    SQ_CHECKF(!*e, "%s", e);
+    if (!*e) {
+        const sq_recipe_override *o = r.stages[0].overrides;
+        SQ_CHECK(r.stages[0].n_overrides == 2 && o[0].keep && !strcmp(o[0].dtype, "bf16"));
+        SQ_CHECK(!o[1].keep && o[1].symmetric == 0 && o[1].bits == 0 && o[1].group == -1);
+        char *j = sq_recipe_to_json(&r);
+        SQ_CHECK(j && strstr(j, "\"dtype\":\t\"bf16\""));
+        free(j);
+        sq_recipe_free(&r);
+    }
+    expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: 4, overrides: [{match: lm_head, dtype: fp8}]}\n",
+               "dir/r.yaml:4:74: stages[0].quantize.overrides[0].dtype: expected one of f16, bf16 or f32, got fp8");
+    expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: 4, overrides: [{match: lm_head, dtype: f16, bits: 8}]}\n",
+               "stages[0].quantize.overrides[0]: keep: true and dtype leave the tensor in float; drop bits/group/symmetric");
+    expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: 4, overrides: [{match: lm_head}]}\n",
+               "stages[0].quantize.overrides[0]: expected keep: true, a dtype or at least one of bits, group, symmetric");
+}
+
 SQ_TEST(duplicate_key_and_tags) {
     expect_err(HEAD "stages: []\nmodel: other.bin\n", "dir/r.yaml:4:1: model: duplicate key (first given at line 2)");
     expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: !!int 4}\n",
@@ -224,6 +248,7 @@ int main(void) {
     SQ_RUN(bad_regex);
     SQ_RUN(yaml11_traps);
     SQ_RUN(yaml11_hints);
+    SQ_RUN(overrides);
     SQ_RUN(duplicate_key_and_tags);
     SQ_RUN(semantic_errors);
     SQ_RUN(variables);
