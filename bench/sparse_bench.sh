@@ -42,7 +42,7 @@ jnum() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p" "$2" | head -n 1; }
 
 : > "$OUT/commands.log"
 rows=()
-base_dec=""; base_best=""; base_size=""; kern=""
+base_dec=""; base_best=""; base_cpu=""; base_size=""; kern=""
 for m in $MODELS; do
     [ -n "${args[$m]:-}" ] || { echo "sparse_bench.sh: unknown model label '$m'" >&2; exit 1; }
     f="$OUT/tinyllama-$m.sqz"
@@ -57,34 +57,45 @@ for m in $MODELS; do
     cmd=("$BIN/squish-run" "$f" -p "$PROMPT" -n "$NTOK" --temp 0 --ignore-eos -t "$THREADS" -q --json "$OUT/run.json")
     { printf '$'; printf ' %q' "${cmd[@]}"; echo; } >> "$OUT/commands.log"
     "$BIN/squish-run" "$f" -p "$PROMPT" -n 4 --temp 0 -t "$THREADS" -q >/dev/null 2>&1 # warm-up: page cache
-    dec=(); pp=()
+    dec=(); pp=(); cpu=()
     for r in $(seq 1 "$REPS"); do
-        "${cmd[@]}" >/dev/null 2>"$OUT/run.err" || { echo "sparse_bench.sh: squish-run failed on $f: $(tail -n 1 "$OUT/run.err")" >&2; exit 1; }
+        /usr/bin/time -f "%U %S" -o "$OUT/time.txt" "${cmd[@]}" >/dev/null 2>"$OUT/run.err" \
+            || { echo "sparse_bench.sh: squish-run failed on $f: $(tail -n 1 "$OUT/run.err")" >&2; exit 1; }
         dec+=("$(jnum generation_tokens_per_s "$OUT/run.json")")
         pp+=("$(jnum prompt_tokens_per_s "$OUT/run.json")")
         kern=$(sed -n 's/.*"kernels": *"\([a-z0-9]*\)".*/\1/p' "$OUT/run.json" | head -n 1)
+        cN=$(awk '{print $1 + $2}' "$OUT/time.txt")
+        /usr/bin/time -f "%U %S" -o "$OUT/time.txt" "$BIN/squish-run" "$f" -p "$PROMPT" -n 1 --temp 0 -t "$THREADS" -q \
+            >/dev/null 2>&1
+        c1=$(awk '{print $1 + $2}' "$OUT/time.txt")
+        cpu+=("$(awk -v a="$cN" -v b="$c1" -v n="$NTOK" 'BEGIN { d = (a - b) / (n - 1); printf "%.3f", (d > 0 ? 1 / d : 0) }')")
     done
     d=$(printf '%s\n' "${dec[@]}" | median); p=$(printf '%s\n' "${pp[@]}" | median)
     best=$(printf '%s\n' "${dec[@]}" | sort -g | tail -n 1)
-    if [ "$m" = f16 ]; then base_dec=$d; base_best=$best; base_size=$size; fi
+    cm=$(printf '%s\n' "${cpu[@]}" | median)
+    if [ "$m" = f16 ]; then base_dec=$d; base_best=$best; base_cpu=$cm; base_size=$size; fi
     rel_size=$([ -n "$base_size" ] && awk -v a="$size" -v b="$base_size" 'BEGIN { printf "%.3f", a / b }' || echo "-")
     speed=$([ -n "$base_dec" ] && awk -v a="$d" -v b="$base_dec" 'BEGIN { printf "%.2fx", a / b }' || echo "-")
     speedb=$([ -n "$base_best" ] && awk -v a="$best" -v b="$base_best" 'BEGIN { printf "%.2fx", a / b }' || echo "-")
-    echo "$m: ${desc[$m]}: $size bytes, decode $d tok/s (${dec[*]}), prompt $p tok/s" >&2
-    rows+=("| ${desc[$m]} | \`${args[$m]}\` | $types | $size | $rel_size | $d | $speed | $best | $speedb | $p |")
+    speedc=$([ -n "$base_cpu" ] && awk -v a="$cm" -v b="$base_cpu" 'BEGIN { printf "%.2fx", a / b }' || echo "-")
+    echo "$m: ${desc[$m]}: $size bytes, decode $d tok/s (${dec[*]}), per CPU-s ${cpu[*]}, prompt $p tok/s" >&2
+    rows+=("| ${desc[$m]} | \`${args[$m]}\` | $types | $size | $rel_size | $cm | $speedc | $d | $speed | $best | $speedb | $p |")
 done
 
 {
     echo "Decode speed of pruned TinyLlama-1.1B-shaped models (random weights), $(date -u '+%Y-%m-%d %H:%M UTC'),"
     echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(uname -m), $kern kernels, $THREADS thread(s);"
     echo "median and best of $REPS runs of $NTOK greedy tokens after a $(echo "$PROMPT" | wc -w)-word prompt (on a shared"
-    echo "machine the best run is the least disturbed one; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)). Command:"
+    echo "machine the best run is the least disturbed one; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)). \"Decode"
+    echo "tok per CPU-s\" = (NTOK - 1) / (CPU time of the NTOK-token run - CPU time of a 1-token run), user + system from"
+    echo "/usr/bin/time: the decode speed the process would have with a core to itself, which time-sharing with other jobs"
+    echo "does not change (shared memory bandwidth and caches still do). Median of the runs. Command:"
     echo "\`THREADS=$THREADS REPS=$REPS NTOK=$NTOK BUILD=${BUILD:-build} bash bench/sparse_bench.sh\`"
     echo "(each run: \`squish-run MODEL -p PROMPT -n $NTOK --temp 0 --ignore-eos -t $THREADS --json ...\`; models:"
     echo "\`make_bench_model --shape tinyllama OPTIONS -o MODEL\`)."
     echo
-    echo "| model | make_bench_model options | block linears stored as | file bytes | ÷ dense f16 | decode tok/s (median) | vs dense f16 | decode tok/s (best) | vs dense f16 (best) | prompt tok/s (median) |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| model | make_bench_model options | block linears stored as | file bytes | ÷ dense f16 | decode tok per CPU-s | vs dense f16 | decode tok/s (wall, median) | vs dense f16 | decode tok/s (wall, best) | vs dense f16 | prompt tok/s (wall, median) |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for r in "${rows[@]}"; do echo "$r"; done
 } > "$OUT/sparse.md"
 cat "$OUT/sparse.md"
