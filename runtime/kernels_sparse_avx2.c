@@ -48,8 +48,15 @@ SQ_INLINE __m256 load8(const uint8_t *p, int vb) {
  * c0 + 16 <= cols. */
 SQ_INLINE __m256 nm8(const sq_slayout *L, const uint8_t *row, const float *xt, int64_t s, __m256i off, __m256i shifts,
                      __m256i mmask, __m256 acc) {
-    uint32_t nib = 0; /* 8 slots' indices: 16 bits (2:4) or 32 (4:8) */
-    memcpy(&nib, row + (s * L->ibits >> 3), (size_t)L->ibits);
+    uint32_t nib; /* 8 slots' indices: 16 bits (2:4) or 32 (4:8); fixed-size copies (a variable
+                   * one compiled to a byte loop through the stack, a store-forwarding stall per 8 slots) */
+    if (L->ibits == 2) {
+        uint16_t h;
+        memcpy(&h, row + (s >> 2), 2);
+        nib = h;
+    } else {
+        memcpy(&nib, row + (s >> 1), 4);
+    }
     __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)nib), shifts), mmask);
     const __m256i c = _mm256_add_epi32(off, idx); /* 0..15 */
     const float *xs = xt + s / L->n * L->m;
