@@ -6,7 +6,7 @@
 # protocol, ctx 256, the model's eval.txt), printed as a Markdown table with bits per
 # weight (every tensor, scales included), PPL, dPPL, mean KLD and same-top-1.
 #
-#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|variants|nonseq|goals|mixed|all]
+#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|variants|nonseq|goals|mixed|all|SET,SET...]
 #
 # Variables: BUILD (build), SQUISH_SHARED (../shared), OUT (bench/out/quant), THREADS (2),
 # CHUNKS (evaluate only the first N windows; default all), SAMPLES (128), ONLY (an extended
@@ -36,6 +36,8 @@ run() { # prints the command, runs it, keeps its output in $OUT/last.log
 # field NAME FILE: the value of "NAME = x" or "NAME x" in an eval result line
 field() { grep -oE "$1 = [0-9.e+-]+" "$2" | head -n 1 | awk '{print $3}'; }
 
+want() { [ "$ROWS" = all ] || [[ ",$ROWS," == *",$1,"* ]]; } # ROWS: all or a comma list of row sets
+
 table_model() {
     local name=$1 model=$2 data=$3 topk=$4
     local dir="$OUT/$name" base
@@ -54,7 +56,7 @@ table_model() {
     echo "| $name | base (unquantized) | | $bbpw | $base | 0 | (base) | | |"
     local rows=()
     # label|method|bits|group|extra quantize args
-    if [ "$ROWS" = main ] || [ "$ROWS" = all ]; then
+    if want main; then
         for m in rtn gptq awq; do
             for s in "8 128" "4 32" "4 64" "4 128" "3 64" "3 128"; do
                 set -- $s
@@ -62,7 +64,7 @@ table_model() {
             done
         done
     fi
-    if [ "$ROWS" = variants ] || [ "$ROWS" = all ]; then
+    if want variants; then
         for s in "4 128" "3 128" "3 64"; do
             set -- $s
             rows+=("gptq w$1 g$2 non-sequential|gptq|$1|$2|--no-sequential")
@@ -74,15 +76,7 @@ table_model() {
             rows+=("awq w$1 g$2 asym duo|awq|$1|$2|--asym --awq-duo")
         done
     fi
-    if [ "$ROWS" = nonseq ] || [ "$ROWS" = all ]; then
-        # sequential (the main rows) vs non-sequential, same settings otherwise
-        for s in "4 128" "3 64" "3 128"; do
-            set -- $s
-            rows+=("gptq w$1 g$2 non-sequential|gptq|$1|$2|--no-sequential")
-            rows+=("awq w$1 g$2 non-sequential|awq|$1|$2|--no-sequential")
-        done
-    fi
-    if [ "$ROWS" = goals ] || [ "$ROWS" = all ]; then
+    if want goals; then
         # the accuracy goals of issue 3 (docs/quantization-results.md): the head at 4 (or 3) bits
         # too (quantized by GPTQ on the final-norm activations under --method gptq), a few tensors
         # at another width to land under the bpw budget (the byte counts are in the results doc)
@@ -105,7 +99,15 @@ table_model() {
             rows+=("gptq w4 g128 asym act-order mse, head w4, v + down.0 w8|gptq|4|128|$aom --override lm_head=bits:4 --override re:.*v_proj=bits:8 --override model.layers.0.mlp.down_proj=bits:8")
         fi
     fi
-    if [ "$ROWS" = mixed ] || [ "$ROWS" = all ]; then
+    if want nonseq; then
+        # sequential (the main rows) vs non-sequential, same settings otherwise
+        for s in "4 128" "3 64" "3 128"; do
+            set -- $s
+            rows+=("gptq w$1 g$2 non-sequential|gptq|$1|$2|--no-sequential")
+            rows+=("awq w$1 g$2 non-sequential|awq|$1|$2|--no-sequential")
+        done
+    fi
+    if want mixed; then
         # mixed precision, as llama.cpp's _M types do: v and down at 8 bits
         rows+=("gptq w4 g32 asym act-order mse, v+down w8|gptq|4|32|--asym --act-order --mse --override re:.*(v_proj|down_proj)=bits:8")
         rows+=("gptq w3 g32 asym act-order mse, v+down w8|gptq|3|32|--asym --act-order --mse --override re:.*(v_proj|down_proj)=bits:8")
