@@ -725,8 +725,7 @@ static sq_status quantize_extra(sq_checkpoint *c, const char *name, int32_t bits
     memset(&q, 0, sizeof q);
     float *wh = malloc((size_t)rows * (size_t)cols * sizeof *wh + 4);
     if (!wh) return sq_errorf(SQ_ERR_OOM, "%s: out of memory", name);
-    sq_status st = sq_qweight_init(&q, rows, cols, &s);
-    if (st == SQ_OK) st = sq_rtn_quantize(&q, wh, (const float *)t->data, rows, cols, &s, NULL);
+    sq_status st = sq_rtn_quantize(&q, wh, (const float *)t->data, rows, cols, &s, NULL); /* initialises q */
     if (st == SQ_OK) {
         const float *w = t->data;
         double num = 0, den = 0;
