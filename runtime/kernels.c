@@ -8,7 +8,7 @@
  *
  * Quantized weights: each variant's table is its float table (kernels_<isa>.c) with
  * qmatmul[] filled from kernels_quant_<isa>.c, and the reference's quantized kernels where
- * a variant has none (merged once, on first use); sq_matmul sends q8g/q4g/q3g matrices
+ * a variant has none (merged once, on first use); sq_matmul sends q8g/q6g/q5g/q4g/q3g matrices
  * to qmatmul with their group parameters. Sparse weights (docs/sparse-format.md) use the
  * qmatmul slots of their types the same way, from kernels_sparse_<isa>.c.
  *
@@ -252,6 +252,8 @@ void sq_mat_row_f32(const sq_kernels *k, float *dst, const sq_mat *w, int64_t r)
     case SQ_TYPE_F16: k->f16_to_f32(dst, (const uint16_t *)row, w->cols); break;
     case SQ_TYPE_BF16: k->bf16_to_f32(dst, (const uint16_t *)row, w->cols); break;
     case SQ_TYPE_Q8G:
+    case SQ_TYPE_Q6G:
+    case SQ_TYPE_Q5G:
     case SQ_TYPE_Q4G:
     case SQ_TYPE_Q3G: sq_qrow_dequant(w->type, w->q, w->cols, row, dst); break; /* embedding lookup: one row */
     case SQ_TYPE_S24_F16:

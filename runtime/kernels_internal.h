@@ -27,6 +27,10 @@ void sq_qmatmul_q4g_ref(float *y, int64_t ldy, const float *x, const void *w, si
                         int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
 void sq_qmatmul_q3g_ref(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
                         int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
+void sq_qmatmul_q5g_ref(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
+                        int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
+void sq_qmatmul_q6g_ref(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
+                        int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
 /* Sparse weights (kernels_sparse_ref.c): the stored weights only, ascending columns. */
 #define SQ_SMATMUL_DECL(NAME)                                                                                    \
     void NAME(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T, int64_t r0,     \

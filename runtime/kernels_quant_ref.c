@@ -1,5 +1,5 @@
 /* kernels_quant_ref.c - the scalar reference matmul for group-quantized weights (q8g,
- * q4g, q3g): the specification the SIMD quantized kernels are tested against, and the
+ * q6g, q5g, q4g, q3g): the specification the SIMD quantized kernels are tested against, and the
  * fallback where a variant has none (NEON, plain builds).
  *
  * It computes exactly "dequantized weights x f32 activations": every weight is decoded to
@@ -48,4 +48,12 @@ void sq_qmatmul_q4g_ref(float *y, int64_t ldy, const float *x, const void *w, si
 void sq_qmatmul_q3g_ref(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
                         int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
     qmatmul_ref(SQ_TYPE_Q3G, y, ldy, x, w, row_bytes, T, r0, r1, cols, q);
+}
+void sq_qmatmul_q5g_ref(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
+                        int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
+    qmatmul_ref(SQ_TYPE_Q5G, y, ldy, x, w, row_bytes, T, r0, r1, cols, q);
+}
+void sq_qmatmul_q6g_ref(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
+                        int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
+    qmatmul_ref(SQ_TYPE_Q6G, y, ldy, x, w, row_bytes, T, r0, r1, cols, q);
 }

@@ -1,4 +1,4 @@
-/* quant.c - group-quantized types q8g, q4g and q3g (docs/quantization.md): row sizes,
+/* quant.c - group-quantized types q8g, q6g, q5g, q4g and q3g (docs/quantization.md): row sizes,
  * parameter checks, and the reference packer, unpacker and dequantizer of the row layout
  * specified in docs/sqz-format.md (the layout math itself is in quant_internal.h).
  *
@@ -12,7 +12,9 @@
 
 #include <string.h>
 
-bool sq_type_is_quant(sq_type t) { return t == SQ_TYPE_Q8G || t == SQ_TYPE_Q4G || t == SQ_TYPE_Q3G; }
+bool sq_type_is_quant(sq_type t) {
+    return t == SQ_TYPE_Q8G || t == SQ_TYPE_Q6G || t == SQ_TYPE_Q5G || t == SQ_TYPE_Q4G || t == SQ_TYPE_Q3G;
+}
 
 int32_t sq_type_bits(sq_type t) {
     switch (t) {
@@ -20,6 +22,8 @@ int32_t sq_type_bits(sq_type t) {
     case SQ_TYPE_F16:
     case SQ_TYPE_BF16: return 16;
     case SQ_TYPE_Q8G: return 8;
+    case SQ_TYPE_Q6G: return 6;
+    case SQ_TYPE_Q5G: return 5;
     case SQ_TYPE_Q4G: return 4;
     case SQ_TYPE_Q3G: return 3;
     default: return 0;
@@ -72,8 +76,18 @@ size_t sq_tensor_bytes(sq_type t, sq_qparams q, int32_t n_dims, const int64_t *s
 static void chunk_encode(sq_type t, const uint8_t c[SQ_QCHUNK], uint8_t *p) {
     if (t == SQ_TYPE_Q8G) {
         memcpy(p, c, SQ_QCHUNK);
-    } else if (t == SQ_TYPE_Q4G) {
-        for (int j = 0; j < 16; j++) p[j] = (uint8_t)(c[j] | (c[j + 16] << 4));
+    } else if (t == SQ_TYPE_Q4G || t == SQ_TYPE_Q5G || t == SQ_TYPE_Q6G) {
+        /* bits 0-3 exactly as q4g; q5g: bit 4 in a u32 after them; q6g: bits 4-5 in q3g-style planes */
+        for (int j = 0; j < 16; j++) p[j] = (uint8_t)((c[j] & 15) | ((c[j + 16] & 15) << 4));
+        if (t == SQ_TYPE_Q5G) {
+            uint32_t hi = 0;
+            for (int j = 0; j < SQ_QCHUNK; j++) hi |= (uint32_t)((c[j] >> 4) & 1) << j;
+            for (int k = 0; k < 4; k++) p[16 + k] = (uint8_t)(hi >> (8 * k));
+        } else if (t == SQ_TYPE_Q6G) {
+            for (int j = 0; j < 8; j++)
+                p[16 + j] = (uint8_t)(((c[j] >> 4) & 3) | (((c[j + 8] >> 4) & 3) << 2) | (((c[j + 16] >> 4) & 3) << 4) |
+                                      (((c[j + 24] >> 4) & 3) << 6));
+        }
     } else {
         uint32_t hi = 0;
         for (int j = 0; j < 8; j++)

@@ -13,9 +13,13 @@
 typedef struct { uint8_t qs[32]; } q8g_chunk;                   /* one byte per code */
 typedef struct { uint8_t qs[16]; } q4g_chunk;                   /* byte j: code j | code j+16 << 4 */
 typedef struct { uint8_t lo[8]; uint8_t hi[4]; } q3g_chunk;     /* 2-bit planes, then bit 2 of each code */
+typedef struct { uint8_t lo[16]; uint8_t hi[4]; } q5g_chunk;    /* a q4g chunk of bits 0-3, then bit 4 of each code */
+typedef struct { uint8_t lo[16]; uint8_t hi[8]; } q6g_chunk;    /* a q4g chunk of bits 0-3, then 2-bit planes of bits 4-5 */
 _Static_assert(sizeof(q8g_chunk) == 32, "q8g chunk is 32 bytes");
 _Static_assert(sizeof(q4g_chunk) == 16, "q4g chunk is 16 bytes");
 _Static_assert(sizeof(q3g_chunk) == 12, "q3g chunk is 12 bytes");
+_Static_assert(sizeof(q5g_chunk) == 20, "q5g chunk is 20 bytes");
+_Static_assert(sizeof(q6g_chunk) == 24, "q6g chunk is 24 bytes");
 
 static const sq_type_traits traits[SQ_TYPE_COUNT] = {
     [SQ_TYPE_F32] = {.name = "f32", .block = 1, .block_bytes = 4},
@@ -30,6 +34,8 @@ static const sq_type_traits traits[SQ_TYPE_COUNT] = {
     [SQ_TYPE_S48_F32] = {.name = "s48_f32", .block = 1, .block_bytes = 4},
     [SQ_TYPE_SMASK_F16] = {.name = "smask_f16", .block = 1, .block_bytes = 2},
     [SQ_TYPE_SMASK_F32] = {.name = "smask_f32", .block = 1, .block_bytes = 4},
+    [SQ_TYPE_Q5G] = {.name = "q5g", .block = 32, .block_bytes = sizeof(q5g_chunk)},
+    [SQ_TYPE_Q6G] = {.name = "q6g", .block = 32, .block_bytes = sizeof(q6g_chunk)},
 };
 
 const sq_type_traits *sq_type_traits_get(sq_type t) {
@@ -49,7 +55,7 @@ sq_status sq_type_from_name(const char *name, sq_type *out) {
             return SQ_OK;
         }
     }
-    return sq_errorf(SQ_ERR_ARG, "unknown tensor type '%s' (expected f32, f16, bf16, q8g, q4g, q3g, s24_f16, s24_f32, s48_f16, s48_f32, smask_f16 or smask_f32)", name);
+    return sq_errorf(SQ_ERR_ARG, "unknown tensor type '%s' (expected f32, f16, bf16, q8g, q6g, q5g, q4g, q3g, s24_f16, s24_f32, s48_f16, s48_f32, smask_f16 or smask_f32)", name);
 }
 
 size_t sq_type_row_bytes(sq_type t, int64_t cols) {

@@ -24,7 +24,8 @@ typedef enum {
     /* Group-quantized types (docs/quantization.md): w = s * (q - z) per group of `group`
      * weights along a row, fp16 scales, u8 zero points when asymmetric. Rows are
      * self-contained: f16 scales[n_groups], u8 zeros[n_groups] (asym), pad to 4 bytes,
-     * then codes in 32-weight chunks (q8g: 32 bytes, q4g: 16, q3g: 12 per chunk). */
+     * then codes in 32-weight chunks (q8g: 32 bytes, q4g: 16, q3g: 12 per chunk; q5g: 20
+     * and q6g: 24, appended below). */
     SQ_TYPE_Q8G = 3,
     SQ_TYPE_Q4G = 4,
     SQ_TYPE_Q3G = 5,
@@ -39,6 +40,11 @@ typedef enum {
     SQ_TYPE_S48_F32 = 9,
     SQ_TYPE_SMASK_F16 = 10,
     SQ_TYPE_SMASK_F32 = 11,
+    /* More group-quantized types (same row layout as q8g/q4g/q3g): q5g chunks are 20 bytes
+     * (a q4g chunk of the low 4 bits, then a u32 of bit 4), q6g chunks 24 bytes (a q4g
+     * chunk of the low 4 bits, then q3g-style 2-bit planes of bits 4-5). */
+    SQ_TYPE_Q5G = 12,
+    SQ_TYPE_Q6G = 13,
     /* append only */
     SQ_TYPE_COUNT
 } sq_type;
@@ -52,14 +58,15 @@ typedef struct {
 } sq_qparams;
 
 typedef struct {
-    const char *name;   /* "f32", "f16", "bf16", "q8g", "q4g", "q3g", "s24_f16", ... */
+    const char *name;   /* "f32", "f16", "bf16", "q8g", "q4g", "q3g", "s24_f16", ..., "q5g", "q6g" */
     int32_t block;      /* weights per block (1 for plain floats and sparse types, 32: a code chunk) */
     int32_t block_bytes;/* bytes per block (codes only for quantized types, a value for sparse ones) */
 } sq_type_traits;
 
 const sq_type_traits *sq_type_traits_get(sq_type t); /* NULL if t is not a valid type */
 const char *sq_type_name(sq_type t);                 /* "?" if invalid */
-/* Parses "f32"/"f16"/"bf16"/"q8g"/"q4g"/"q3g" (case-insensitive). SQ_ERR_ARG if unknown. */
+/* Parses a type name ("f32", "f16", "bf16", "q8g", "q6g", "q5g", "q4g", "q3g", the sparse
+ * names; case-insensitive). SQ_ERR_ARG if unknown. */
 sq_status sq_type_from_name(const char *name, sq_type *out);
 /* Bytes needed for one row of `cols` elements of a float type t. Returns 0 for an invalid
  * type and for quantized types (use sq_row_bytes). */
@@ -68,7 +75,7 @@ size_t sq_type_row_bytes(sq_type t, int64_t cols);
  * invalid. */
 size_t sq_row_bytes(sq_type t, int64_t cols, sq_qparams q);
 bool sq_type_is_quant(sq_type t);
-int32_t sq_type_bits(sq_type t); /* 32, 16, 16, 8, 4, 3 */
+int32_t sq_type_bits(sq_type t); /* 32, 16, 16, 8, 4, 3, 5, 6 (0 for sparse/invalid) */
 /* Checks q for a quantized type and row length (group multiple of 32 or >= cols);
  * `what` names the tensor in the message. */
 sq_status sq_qparams_validate(sq_type t, sq_qparams q, int64_t cols, const char *what);

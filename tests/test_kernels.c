@@ -473,11 +473,11 @@ SQ_TEST(test_qmatmul_smoke) {
     int n = simd_variants(vs, 7);
     vs[n++] = sq_kernels_ref();
     vs[n] = NULL;
-    static const sq_type qt[3] = {SQ_TYPE_Q8G, SQ_TYPE_Q4G, SQ_TYPE_Q3G};
+    static const sq_type qt[] = {SQ_TYPE_Q8G, SQ_TYPE_Q4G, SQ_TYPE_Q3G, SQ_TYPE_Q5G, SQ_TYPE_Q6G};
     static const int64_t T_list[] = {1, 3, 70};
     const int64_t rows = 37;
     for (int v = 0; vs[v]; v++)
-        for (int ti = 0; ti < 3; ti++)
+        for (int ti = 0; ti < (int)(sizeof qt / sizeof qt[0]); ti++)
             for (int tj = 0; tj < 6; tj++) {
                 const int64_t cols = tj < 3 ? 100 : 300;
                 const sq_qparams q = {tj % 3 == 1 ? 64 : 32, tj % 3 != 0};

@@ -1,4 +1,4 @@
-/* test_quant_types.c - group-quantized tensor types q8g, q4g, q3g (docs/quantization.md,
+/* test_quant_types.c - group-quantized tensor types q8g, q6g, q5g, q4g, q3g (docs/quantization.md,
  * docs/sqz-format.md), end to end:
  *  - sizes and parameter checks; the byte layout against hand-written rows (the worked
  *    examples of docs/sqz-format.md);
@@ -21,7 +21,8 @@
 #include "tinymodel.h"
 #include "tinyquant.h"
 
-static const sq_type qtypes[3] = {SQ_TYPE_Q8G, SQ_TYPE_Q4G, SQ_TYPE_Q3G};
+static const sq_type qtypes[] = {SQ_TYPE_Q8G, SQ_TYPE_Q4G, SQ_TYPE_Q3G, SQ_TYPE_Q5G, SQ_TYPE_Q6G};
+#define N_QTYPES ((int)(sizeof qtypes / sizeof qtypes[0]))
 
 /* ===== Helpers ===== */
 
@@ -134,7 +135,16 @@ SQ_TEST(test_sizes_and_names) {
     SQ_CHECK(sq_type_from_name("q4g", &t) == SQ_OK && t == SQ_TYPE_Q4G);
     SQ_CHECK(sq_type_from_name("Q8G", &t) == SQ_OK && t == SQ_TYPE_Q8G);
     SQ_CHECK(sq_type_from_name("q3g", &t) == SQ_OK && t == SQ_TYPE_Q3G);
-    SQ_CHECK(sq_type_from_name("q5g", &t) == SQ_ERR_ARG);
+    SQ_CHECK(sq_type_from_name("q5g", &t) == SQ_OK && t == SQ_TYPE_Q5G && (int)t == 12);
+    SQ_CHECK(sq_type_from_name("Q6G", &t) == SQ_OK && t == SQ_TYPE_Q6G && (int)t == 13);
+    SQ_CHECK(sq_type_from_name("q7g", &t) == SQ_ERR_ARG);
+    SQ_CHECK(strstr(sq_last_error(), "q5g") && strstr(sq_last_error(), "q6g")); /* the list of names */
+    SQ_CHECK(strcmp(sq_type_name(SQ_TYPE_Q5G), "q5g") == 0 && strcmp(sq_type_name(SQ_TYPE_Q6G), "q6g") == 0);
+    SQ_CHECK(sq_type_traits_get(SQ_TYPE_Q5G)->block == 32 && sq_type_traits_get(SQ_TYPE_Q5G)->block_bytes == 20);
+    SQ_CHECK(sq_type_traits_get(SQ_TYPE_Q6G)->block == 32 && sq_type_traits_get(SQ_TYPE_Q6G)->block_bytes == 24);
+    SQ_CHECK(sq_type_bits(SQ_TYPE_Q5G) == 5 && sq_type_bits(SQ_TYPE_Q6G) == 6);
+    SQ_CHECK(sq_type_is_quant(SQ_TYPE_Q5G) && sq_type_is_quant(SQ_TYPE_Q6G) && !sq_type_is_sparse(SQ_TYPE_Q6G));
+    SQ_CHECK(sq_type_row_bytes(SQ_TYPE_Q6G, 64) == 0);
     SQ_CHECK(strcmp(sq_type_name(SQ_TYPE_Q3G), "q3g") == 0);
     SQ_CHECK(sq_type_traits_get(SQ_TYPE_Q4G)->block == 32 && sq_type_traits_get(SQ_TYPE_Q4G)->block_bytes == 16);
     SQ_CHECK(sq_type_traits_get(SQ_TYPE_Q3G)->block_bytes == 12 && sq_type_traits_get(SQ_TYPE_Q8G)->block_bytes == 32);
@@ -151,6 +161,11 @@ SQ_TEST(test_sizes_and_names) {
     SQ_CHECK(sq_row_bytes(SQ_TYPE_Q4G, 100, g32) == 8 + 4 * 16);          /* 4 groups, 4 chunks */
     SQ_CHECK(sq_row_bytes(SQ_TYPE_Q4G, 100, g32a) == 12 + 4 * 16);        /* 8 + 4 */
     SQ_CHECK(sq_row_bytes(SQ_TYPE_Q3G, 33, g32a) == 8 + 2 * 12);          /* 2 groups: 4 + 2 -> 8 */
+    SQ_CHECK(sq_row_bytes(SQ_TYPE_Q5G, 2048, g128) == 32 + 64 * 20);      /* 5.125 bits per weight */
+    SQ_CHECK(sq_row_bytes(SQ_TYPE_Q6G, 2048, g128a) == 48 + 64 * 24);     /* 6.1875 */
+    SQ_CHECK(sq_row_bytes(SQ_TYPE_Q5G, 33, g32a) == 8 + 2 * 20);
+    SQ_CHECK(sq_row_bytes(SQ_TYPE_Q6G, 100, g32) == 8 + 4 * 24);
+    SQ_CHECK(sq_row_bytes(SQ_TYPE_Q6G, 100, (sq_qparams){48, false}) == 0);
     SQ_CHECK(sq_row_bytes(SQ_TYPE_Q8G, 1, (sq_qparams){1, true}) == 4 + 32);
     SQ_CHECK(sq_row_bytes(SQ_TYPE_Q8G, 100, (sq_qparams){256, false}) == 4 + 4 * 32); /* one group */
     SQ_CHECK(sq_row_bytes(SQ_TYPE_F16, 100, g128) == 200);                /* q ignored for floats */
@@ -213,6 +228,54 @@ SQ_TEST(test_layout_examples) {
     sq_qrow_dequant(SQ_TYPE_Q3G, (sq_qparams){32, true}, 32, r3, w3);
     for (int i = 0; i < 32; i++) SQ_CHECK(w3[i] == (float)(i % 8 - 3));
 
+    /* q5g, 32 weights, asymmetric group 32, scale 0.5, zero 16: low 4 bits i (columns 0-15)
+     * and 31 - i (16-31); bit 4 in the odd columns below 16 and in every column from 16 */
+    uint8_t c5[32], z5 = 16, r5[32];
+    for (int i = 0; i < 32; i++) c5[i] = (uint8_t)((i < 16 ? i : 31 - i) | (i >= 16 || i % 2 ? 16 : 0));
+    SQ_CHECK(c5[1] == 17 && c5[15] == 31 && c5[16] == 31 && c5[31] == 16);
+    const float half = 0.5f;
+    SQ_CHECK(sq_row_bytes(SQ_TYPE_Q5G, 32, (sq_qparams){32, true}) == 24);
+    memset(r5, 0xAA, sizeof r5);
+    SQ_CHECK_OK(sq_qrow_pack(SQ_TYPE_Q5G, (sq_qparams){32, true}, 32, c5, &half, &z5, r5));
+    static const uint8_t want_q5[24] = {0x00, 0x38, 0x10, 0x00, /* scale 0.5, zero 16, pad */
+                                        0xF0, 0xE1, 0xD2, 0xC3, 0xB4, 0xA5, 0x96, 0x87, /* low nibbles: j | (15 - j) << 4 */
+                                        0x78, 0x69, 0x5A, 0x4B, 0x3C, 0x2D, 0x1E, 0x0F,
+                                        0xAA, 0xAA, 0xFF, 0xFF}; /* u32 0xFFFFAAAA: bit 4 of each code */
+    SQ_CHECK(memcmp(r5, want_q5, 24) == 0);
+    SQ_CHECK(r5[24] == 0xAA);
+    float w5[32];
+    sq_qrow_dequant(SQ_TYPE_Q5G, (sq_qparams){32, true}, 32, r5, w5);
+    SQ_CHECK(w5[0] == -8.0f && w5[1] == 0.5f && w5[16] == 7.5f && w5[31] == 0.0f);
+    for (int i = 0; i < 32; i++) SQ_CHECK(w5[i] == 0.5f * (float)(c5[i] - 16));
+
+    /* q6g, 32 weights, symmetric group 32 (z = 32), scale 2: low 4 bits as above, bits 4-5 of
+     * column i = (i / 8 + i % 2) % 4 */
+    uint8_t c6[32], r6[32];
+    for (int i = 0; i < 32; i++) c6[i] = (uint8_t)((i < 16 ? i : 31 - i) | (((i / 8 + i % 2) % 4) << 4));
+    SQ_CHECK(c6[1] == 17 && c6[8] == 24 && c6[9] == 41 && c6[16] == 47 && c6[24] == 55 && c6[25] == 6 && c6[31] == 0);
+    const float two = 2.0f;
+    SQ_CHECK(sq_row_bytes(SQ_TYPE_Q6G, 32, (sq_qparams){32, false}) == 28);
+    memset(r6, 0xAA, sizeof r6);
+    SQ_CHECK_OK(sq_qrow_pack(SQ_TYPE_Q6G, (sq_qparams){32, false}, 32, c6, &two, NULL, r6));
+    static const uint8_t want_q6[28] = {0x00, 0x40, 0x00, 0x00, /* scale 2.0, pad */
+                                        0xF0, 0xE1, 0xD2, 0xC3, 0xB4, 0xA5, 0x96, 0x87, /* low nibbles: j | (15 - j) << 4 */
+                                        0x78, 0x69, 0x5A, 0x4B, 0x3C, 0x2D, 0x1E, 0x0F,
+                                        0xE4, 0x39, 0xE4, 0x39, 0xE4, 0x39, 0xE4, 0x39}; /* 2-bit planes of bits 4-5 */
+    SQ_CHECK(memcmp(r6, want_q6, 28) == 0);
+    SQ_CHECK(r6[28] == 0xAA);
+    float w6[32];
+    sq_qrow_dequant(SQ_TYPE_Q6G, (sq_qparams){32, false}, 32, r6, w6);
+    SQ_CHECK(w6[0] == -64.0f && w6[9] == 18.0f && w6[16] == 30.0f && w6[25] == -52.0f);
+    for (int i = 0; i < 32; i++) SQ_CHECK(w6[i] == 2.0f * (float)(c6[i] - 32));
+    /* and back: the unpacker reads the spec's bytes as the same codes */
+    {
+        uint8_t back[32];
+        sq_qrow_unpack(SQ_TYPE_Q5G, (sq_qparams){32, true}, 32, want_q5, back, NULL, NULL);
+        SQ_CHECK(memcmp(back, c5, 32) == 0);
+        sq_qrow_unpack(SQ_TYPE_Q6G, (sq_qparams){32, false}, 32, want_q6, back, NULL, NULL);
+        SQ_CHECK(memcmp(back, c6, 32) == 0);
+    }
+
     /* q8g, 3 weights, per-row group, asymmetric */
     uint8_t c8[3] = {0, 128, 255}, z8 = 128, r8[40];
     const float s8 = -0.25f;
@@ -235,6 +298,21 @@ SQ_TEST(test_pack_rejects) {
     zeros[1] = 8;
     SQ_CHECK(sq_qrow_pack(SQ_TYPE_Q3G, (sq_qparams){32, true}, 64, codes, sc, zeros, row) == SQ_ERR_ARG);
     SQ_CHECK(sq_qrow_pack(SQ_TYPE_Q3G, (sq_qparams){32, false}, 64, codes, sc, zeros, row) == SQ_OK); /* unused */
+    zeros[1] = 31;
+    codes[7] = 31;
+    SQ_CHECK(sq_qrow_pack(SQ_TYPE_Q5G, (sq_qparams){32, true}, 64, codes, sc, zeros, row) == SQ_OK);
+    codes[7] = 32;
+    SQ_CHECK(sq_qrow_pack(SQ_TYPE_Q5G, (sq_qparams){32, true}, 64, codes, sc, zeros, row) == SQ_ERR_ARG);
+    SQ_CHECK(sq_qrow_pack(SQ_TYPE_Q6G, (sq_qparams){32, true}, 64, codes, sc, zeros, row) == SQ_OK);
+    codes[7] = 64;
+    SQ_CHECK(sq_qrow_pack(SQ_TYPE_Q6G, (sq_qparams){32, true}, 64, codes, sc, zeros, row) == SQ_ERR_ARG);
+    codes[7] = 63;
+    zeros[0] = 64;
+    SQ_CHECK(sq_qrow_pack(SQ_TYPE_Q6G, (sq_qparams){32, true}, 64, codes, sc, zeros, row) == SQ_ERR_ARG);
+    zeros[0] = 32;
+    SQ_CHECK(sq_qrow_pack(SQ_TYPE_Q5G, (sq_qparams){32, true}, 64, codes, sc, zeros, row) == SQ_ERR_ARG);
+    codes[7] = 0;
+    zeros[0] = zeros[1] = 0;
     sc[1] = 0.1f; /* not an fp16 value */
     SQ_CHECK(sq_qrow_pack(SQ_TYPE_Q4G, (sq_qparams){32, false}, 64, codes, sc, NULL, row) == SQ_ERR_ARG);
     SQ_CHECK(strstr(sq_last_error(), "fp16") != NULL);
@@ -248,7 +326,7 @@ SQ_TEST(test_pack_rejects) {
 
 SQ_TEST(test_pack_round_trip) {
     int runs = 0, bad = 0;
-    for (int ti = 0; ti < 3; ti++)
+    for (int ti = 0; ti < N_QTYPES; ti++)
         for (int asym = 0; asym < 2; asym++)
             for (size_t gi = 0; gi < sizeof groups / sizeof *groups; gi++)
                 for (size_t ci = 0; ci < sizeof cols_list / sizeof *cols_list; ci++) {
@@ -259,7 +337,11 @@ SQ_TEST(test_pack_round_trip) {
                     const int64_t ng = (cols + q.group - 1) / q.group, nch = (cols + 31) / 32;
                     const size_t rb = sq_row_bytes(type, cols, q);
                     const size_t hdr = ((size_t)ng * (asym ? 3 : 2) + 3) / 4 * 4;
-                    const size_t chunk = type == SQ_TYPE_Q8G ? 32 : type == SQ_TYPE_Q4G ? 16 : 12;
+                    const size_t chunk = type == SQ_TYPE_Q8G   ? 32
+                                         : type == SQ_TYPE_Q6G ? 24
+                                         : type == SQ_TYPE_Q5G ? 20
+                                         : type == SQ_TYPE_Q4G ? 16
+                                                               : 12;
                     if (rb != hdr + (size_t)nch * chunk) {
                         bad++;
                         continue;
@@ -355,7 +437,7 @@ SQ_TEST(test_qmatmul_vs_ref) {
     static const int64_t T_list[] = {1, 2, 3, 4, 5, 8, 17, 64};
     int runs = 0, bad = 0;
     for (int v = 0; vs[v]; v++)
-        for (int ti = 0; ti < 3; ti++)
+        for (int ti = 0; ti < N_QTYPES; ti++)
             for (size_t ci = 0; ci < sizeof cols_list / sizeof *cols_list; ci++)
                 for (size_t tj = 0; tj < sizeof T_list / sizeof *T_list; tj++) {
                     const int64_t cols = cols_list[ci], T = T_list[tj];
@@ -377,7 +459,7 @@ SQ_TEST(test_qmatmul_tiles) {
                                         {64, 64, 100}, {37, 70, 300}, {45, 2048, 33}};
     int bad = 0;
     for (int v = 1; vs[v]; v++) /* SIMD variants only: the reference is the oracle */
-        for (int ti = 0; ti < 3; ti++)
+        for (int ti = 0; ti < N_QTYPES; ti++)
             for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
                 const int64_t rows = shapes[s][0], cols = shapes[s][1], T = shapes[s][2];
                 bad += check_qmatmul(vs[v], qtypes[ti], params(groups[s % 5], s % 2, cols), rows, cols, T, 0, rows);
@@ -393,7 +475,7 @@ SQ_TEST(test_qmatmul_nan) {
     variants(vs, 8);
     static const int64_t T_list[] = {1, 3, 40};
     for (int v = 0; vs[v]; v++)
-        for (int ti = 0; ti < 3; ti++)
+        for (int ti = 0; ti < N_QTYPES; ti++)
             for (int tj = 0; tj < 3; tj++) {
                 const int64_t rows = 40, cols = 100, T = T_list[tj];
                 qmat m;
@@ -418,7 +500,7 @@ SQ_TEST(test_qmatmul_deterministic) {
     static const int64_t T_list[] = {1, 3, 17, 64};
     const int saved = sq_num_threads();
     for (int v = 0; vs[v]; v++)
-        for (int ti = 0; ti < 3; ti++)
+        for (int ti = 0; ti < N_QTYPES; ti++)
             for (int tj = 0; tj < 4; tj++) {
                 const int64_t T = T_list[tj], cols = T > 8 ? 520 : 2100;
                 const int64_t rows = vs[v] == sq_kernels_ref() && T > 8 ? 97 : 301;
@@ -456,7 +538,7 @@ SQ_TEST(test_qmatmul_degenerate) {
     const sq_kernels *vs[8];
     variants(vs, 8);
     for (int v = 0; vs[v]; v++)
-        for (int ti = 0; ti < 3; ti++) {
+        for (int ti = 0; ti < N_QTYPES; ti++) {
             float x[4] = {1, 2, 3, 4}, y[12];
             uint8_t w[64] = {0};
             const sq_qparams q = {32, false};
@@ -472,7 +554,7 @@ SQ_TEST(test_qmatmul_degenerate) {
 
 /* sq_mat_row_f32 of a quantized matrix (an embedding lookup) is the dequantized row. */
 SQ_TEST(test_mat_row) {
-    for (int ti = 0; ti < 3; ti++) {
+    for (int ti = 0; ti < N_QTYPES; ti++) {
         qmat m;
         qmat_make(&m, qtypes[ti], (sq_qparams){64, ti == 1}, 5, 100);
         sq_mat mat = {.type = qtypes[ti], .q = m.q, .rows = 5, .cols = 100, .row_bytes = m.row_bytes, .data = m.data};
@@ -507,13 +589,14 @@ SQ_TEST(test_tiny_model) {
         int32_t group;
         bool asym, embed;
     } cases[] = {{SQ_TYPE_Q4G, 32, false, true}, {SQ_TYPE_Q8G, 64, true, true}, {SQ_TYPE_Q3G, 128, true, false},
-                 {SQ_TYPE_Q4G, 0, true, true}};
+                 {SQ_TYPE_Q4G, 0, true, true},   {SQ_TYPE_Q5G, 32, true, true}, {SQ_TYPE_Q6G, 64, false, true},
+                 {SQ_TYPE_Q6G, 0, true, false},  {SQ_TYPE_Q5G, 128, false, false}};
     const int saved = sq_num_threads();
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         sq_tiny_spec s = sq_tiny_spec_default();
         s.hidden_dim = 172; /* ragged down_proj rows */
         s.type = k == 1 ? SQ_TYPE_F16 : SQ_TYPE_F32;
-        s.tied = k == 0 || k == 2; /* k == 0: the head is the quantized embedding */
+        s.tied = k == 0 || k == 2 || k == 4; /* k == 0, 4: the head is the quantized embedding */
         s.seed = 7 + k;
         sq_checkpoint cq, cf;
         SQ_CHECK_OK(sq_tiny_checkpoint(&s, &cq));

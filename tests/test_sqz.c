@@ -258,7 +258,8 @@ SQ_TEST(round_trip_quantized) {
         sq_type type;
         int32_t group;
         bool asym;
-    } cases[] = {{SQ_TYPE_Q4G, 32, false}, {SQ_TYPE_Q8G, 64, true}, {SQ_TYPE_Q3G, 32, true}, {SQ_TYPE_Q4G, 128, true}};
+    } cases[] = {{SQ_TYPE_Q4G, 32, false}, {SQ_TYPE_Q8G, 64, true}, {SQ_TYPE_Q3G, 32, true}, {SQ_TYPE_Q4G, 128, true},
+                 {SQ_TYPE_Q5G, 32, true},  {SQ_TYPE_Q6G, 64, false}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         sq_tiny_spec s = sq_tiny_spec_default();
         s.hidden_dim = 172; /* ragged: down_proj rows of 172 = 5 chunks, the last one partial */
