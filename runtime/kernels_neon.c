@@ -1,5 +1,5 @@
 /* kernels_neon.c - AArch64 NEON kernels: matmul for f32, f16 and bf16 weights and for
- * group-quantized q8g/q4g/q3g weights (docs/sqz-format.md) with f32 activations, dot, axpy
+ * group-quantized q8g/q6g/q5g/q4g/q3g weights (docs/sqz-format.md) with f32 activations, dot, axpy
  * and bulk half conversions.
  *
  * Deliberately simple (it is tested under emulation, not tuned on hardware): every y
@@ -195,8 +195,18 @@ static void qmatmul_q3g(float *y, int64_t ldy, const float *x, const void *w, si
     qmatmul_any(SQ_TYPE_Q3G, y, ldy, x, w, rb, T, r0, r1, cols, q);
 }
 
+static void qmatmul_q5g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                        int64_t r1, int64_t cols, sq_qparams q) {
+    qmatmul_any(SQ_TYPE_Q5G, y, ldy, x, w, rb, T, r0, r1, cols, q);
+}
+static void qmatmul_q6g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                        int64_t r1, int64_t cols, sq_qparams q) {
+    qmatmul_any(SQ_TYPE_Q6G, y, ldy, x, w, rb, T, r0, r1, cols, q);
+}
+
 static const sq_qmatmul_fn quant_table[SQ_TYPE_COUNT] = {
-    [SQ_TYPE_Q8G] = qmatmul_q8g, [SQ_TYPE_Q4G] = qmatmul_q4g, [SQ_TYPE_Q3G] = qmatmul_q3g};
+    [SQ_TYPE_Q8G] = qmatmul_q8g, [SQ_TYPE_Q4G] = qmatmul_q4g, [SQ_TYPE_Q3G] = qmatmul_q3g,
+    [SQ_TYPE_Q5G] = qmatmul_q5g, [SQ_TYPE_Q6G] = qmatmul_q6g};
 
 const sq_qmatmul_fn *sq_kernels_neon_quant(void) { return quant_table; }
 

@@ -1,10 +1,10 @@
-/* kernels_quant_avx2.c - AVX2 + FMA + F16C matmul for group-quantized weights (q8g, q4g,
- * q3g) with f32 activations: y = x . dequant(W)^T, the function kernels_quant_ref.c
+/* kernels_quant_avx2.c - AVX2 + FMA + F16C matmul for group-quantized weights (q8g, q6g,
+ * q5g, q4g, q3g) with f32 activations: y = x . dequant(W)^T, the function kernels_quant_ref.c
  * specifies. For CPUs without AVX-512 (Haswell, Zen 1-3).
  *
- * Weights are dequantized in registers, 8 per vector, to s * (q - z): q8g and q4g convert
- * the codes (nibbles split by and/shift) and apply fma(q, s, -s*z), exact because s*q and
- * s*z are exact in float; q3g looks the 2-bit planes up in two 8-entry tables s * (k - z)
+ * Weights are dequantized in registers, 8 per vector, to s * (q - z): q8g, q6g, q5g and q4g
+ * convert the codes (nibbles split by and/shift; q5g/q6g or in their high bits, shifted into
+ * place) and apply fma(q, s, -s*z), exact because s*q and s*z are exact in float; q3g looks the 2-bit planes up in two 8-entry tables s * (k - z)
  * and selects by the high bit (moved to the sign by a variable shift). Two loops, by T:
  *   T < QGEMM_MIN_T  streaming: 4 packed rows read once per group of up to FEW_NT tokens,
  *                    dequantized chunk by chunk, one 8-lane accumulator per (row, token);
@@ -22,7 +22,7 @@
 
 #include "gemm_avx2.h"
 
-enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2 };
+enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2, QT_Q5 = 3, QT_Q6 = 4 };
 
 /* Tuning constants, measured with bench/bench_kernels -y q4g,q8g on a Zen 5 (one thread):
  * streaming 2 tokens per pass runs at ~55 GFLOP/s for any T; the GEMM at 46 (T = 8),
@@ -38,7 +38,7 @@ enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2 };
 
 /* ===== Dequantizing one 32-weight chunk ===== */
 
-/* Per (row, group): q8g/q4g: a = s, b = -s*z; q3g: a, b = tables s*(k - z) for k = 0..3
+/* Per (row, group): q8g/q6g/q5g/q4g: a = s, b = -s*z; q3g: a, b = tables s*(k - z) for k = 0..3
  * and 4..7 (each repeated twice: vpermps reads 3 index bits, the planes give 2). */
 typedef struct {
     __m256 a, b;
@@ -77,6 +77,39 @@ SQ_INLINE void decode(int qt, const uint8_t *p, gconst k, __m256 w[4]) {
         w[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(d1, m)), k.a, k.b);
         w[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(d0, 4)), k.a, k.b);
         w[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(d1, 4)), k.a, k.b);
+    } else if (qt == QT_Q5 || qt == QT_Q6) {
+        /* the q4g nibbles of weights 8v + i (lane i of vector v), or'ed with bits 4(-5):
+         * q5g: bit 8v + i of the u32 after the nibbles, shifted to bit 0 and then to bit 4;
+         * q6g: plane byte i, bits 2v..2v+1, moved to bits 4-5 */
+        const __m256i d0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+        const __m256i d1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8)));
+        const __m256i m = _mm256_set1_epi32(15);
+        __m256i nib[4];
+        nib[0] = _mm256_and_si256(d0, m);
+        nib[1] = _mm256_and_si256(d1, m);
+        nib[2] = _mm256_srli_epi32(d0, 4);
+        nib[3] = _mm256_srli_epi32(d1, 4);
+        if (qt == QT_Q5) {
+            uint32_t hi;
+            memcpy(&hi, p + 16, 4);
+            const __m256i h = _mm256_set1_epi32((int)hi), one = _mm256_set1_epi32(1);
+            const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm256_set1_epi32(8);
+            __m256i sh = iota;
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) {
+                const __m256i b = _mm256_and_si256(_mm256_srlv_epi32(h, sh), one);
+                w[v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_or_si256(nib[v], _mm256_slli_epi32(b, 4))), k.a, k.b);
+                sh = _mm256_add_epi32(sh, eight);
+            }
+        } else {
+            const __m256i pl = _mm256_slli_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 16))), 4);
+            const __m256i m30 = _mm256_set1_epi32(0x30);
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) {
+                const __m256i b = _mm256_and_si256(v == 0 ? pl : _mm256_srli_epi32(pl, 2 * v), m30);
+                w[v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_or_si256(nib[v], b)), k.a, k.b);
+            }
+        }
     } else {
         /* lane i of vector v: plane byte i shifted right by 2v (vpermps ignores the bits
          * above 2 that the table repeats over), bit 8v + i of the high word moved to the
@@ -113,7 +146,7 @@ SQ_INLINE void stream_block(int qt, int nr, int nt, float *y, int64_t ldy, const
     }
     const size_t cb = L->chunk_bytes, co = L->codes_off;
     const int64_t full = cols / SQ_QCHUNK;
-    const int64_t pf_every = qt == QT_Q8 ? 2 : qt == QT_Q4 ? 4 : 5; /* chunks per 64-byte line */
+    const int64_t pf_every = qt == QT_Q8 ? 2 : qt == QT_Q6 ? 2 : qt == QT_Q5 ? 3 : qt == QT_Q4 ? 4 : 5; /* chunks per line */
     const size_t pf_ahead = (size_t)nr * rb; /* the same position in the next block of rows */
     for (int64_t g = 0; g < L->n_groups; g++) {
         gconst k[4];
@@ -182,10 +215,16 @@ _Static_assert(KC % SQ_QCHUNK == 0, "packed column blocks must start on a 32-wei
 STREAM_FNS(QT_Q8)
 STREAM_FNS(QT_Q4)
 STREAM_FNS(QT_Q3)
+STREAM_FNS(QT_Q5)
+STREAM_FNS(QT_Q6)
 
 static void stream(int qt, float *y, int64_t ldy, const float *x, const uint8_t *w, size_t rb, int64_t T, int64_t r0,
                    int64_t r1, int64_t cols, const sq_qlayout *L, bool asym) {
-    const stream_fn(*fns)[FEW_NT] = qt == QT_Q8 ? stream_QT_Q8 : qt == QT_Q4 ? stream_QT_Q4 : stream_QT_Q3;
+    const stream_fn(*fns)[FEW_NT] = qt == QT_Q8   ? stream_QT_Q8
+                                    : qt == QT_Q6 ? stream_QT_Q6
+                                    : qt == QT_Q5 ? stream_QT_Q5
+                                    : qt == QT_Q4 ? stream_QT_Q4
+                                                  : stream_QT_Q3;
     const int64_t ng = (T + FEW_NT - 1) / FEW_NT; /* token groups of nearly equal size */
     for (int64_t g = 0, t = 0; g < ng; g++) {
         const int nt = (int)(T / ng + (g < T % ng));
@@ -251,6 +290,12 @@ static void pack_q4(float *wp, const void *w, size_t rb, int64_t r, int nrows, i
 static void pack_q3(float *wp, const void *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc, const void *ctx) {
     pack_tile_q(QT_Q3, wp, (const uint8_t *)w, rb, r, nrows, k0, kc, (const qinfo *)ctx);
 }
+static void pack_q5(float *wp, const void *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc, const void *ctx) {
+    pack_tile_q(QT_Q5, wp, (const uint8_t *)w, rb, r, nrows, k0, kc, (const qinfo *)ctx);
+}
+static void pack_q6(float *wp, const void *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc, const void *ctx) {
+    pack_tile_q(QT_Q6, wp, (const uint8_t *)w, rb, r, nrows, k0, kc, (const qinfo *)ctx);
+}
 
 /* ===== Entry points ===== */
 
@@ -267,7 +312,11 @@ static void qmatmul(int qt, sq_type type, float *y, int64_t ldy, const float *x,
         stream(qt, y, ldy, x, (const uint8_t *)w, rb, T, r0, r1, cols, &L, q.asym);
     } else {
         const qinfo qi = {&L, q.asym};
-        gemm_pack_fn pack = qt == QT_Q8 ? pack_q8 : qt == QT_Q4 ? pack_q4 : pack_q3;
+        gemm_pack_fn pack = qt == QT_Q8   ? pack_q8
+                            : qt == QT_Q6 ? pack_q6
+                            : qt == QT_Q5 ? pack_q5
+                            : qt == QT_Q4 ? pack_q4
+                                          : pack_q3;
         gemm(pack, &qi, y, ldy, x, w, rb, T, r0, r1, cols);
     }
 }
@@ -284,11 +333,21 @@ static void qmatmul_q3g(float *y, int64_t ldy, const float *x, const void *w, si
                         int64_t r1, int64_t cols, sq_qparams q) {
     qmatmul(QT_Q3, SQ_TYPE_Q3G, y, ldy, x, w, rb, T, r0, r1, cols, q);
 }
+static void qmatmul_q5g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                        int64_t r1, int64_t cols, sq_qparams q) {
+    qmatmul(QT_Q5, SQ_TYPE_Q5G, y, ldy, x, w, rb, T, r0, r1, cols, q);
+}
+static void qmatmul_q6g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                        int64_t r1, int64_t cols, sq_qparams q) {
+    qmatmul(QT_Q6, SQ_TYPE_Q6G, y, ldy, x, w, rb, T, r0, r1, cols, q);
+}
 
 static const sq_qmatmul_fn quant_table[SQ_TYPE_COUNT] = {
     [SQ_TYPE_Q8G] = qmatmul_q8g,
     [SQ_TYPE_Q4G] = qmatmul_q4g,
     [SQ_TYPE_Q3G] = qmatmul_q3g,
+    [SQ_TYPE_Q5G] = qmatmul_q5g,
+    [SQ_TYPE_Q6G] = qmatmul_q6g,
 };
 
 const sq_qmatmul_fn *sq_kernels_avx2_quant(void) { return quant_table; }

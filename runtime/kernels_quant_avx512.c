@@ -1,10 +1,12 @@
-/* kernels_quant_avx512.c - AVX-512 matmul for group-quantized weights (q8g, q4g, q3g) with
- * f32 activations: y = x . dequant(W)^T, the function kernels_quant_ref.c specifies.
+/* kernels_quant_avx512.c - AVX-512 matmul for group-quantized weights (q8g, q6g, q5g, q4g,
+ * q3g) with f32 activations: y = x . dequant(W)^T, the function kernels_quant_ref.c specifies.
  *
  * Weights are dequantized in registers, 32 per chunk, to exactly s * (q - z): q4g and q3g
  * look each code up in a 16-float table s * (k - z) built per group (vpermps uses only the
- * low 4 index bits, so nibbles need no masking); q8g converts codes and applies
- * fma(q, s, -s*z) (exact: s*q and s*z are exact in float). Two loops, chosen by T alone:
+ * low 4 index bits, so nibbles need no masking); q5g in a 32-float table held in two
+ * registers (vpermt2ps: index = low nibble | bit 4 << 4, higher index bits ignored); q8g
+ * and q6g convert codes (q6g: the nibble merged with its 2-bit plane) and apply
+ * fma(q, s, -s*z) (exact: s*q and s*z are exact in float, and so is their difference). Two loops, chosen by T alone:
  *   T < QGEMM_MIN_T  streaming: 4 packed rows read once per group of up to FEW_NT tokens,
  *                    dequantized chunk by chunk and FMA'd into per-(row, token) 16-lane
  *                    accumulators; the decode GEMV (T == 1) keeps two per row (lanes of
@@ -24,7 +26,7 @@
 
 #include "gemm_avx512.h"
 
-enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2 };
+enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2, QT_Q5 = 3, QT_Q6 = 4 };
 
 /* Tuning constants, measured with bench/bench_kernels -y q4g,q8g on a Zen 5 (one thread):
  * streaming 4 tokens per pass runs at the f16 GEMM's 130-170 GFLOP/s for any T, the GEMM
@@ -48,7 +50,8 @@ _Static_assert(KC % SQ_QCHUNK == 0, "packed column blocks must start on a 32-wei
 
 /* ===== Dequantizing one 32-weight chunk ===== */
 
-/* Per (row, group): q8g: a = s, b = -s*z; q4g/q3g: a = table s*(k - z), k = 0..15 (q3g: k & 7). */
+/* Per (row, group): q8g/q6g: a = s, b = -s*z; q4g/q3g: a = table s*(k - z), k = 0..15 (q3g:
+ * k & 7); q5g: a, b = table s*(k - z) for k = 0..15 and 16..31. */
 typedef struct {
     __m512 a, b;
 } gconst;
@@ -58,9 +61,14 @@ SQ_INLINE gconst group_const(int qt, const uint8_t *row, const sq_qlayout *L, bo
     const float s = _cvtsh_ss(h);
     const int32_t z = asym ? row[L->zeros_off + (size_t)g] : L->zero_sym;
     gconst k;
-    if (qt == QT_Q8) {
+    if (qt == QT_Q8 || qt == QT_Q6) {
         k.a = _mm512_set1_ps(s);
         k.b = _mm512_set1_ps(-(s * (float)z));
+    } else if (qt == QT_Q5) {
+        const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __m512 vs = _mm512_set1_ps(s);
+        k.a = _mm512_mul_ps(_mm512_sub_ps(iota, _mm512_set1_ps((float)z)), vs);
+        k.b = _mm512_mul_ps(_mm512_sub_ps(iota, _mm512_set1_ps((float)(z - 16))), vs);
     } else {
         const __m512 iota = qt == QT_Q4 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
                                         : _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
@@ -82,6 +90,36 @@ SQ_INLINE void decode(int qt, const uint8_t *p, gconst k, __m512 *w0, __m512 *w1
         __m512i d = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
         *w0 = _mm512_permutexvar_ps(d, k.a);
         *w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(d, 4), k.a);
+    } else if (qt == QT_Q5) {
+        /* the q4g nibbles, with bit j of the high word rotated to index bit 4 (0xE4: 15 ? d : h);
+         * index bits above 4 are ignored by vpermt2ps */
+        uint32_t hi;
+        memcpy(&hi, p + 16, 4);
+        const __m512i d = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+        const __m512i h = _mm512_set1_epi32((int)hi);
+        const __m512i fifteen = _mm512_set1_epi32(15);
+        const __m512i r0 = _mm512_setr_epi32(28, 29, 30, 31, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11);
+        const __m512i r1 = _mm512_setr_epi32(12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27);
+        __m512i i0 = _mm512_ternarylogic_epi32(d, _mm512_rorv_epi32(h, r0), fifteen, 0xE4);
+        __m512i i1 = _mm512_ternarylogic_epi32(_mm512_srli_epi32(d, 4), _mm512_rorv_epi32(h, r1), fifteen, 0xE4);
+        *w0 = _mm512_permutex2var_ps(k.a, i0, k.b);
+        *w1 = _mm512_permutex2var_ps(k.a, i1, k.b);
+    } else if (qt == QT_Q6) {
+        /* codes as int32: the nibble in bits 0-3, the plane bits (plane byte i & 7, bits
+         * 2 * (i >> 3) for weights 0-15, 4 + 2 * (i >> 3) for 16-31) moved to bits 4-5 */
+        uint64_t pl;
+        memcpy(&pl, p + 16, 8);
+        const __m512i d = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+        const __m512i P = _mm512_cvtepu8_epi32(_mm_set1_epi64x((long long)pl));
+        const __m512i l0 = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2);
+        const __m512i r1 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+        /* 0xE4: C ? A : B; 0xD8: C ? B : A */
+        const __m512i c0 = _mm512_and_epi32(
+            _mm512_ternarylogic_epi32(d, _mm512_sllv_epi32(P, l0), _mm512_set1_epi32(15), 0xE4), _mm512_set1_epi32(63));
+        const __m512i c1 =
+            _mm512_ternarylogic_epi32(_mm512_srli_epi32(d, 4), _mm512_srlv_epi32(P, r1), _mm512_set1_epi32(0x30), 0xD8);
+        *w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c0), k.a, k.b);
+        *w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1), k.a, k.b);
     } else {
         /* lane i of weights 0-15: plane byte i & 7 shifted by 2 * (i >> 3), and bit i of the
          * high word rotated to bit 2; weights 16-31 the same with shifts 4/6 and bits 16+i.
@@ -121,7 +159,7 @@ SQ_INLINE void stream_block(int qt, int nr, int nt, float *y, int64_t ldy, const
     }
     const size_t cb = L->chunk_bytes, co = L->codes_off;
     const int64_t full = cols / SQ_QCHUNK;
-    const int64_t pf_every = qt == QT_Q8 ? 2 : qt == QT_Q4 ? 4 : 5; /* chunks per 64-byte line */
+    const int64_t pf_every = qt == QT_Q8 ? 2 : qt == QT_Q6 ? 2 : qt == QT_Q5 ? 3 : qt == QT_Q4 ? 4 : 5; /* chunks per line */
     const size_t pf_ahead = (size_t)nr * rb; /* the same position in the next block of rows */
     for (int64_t g = 0; g < L->n_groups; g++) {
         gconst k[4];
@@ -216,10 +254,16 @@ typedef void (*stream_fn)(float *y, int64_t ldy, const float *x, int64_t cols, c
 STREAM_FNS(QT_Q8)
 STREAM_FNS(QT_Q4)
 STREAM_FNS(QT_Q3)
+STREAM_FNS(QT_Q5)
+STREAM_FNS(QT_Q6)
 
 static void stream(int qt, float *y, int64_t ldy, const float *x, const uint8_t *w, size_t rb, int64_t T, int64_t r0,
                    int64_t r1, int64_t cols, const sq_qlayout *L, bool asym) {
-    const stream_fn(*fns)[6] = qt == QT_Q8 ? stream_QT_Q8 : qt == QT_Q4 ? stream_QT_Q4 : stream_QT_Q3;
+    const stream_fn(*fns)[6] = qt == QT_Q8   ? stream_QT_Q8
+                               : qt == QT_Q6 ? stream_QT_Q6
+                               : qt == QT_Q5 ? stream_QT_Q5
+                               : qt == QT_Q4 ? stream_QT_Q4
+                                             : stream_QT_Q3;
     /* tokens in ceil(T / FEW_NT) groups of nearly equal size */
     const int64_t ng = (T + FEW_NT - 1) / FEW_NT;
     for (int64_t g = 0, t = 0; g < ng; g++) {
@@ -291,6 +335,12 @@ static void pack_q4(float *wp, const void *w, size_t rb, int64_t r, int nrows, i
 static void pack_q3(float *wp, const void *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc, const void *ctx) {
     pack_tile_q(QT_Q3, wp, (const uint8_t *)w, rb, r, nrows, k0, kc, (const qinfo *)ctx);
 }
+static void pack_q5(float *wp, const void *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc, const void *ctx) {
+    pack_tile_q(QT_Q5, wp, (const uint8_t *)w, rb, r, nrows, k0, kc, (const qinfo *)ctx);
+}
+static void pack_q6(float *wp, const void *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc, const void *ctx) {
+    pack_tile_q(QT_Q6, wp, (const uint8_t *)w, rb, r, nrows, k0, kc, (const qinfo *)ctx);
+}
 
 /* ===== Entry points ===== */
 
@@ -307,7 +357,11 @@ static void qmatmul(int qt, sq_type type, float *y, int64_t ldy, const float *x,
         stream(qt, y, ldy, x, (const uint8_t *)w, rb, T, r0, r1, cols, &L, q.asym);
     } else {
         const qinfo qi = {qt, &L, q.asym, cols};
-        gemm_pack_fn pack = qt == QT_Q8 ? pack_q8 : qt == QT_Q4 ? pack_q4 : pack_q3;
+        gemm_pack_fn pack = qt == QT_Q8   ? pack_q8
+                            : qt == QT_Q6 ? pack_q6
+                            : qt == QT_Q5 ? pack_q5
+                            : qt == QT_Q4 ? pack_q4
+                                          : pack_q3;
         gemm(pack, &qi, y, ldy, x, w, rb, T, r0, r1, cols);
     }
 }
@@ -324,11 +378,21 @@ static void qmatmul_q3g(float *y, int64_t ldy, const float *x, const void *w, si
                         int64_t r1, int64_t cols, sq_qparams q) {
     qmatmul(QT_Q3, SQ_TYPE_Q3G, y, ldy, x, w, rb, T, r0, r1, cols, q);
 }
+static void qmatmul_q5g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                        int64_t r1, int64_t cols, sq_qparams q) {
+    qmatmul(QT_Q5, SQ_TYPE_Q5G, y, ldy, x, w, rb, T, r0, r1, cols, q);
+}
+static void qmatmul_q6g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                        int64_t r1, int64_t cols, sq_qparams q) {
+    qmatmul(QT_Q6, SQ_TYPE_Q6G, y, ldy, x, w, rb, T, r0, r1, cols, q);
+}
 
 static const sq_qmatmul_fn quant_table[SQ_TYPE_COUNT] = {
     [SQ_TYPE_Q8G] = qmatmul_q8g,
     [SQ_TYPE_Q4G] = qmatmul_q4g,
     [SQ_TYPE_Q3G] = qmatmul_q3g,
+    [SQ_TYPE_Q5G] = qmatmul_q5g,
+    [SQ_TYPE_Q6G] = qmatmul_q6g,
 };
 
 const sq_qmatmul_fn *sq_kernels_avx512_quant(void) { return quant_table; }
