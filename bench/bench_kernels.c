@@ -1,5 +1,5 @@
 /* bench_kernels.c - micro-benchmark of the matmul kernels: GFLOP/s and weight GB/s of
- * sq_matmul for f32/f16/bf16 and group-quantized q8g/q4g/q3g weights (random codes and
+ * sq_matmul for f32/f16/bf16 and group-quantized q8g/q6g/q5g/q4g/q3g weights (random codes and
  * fp16 scales, group -g, symmetric) at T=1 (decode GEMV) and T=64/256 (prefill and
  * evaluation GEMM), on TinyLlama-1.1B shapes (2048x2048 attention, 5632x2048 gate/up,
  * 2048x5632 down, 32000x2048 head) and small-model shapes (256x256, 768x256), for every
