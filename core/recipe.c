@@ -373,10 +373,10 @@ static sq_status get_group(const rctx *c, const yaml_node_t *n, const char *key,
 }
 
 static sq_status get_bits(const rctx *c, const yaml_node_t *n, const char *key, int32_t *out) {
-    if (!is_plain(n)) return expected(c, n, key, "one of 8, 4, 3");
+    if (!is_plain(n)) return expected(c, n, key, "one of 8, 6, 5, 4, 3");
     int32_t b;
-    if (get_int(c, n, key, INT32_MIN, INT32_MAX, &b) || (b != 8 && b != 4 && b != 3))
-        return expected(c, n, key, "one of 8, 4, 3");
+    if (get_int(c, n, key, INT32_MIN, INT32_MAX, &b) || sq_qtype_of_bits(b) == SQ_TYPE_COUNT)
+        return expected(c, n, key, "one of 8, 6, 5, 4, 3");
     *out = b;
     return SQ_OK;
 }
@@ -480,7 +480,7 @@ static sq_status parse_quantize(const rctx *c, const yaml_node_t *m, const char 
     keypath(kk, sizeof kk, key, "method");
     if ((st = get_enum(c, v, kk, METHODS, s->method, sizeof s->method))) return st;
     s->sequential = strcmp(s->method, "rtn") != 0;
-    if (!(v = get(c, m, "bits"))) return ERR(c, m, key, "expected 'bits' (8, 4 or 3)");
+    if (!(v = get(c, m, "bits"))) return ERR(c, m, key, "expected 'bits' (8, 6, 5, 4 or 3)");
     keypath(kk, sizeof kk, key, "bits");
     if ((st = get_bits(c, v, kk, &s->bits))) return st;
     if ((st = opt_group(c, m, key, "group", &s->group))) return st;

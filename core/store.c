@@ -907,9 +907,9 @@ static sq_status read_qtensor(rctx *r, hid_t qg, const sq_tensor_spec *e, sq_ten
         goto fail;
     }
     const int64_t rows = shape[0], cols = shape[1];
-    t->type = bits == 8 ? SQ_TYPE_Q8G : bits == 4 ? SQ_TYPE_Q4G : bits == 3 ? SQ_TYPE_Q3G : SQ_TYPE_COUNT;
+    t->type = sq_qtype_of_bits(bits);
     if (t->type == SQ_TYPE_COUNT) {
-        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %d-bit tensors are not supported (8, 4 or 3)", r->path, obj, bits);
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: %d-bit tensors are not supported (8, 6, 5, 4 or 3)", r->path, obj, bits);
         goto fail;
     }
     if (group < 0) {

@@ -257,3 +257,14 @@ char *sq_command_line(const char *tool, int argc, char **argv) {
     *p = '\0';
     return s;
 }
+
+sq_type sq_qtype_of_bits(int32_t bits) {
+    switch (bits) {
+    case 8: return SQ_TYPE_Q8G;
+    case 6: return SQ_TYPE_Q6G;
+    case 5: return SQ_TYPE_Q5G;
+    case 4: return SQ_TYPE_Q4G;
+    case 3: return SQ_TYPE_Q3G;
+    default: return SQ_TYPE_COUNT;
+    }
+}

@@ -9,6 +9,7 @@
 
 #include "../runtime/fileio.h"
 #include "../runtime/status.h"
+#include "../runtime/types.h"
 
 /* ===== SHA-256 ===== */
 typedef struct {
@@ -45,6 +46,10 @@ sq_status sq_check_out_path(const char *path, const char *what);
  * quoted where needed, without -t/--threads N, so files recording it do not depend on
  * the thread count. */
 char *sq_command_line(const char *tool, int argc, char **argv);
+
+/* The runnable group-quantized type of a bit width: q8g, q6g, q5g, q4g, q3g for 8, 6, 5, 4,
+ * 3; SQ_TYPE_COUNT for any other width (the one place tools map bits to a type). */
+sq_type sq_qtype_of_bits(int32_t bits);
 
 /* ===== Overflow-checked arithmetic: return false on overflow ===== */
 static inline bool sq_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {

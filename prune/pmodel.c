@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/util.h"
 #include "../quantize/quant_internal.h"
 #include "../runtime/cli.h"
 #include "prune.h"
@@ -687,7 +688,7 @@ static sq_status shrink_all(prun *r) {
 /* ===== Packing (as quantize/qmodel.c packs) ===== */
 
 static sq_status pack_tensor(sq_tensor *t, const sq_qweight *q) {
-    const sq_type ty = q->scheme.bits == 8 ? SQ_TYPE_Q8G : q->scheme.bits == 4 ? SQ_TYPE_Q4G : SQ_TYPE_Q3G;
+    const sq_type ty = sq_qtype_of_bits(q->scheme.bits);
     const sq_qparams qp = {.group = (int32_t)sq_qscheme_group_len(&q->scheme, q->cols), .asym = q->scheme.asym};
     sq_status st = sq_qparams_validate(ty, qp, q->cols, t->name);
     if (st) return st;

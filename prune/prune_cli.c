@@ -54,12 +54,13 @@ static void usage(FILE *fp) {
             "sparsegpt:\n"
             "      --damp F             damping, fraction of mean(diag H) (default 0.01)\n"
             "      --block-size N       lazy block and mask block (default 128)\n"
-            "      --bits 8|4|3         quantize the kept weights in the same sweep (packed q8g/q4g/q3g;\n"
-            "                           pruned weights decode to exactly 0); unstructured or N:M only\n"
+            "      --bits B             8, 6, 5, 4 or 3: quantize the kept weights in the same sweep\n"
+            "                           (packed q8g..q3g; pruned weights decode to exactly 0);\n"
+            "                           unstructured or N:M only\n"
             "      --group G|row        weights per scale with --bits (default 128)\n"
             "      --asym               per-group zero points with --bits (default symmetric)\n"
-            "      --embed-bits 8|4|3   also round the embedding to this grid (RTN, --group/--asym)\n"
-            "      --head-bits 8|4|3    the same for lm_head (a tied head is the embedding); with\n"
+            "      --embed-bits B       also round the embedding to this grid (RTN, --group/--asym)\n"
+            "      --head-bits B        the same for lm_head (a tied head is the embedding); with\n"
             "                           --bits this makes the whole model quantized, not only the\n"
             "                           pruned linears (any method and pattern)\n");
     fprintf(fp,

@@ -34,7 +34,6 @@
 #include "qmodel.h"
 #include "quant_internal.h"
 
-#define AWQ_CLIP_TOKENS 512 /* llm-awq auto_clip n_sample_token */
 
 void sq_qrun_opts_default(sq_qrun_opts *o, sq_qmethod m) {
     memset(o, 0, sizeof *o);
@@ -874,20 +873,18 @@ static sq_status awq_quantize_group(run *r, int32_t l, int g, const float *x_row
 static sq_status awq_sequential(run *r) {
     sq_status st = SQ_OK;
     const int64_t n_tok = r->N * r->L;
-    const int64_t step = sq_awq_sample_step(n_tok, AWQ_CLIP_TOKENS);
     const size_t wn = (size_t)r->L * (size_t)r->dim;
     /* the windows the scale search runs, spread evenly */
     int64_t n_w = r->o->awq_windows > 0 && r->o->awq_windows < r->N ? r->o->awq_windows : r->N;
     if (n_w > r->n_scratch) n_w = r->n_scratch;
+    const int32_t maxw = width_of(r, 0) > width_of(r, 3) ? (width_of(r, 0) > width_of(r, 1) ? width_of(r, 0) : width_of(r, 1))
+                                                         : (width_of(r, 3) > width_of(r, 1) ? width_of(r, 3) : width_of(r, 1));
     int64_t *wins = malloc((size_t)n_w * sizeof *wins);
-    float *scales = malloc(((size_t)(r->hid > r->dim ? r->hid : r->dim) + (size_t)r->q_dim) * sizeof *scales);
-    double *abs_sum[4] = {NULL};
-    float *rows[4] = {NULL};
-    int64_t n_rows[4], cap_rows = (n_tok + step - 1) / step;
-    bool ok = wins && scales;
-    for (int p = 0; p < 4 && ok; p++)
-        ok = (abs_sum[p] = malloc((size_t)width_of(r, p) * sizeof(double))) &&
-             (rows[p] = malloc((size_t)(cap_rows * width_of(r, p)) * sizeof(float)));
+    float *sc[4] = {NULL}, *x = malloc((size_t)maxw * (size_t)maxw * sizeof *x);
+    double *pack = malloc(sq_calib_pack_doubles(maxw, (int64_t)CHUNK_WINDOWS * r->L) * sizeof(double));
+    sq_calib_entry *ent[4] = {NULL};
+    bool ok = wins && x && pack;
+    for (int p = 0; p < 4 && ok; p++) ok = (sc[p] = malloc((size_t)maxw * sizeof(float))) != NULL;
     if (!ok) {
         st = sq_errorf(SQ_ERR_OOM, "out of memory");
         goto done;
@@ -898,11 +895,11 @@ static sq_status awq_sequential(run *r) {
         const double t_layer = sq_now();
         bool any = false;
         for (int g = 0; g < 4; g++) any = any || group_planned(r, l, g);
-        /* FP block: the reference output Y, mean |x| and the clip search's sample at every input */
-        for (int p = 0; p < 4; p++) {
-            memset(abs_sum[p], 0, (size_t)width_of(r, p) * sizeof(double));
-            n_rows[p] = 0;
-        }
+        /* FP block: the reference output Y and the full statistics (mean |x| for the scale
+         * search, X^T X for the clip search's pseudo-inputs) at every input, as calib.h5
+         * stores them for the non-sequential mode */
+        for (int p = 0; p < 4 && any && st == SQ_OK; p++)
+            if (!(ent[p] = entry_new(width_of(r, p)))) st = sq_errorf(SQ_ERR_OOM, "out of memory");
         for (int64_t c0 = 0; c0 < r->N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
             const int64_t nc = r->N - c0 < CHUNK_WINDOWS ? r->N - c0 : CHUNK_WINDOWS;
             for (int64_t i = 0; i < nc; i++) {
@@ -912,27 +909,22 @@ static sq_status awq_sequential(run *r) {
                     jobs[i].cap[p] = any ? r->capbuf[p] + (size_t)i * (size_t)r->L * (size_t)width_of(r, p) : NULL;
             }
             if ((st = run_jobs(r, l, jobs, nc)) || !any) continue;
-            for (int p = 0; p < 4; p++) { /* in window order */
-                const int32_t w = width_of(r, p);
-                for (int64_t t = 0; t < nc * r->L; t++) {
-                    const float *row = r->capbuf[p] + (size_t)t * (size_t)w;
-                    for (int32_t j = 0; j < w; j++) abs_sum[p][j] += fabs((double)row[j]);
-                    if ((c0 * r->L + t) % step == 0 && n_rows[p] < cap_rows)
-                        memcpy(rows[p] + (size_t)(n_rows[p]++) * (size_t)w, row, (size_t)w * sizeof(float));
-                }
-            }
+            for (int p = 0; p < 4; p++) sq_calib_entry_add(ent[p], r->capbuf[p], nc * r->L, pack);
         }
         if (st || !any) goto next;
         double alpha[4], gl[4];
         for (int g = 0; g < 4 && st == SQ_OK; g++) {
             awq_loss_ctx lc = {.wins = wins, .n_wins = n_w};
-            st = awq_scale_group(r, l, &AWQ_GROUPS[g], abs_sum[g], n_tok, &lc, scales, &alpha[g], &gl[g]);
-            if (st == SQ_OK && alpha[g] >= 0) /* the clip search sees the scaled inputs x / s */
-                for (int64_t t = 0; t < n_rows[g]; t++)
-                    for (int32_t j = 0; j < width_of(r, g); j++) rows[g][t * width_of(r, g) + j] /= scales[j];
+            st = awq_scale_group(r, l, &AWQ_GROUPS[g], ent[g]->abs_sum, n_tok, &lc, sc[g], &alpha[g], &gl[g]);
         }
         if (st || r->o->awq_fold_only) goto next;
-        for (int g = 0; g < 4 && st == SQ_OK; g++) st = awq_quantize_group(r, l, g, rows[g], n_rows[g], alpha[g], gl[g]);
+        for (int g = 0; g < 4 && st == SQ_OK; g++) {
+            if (!group_planned(r, l, g)) continue;
+            const int64_t cols = width_of(r, g);
+            /* the clip search sees the scaled inputs x / s through X^T X of every token */
+            if (r->o->awq_clip) st = pseudo_inputs(ent[g]->xtx, cols, ent[g]->n_tokens, alpha[g] >= 0 ? sc[g] : NULL, x);
+            if (st == SQ_OK) st = awq_quantize_group(r, l, g, r->o->awq_clip ? x : NULL, cols, alpha[g], gl[g]);
+        }
         if (st == SQ_OK && r->o->on_layer) { /* the quantized block on the search windows */
             double upd = 0, err = block_error(r, l, wins, n_w, &st, &upd);
             sq_qlayer_report lr = {l, r->n_layers, err / ((double)n_w * (double)wn), upd > 0 ? err / upd : 0,
@@ -940,17 +932,22 @@ static sq_status awq_sequential(run *r) {
             if (st == SQ_OK) r->o->on_layer(r->o->user, &lr);
         }
     next:; /* AWQ: the next block's inputs come from the FP block */
+        for (int p = 0; p < 4; p++) {
+            entry_free(ent[p]);
+            ent[p] = NULL;
+        }
         float *t = r->X;
         r->X = r->Y;
         r->Y = t;
     }
 done:
     for (int p = 0; p < 4; p++) {
-        free(abs_sum[p]);
-        free(rows[p]);
+        entry_free(ent[p]);
+        free(sc[p]);
     }
+    free(pack);
     free(wins);
-    free(scales);
+    free(x);
     return st;
 }
 
@@ -994,12 +991,8 @@ done:
 
 /* ===== Packing ===== */
 
-static sq_type type_of_bits(int32_t bits) {
-    return bits == 8 ? SQ_TYPE_Q8G : bits == 4 ? SQ_TYPE_Q4G : SQ_TYPE_Q3G;
-}
-
 static sq_status pack_tensor(sq_tensor *t, const sq_qweight *q) {
-    const sq_type ty = type_of_bits(q->scheme.bits);
+    const sq_type ty = sq_qtype_of_bits(q->scheme.bits);
     const sq_qparams qp = {.group = (int32_t)sq_qscheme_group_len(&q->scheme, q->cols), .asym = q->scheme.asym};
     sq_status st = sq_qparams_validate(ty, qp, q->cols, t->name);
     if (st) return st;

@@ -61,7 +61,7 @@ typedef enum { SQ_QMETHOD_RTN = 0, SQ_QMETHOD_GPTQ = 1, SQ_QMETHOD_AWQ = 2 } sq_
 const char *sq_qmethod_name(sq_qmethod m); /* "rtn" | "gptq" | "awq" */
 
 /* A per-tensor override, "PATTERN=keep", "PATTERN=f16|bf16|f32" (kept in float, stored in
- * that type) or "PATTERN=item,item..." with items bits:8|4|3, group:N|row, sym, asym (the
+ * that type) or "PATTERN=item,item..." with items bits:8|6|5|4|3, group:N|row, sym, asym (the
  * pattern is everything before the last '='). */
 typedef struct {
     sq_qpattern pat;
@@ -75,7 +75,7 @@ typedef struct {
 sq_status sq_qoverride_parse(sq_qoverride *o, const char *spec); /* *o zeroed or freed */
 void sq_qoverride_free(sq_qoverride *o);                         /* NULL-safe */
 
-/* Checks a bit width (8, 4, 3) and a group size (0 = per row, or a positive multiple of
+/* Checks a bit width (8, 6, 5, 4, 3) and a group size (0 = per row, or a positive multiple of
  * 32: the runnable format's constraint); `what` names the option in the message. */
 sq_status sq_qscheme_check_cli(int32_t bits, int32_t group, const char *what);
 

@@ -245,8 +245,8 @@ void sq_qpattern_free(sq_qpattern *p) {
 /* ===== Schemes and overrides ===== */
 
 sq_status sq_qscheme_check_cli(int32_t bits, int32_t group, const char *what) {
-    if (bits != 8 && bits != 4 && bits != 3)
-        return sq_errorf(SQ_ERR_ARG, "%s: %d-bit quantization is not supported (use 8, 4 or 3)", what, bits);
+    if (sq_qtype_of_bits(bits) == SQ_TYPE_COUNT)
+        return sq_errorf(SQ_ERR_ARG, "%s: %d-bit quantization is not supported (use 8, 6, 5, 4 or 3)", what, bits);
     if (group < 0 || (group > 0 && group % 32 != 0))
         return sq_errorf(SQ_ERR_ARG,
                          "%s: group size %d is not possible: groups are a multiple of 32 weights (32, 64, 128, ...) or "
@@ -454,7 +454,7 @@ sq_status sq_qplan_build(sq_qplan *plan, const sq_config *cfg, const sq_qplan_sp
         if (e->scheme.group >= e->cols) e->scheme.group = 0; /* one group spans the row */
         if (!e->quantize) continue;
         plan->n_quant++;
-        sq_type ty = e->scheme.bits == 8 ? SQ_TYPE_Q8G : e->scheme.bits == 4 ? SQ_TYPE_Q4G : SQ_TYPE_Q3G;
+        sq_type ty = sq_qtype_of_bits(e->scheme.bits);
         sq_qparams qp = {.group = e->scheme.group ? e->scheme.group : (int32_t)e->cols, .asym = e->scheme.asym};
         if ((st = sq_qscheme_validate(&e->scheme, e->cols)) ||
             (st = sq_qparams_validate(ty, qp, e->cols, e->name))) {

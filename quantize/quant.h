@@ -33,7 +33,7 @@
 /* ===== Schemes and quantized weights ===== */
 
 typedef struct {
-    int32_t bits;  /* 8, 4, 3 (and 2) */
+    int32_t bits;  /* 8, 6, 5, 4, 3 (and 2) */
     int32_t group; /* weights per group along the input dimension; 0 = one group per row */
     bool asym;     /* per-group u8 zero point; false: z = 2^(bits-1) */
 } sq_qscheme;

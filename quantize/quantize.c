@@ -20,7 +20,7 @@
 
 static void usage(FILE *fp) {
     fprintf(fp,
-            "usage: squish-quantize MODEL -o OUT.h5 --method rtn|gptq|awq --bits 8|4|3 [options]\n"
+            "usage: squish-quantize MODEL -o OUT.h5 --method rtn|gptq|awq --bits 8|6|5|4|3 [options]\n"
             "\n"
             "Quantizes the linears of a model (a model store .h5, or anything squish-convert imports) to\n"
             "group-quantized weights (w = s * (q - z), fp16 scales per group) and writes a model store;\n"
@@ -29,7 +29,7 @@ static void usage(FILE *fp) {
             "\n"
             "scheme:\n"
             "      --method M           rtn (round to nearest), gptq or awq\n"
-            "      --bits B             8, 4 or 3\n"
+            "      --bits B             8, 6, 5, 4 or 3\n"
             "      --group G            weights per scale: 32, 64, 128 (default), any multiple of 32, or\n"
             "                           'row' (one group per row); rows the group does not divide end with\n"
             "                           a shorter group\n"
@@ -222,7 +222,7 @@ static int parse(int argc, char **argv, qz_cli *o) {
         return sq_errorf(SQ_ERR_ARG, "the output is a model store: '%s' should end in .h5 (then squish-convert export "
                                      "it)", o->out), 1;
     if (!o->has_method) return sq_errorf(SQ_ERR_ARG, "no method given: add --method rtn, gptq or awq"), 1;
-    if (!o->has_bits) return sq_errorf(SQ_ERR_ARG, "no bit width given: add --bits 8, 4 or 3"), 1;
+    if (!o->has_bits) return sq_errorf(SQ_ERR_ARG, "no bit width given: add --bits 8, 6, 5, 4 or 3"), 1;
     const char *m = sq_qmethod_name(o->method);
     if (o->method != SQ_QMETHOD_GPTQ && (o->set_damp || o->set_block || o->set_act || o->set_head_rtn))
         return sq_errorf(SQ_ERR_ARG, "--damp, --block-size, --act-order and --head-rtn apply to --method gptq, not %s",

@@ -18,8 +18,8 @@
 
 sq_status sq_qscheme_validate(const sq_qscheme *s, int64_t cols) {
     if (!s) return sq_errorf(SQ_ERR_ARG, "quantization scheme: missing");
-    if (s->bits != 8 && s->bits != 4 && s->bits != 3 && s->bits != 2)
-        return sq_errorf(SQ_ERR_ARG, "quantization scheme: %d bits is not supported (use 8, 4, 3 or 2)", (int)s->bits);
+    if (s->bits < 2 || s->bits > 8 || s->bits == 7)
+        return sq_errorf(SQ_ERR_ARG, "quantization scheme: %d bits is not supported (use 8, 6, 5, 4, 3 or 2)", (int)s->bits);
     if (s->group < 0)
         return sq_errorf(SQ_ERR_ARG, "quantization scheme: group size %d is negative (use 0 for one group per row)",
                          (int)s->group);

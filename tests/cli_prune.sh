@@ -123,7 +123,7 @@ expect_fail wanda_no_calib "--method wanda needs calibration statistics" "$PR" "
 expect_fail magnitude_calib "uses no calibration" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method magnitude --sparsity 0.5 "${C[@]}"
 expect_fail bits_wanda "apply to --method sparsegpt" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method wanda --sparsity 0.5 \
     "${C[@]}" --bits 4
-expect_fail embed_bits_5 "--embed-bits" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method magnitude --sparsity 0.5 --embed-bits 5
+expect_fail embed_bits_7 "--embed-bits" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method magnitude --sparsity 0.5 --embed-bits 7
 expect_fail bits_ffn "unstructured or N:M" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method sparsegpt --pattern ffn --sparsity 0.25 \
     "${C[@]}" --bits 4
 expect_fail bad_method "unknown method 'obs'" "$PR" "$T/tiny.h5" -o "$T/x.h5" --method obs --sparsity 0.5

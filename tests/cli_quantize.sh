@@ -23,6 +23,8 @@ expect_ok rtn "$QZ" "$T/tiny.h5" -o "$T/rtn.h5" --method rtn --bits 4 --group 64
 expect_ok gptq_sequential "$QZ" "$T/tiny.h5" -o "$T/gptq.h5" --method gptq --bits 4 --group 64 --calib "$T/cal.h5" -q
 expect_ok gptq_stored "$QZ" "$T/tiny.h5" -o "$T/gptq-ns.h5" --method gptq --bits 3 --group 32 --asym \
     --calib "$T/cal.h5" --no-sequential --act-order -q
+expect_ok gptq_6_5bit "$QZ" "$T/tiny.h5" -o "$T/gptq56.h5" --method gptq --bits 6 --group 32 --calib "$T/cal.h5" \
+    --override 're:.*down_proj=bits:5,asym' -q
 expect_ok awq_sequential "$QZ" "$T/tiny.h5" -o "$T/awq.h5" --method awq --bits 4 --group 64 --asym --calib "$T/cal.h5" -q
 expect_ok awq_stored "$QZ" "$T/tiny.h5" -o "$T/awq-ns.h5" --method awq --bits 3 --group row --calib "$T/cal.h5" \
     --no-sequential --awq-duo -q
@@ -61,7 +63,7 @@ for m in gptq awq; do
 done
 
 # export to a runnable file and evaluate it
-for f in rtn gptq awq gptq-ns; do
+for f in rtn gptq awq gptq-ns gptq56; do
     if "$CONV" export "$T/$f.h5" -o "$T/$f.sqz" >/dev/null 2>"$T/e.err" \
         && "$EVAL" "$T/$f.sqz" --text "$T/data.txt" --ctx 64 --chunks 4 -q >"$T/e.out" 2>>"$T/e.err" \
         && grep -q "^ppl = " "$T/e.out"
@@ -69,6 +71,10 @@ for f in rtn gptq awq gptq-ns; do
 done
 if "$CONV" info "$T/gptq.sqz" 2>/dev/null | grep -qE "model.layers.0.self_attn.q_proj.weight +q4g"; then
     pass export_types; else fail export_types "no q4g tensor in the runnable file"; fi
+"$CONV" info "$T/gptq56.sqz" > "$T/i56.out" 2>&1
+if grep -qE "model.layers.0.self_attn.q_proj.weight +q6g" "$T/i56.out" \
+    && grep -qE "model.layers.0.mlp.down_proj.weight +q5g" "$T/i56.out"; then
+    pass export_types_56; else fail export_types_56 "no q6g/q5g tensors in the runnable file"; fi
 
 # ----- bad input: exit 1, one line, no output -----
 "$CONV" import "$T/tiny.h5" -o "$T/other.h5" --dtype f16 >/dev/null 2>&1
@@ -76,7 +82,7 @@ sha_t=$(sha256sum "$T/tiny.h5" | cut -d' ' -f1); sha_o=$(sha256sum "$T/other.h5"
 expect_fail calib_other_model "$sha_o.*$sha_t|$sha_t.*$sha_o" \
     "$QZ" "$T/other.h5" -o "$T/x.h5" --method gptq --bits 4 --calib "$T/cal.h5" -q
 expect_fail group_48 "group size 48 is not possible" "$QZ" "$T/tiny.h5" -o "$T/x.h5" --method rtn --bits 4 --group 48
-expect_fail bits_5 "5-bit quantization is not supported" "$QZ" "$T/tiny.h5" -o "$T/x.h5" --method rtn --bits 5
+expect_fail bits_7 "7-bit quantization is not supported" "$QZ" "$T/tiny.h5" -o "$T/x.h5" --method rtn --bits 7
 expect_fail target_nothing "--targets 're:model\\\\.layers\\\\.7' matches no tensor" \
     "$QZ" "$T/tiny.h5" -o "$T/x.h5" --method rtn --bits 4 --targets 're:model\.layers\.7' -q
 expect_fail override_nothing "--override 'nope' matches no tensor" \

@@ -235,8 +235,8 @@ printf '%s\n' "$out" | grep -q "| gptq | [0-9.]* | $b1 |" && printf '%s\n' "$out
     && [ "$b4" -gt "$b1" ] && pass compare_sizes || fail compare_sizes "$b1 $b4"
 
 # ----- schema error from the command line -----
-printf 'version: 1\nmodel: hf\nstages:\n  - quantize: {method: rtn, bits: 5}\n' > "$T/bad.yaml"
-expect_fail schema_error "bad.yaml:4:35: stages\[0\].quantize.bits: expected one of 8, 4, 3, got 5" \
+printf 'version: 1\nmodel: hf\nstages:\n  - quantize: {method: rtn, bits: 7}\n' > "$T/bad.yaml"
+expect_fail schema_error "bad.yaml:4:35: stages\[0\].quantize.bits: expected one of 8, 6, 5, 4, 3, got 7" \
     "$SQ" recipe run "$T/bad.yaml" -o "$T/rb"
 [ ! -e "$T/rb" ] && pass schema_error_no_dir || fail schema_error_no_dir "created $T/rb"
 

@@ -220,7 +220,11 @@ SQ_TEST(test_scheme_validate) {
     s.bits = 2;
     SQ_CHECK_OK(sq_qscheme_validate(&s, 64));
     s.bits = 5;
-    SQ_CHECK(sq_qscheme_validate(&s, 256) == SQ_ERR_ARG && strstr(sq_last_error(), "5 bits") != NULL);
+    SQ_CHECK_OK(sq_qscheme_validate(&s, 256));
+    s.bits = 6;
+    SQ_CHECK_OK(sq_qscheme_validate(&s, 256));
+    s.bits = 7;
+    SQ_CHECK(sq_qscheme_validate(&s, 256) == SQ_ERR_ARG && strstr(sq_last_error(), "7 bits") != NULL);
     s.bits = 16;
     SQ_CHECK(sq_qscheme_validate(&s, 256) == SQ_ERR_ARG);
     s.bits = 3;
@@ -907,9 +911,9 @@ SQ_TEST(test_gptq_damping) {
     SQ_CHECK(sq_gptq_hinv_init(&h, xtx, cols, 2, &o) == SQ_ERR_ARG && strstr(sq_last_error(), "negative"));
     xtx[7 * cols + 7] = 1.0;
     SQ_CHECK(sq_gptq_hinv_init(&h, xtx, cols, 0, &o) == SQ_ERR_ARG);
-    o.scheme.bits = 6;
+    o.scheme.bits = 7;
     SQ_CHECK_OK(sq_gptq_hinv_init(&h, xtx, cols, 2, &o));
-    SQ_CHECK(sq_gptq_quantize(&q, NULL, NULL, w, rows, &h, &o) == SQ_ERR_ARG && strstr(sq_last_error(), "6 bits"));
+    SQ_CHECK(sq_gptq_quantize(&q, NULL, NULL, w, rows, &h, &o) == SQ_ERR_ARG && strstr(sq_last_error(), "7 bits"));
     o.scheme.bits = 4;
     w[11] = NAN;
     SQ_CHECK(sq_gptq_quantize(&q, NULL, NULL, w, rows, &h, &o) == SQ_ERR_ARG && strstr(sq_last_error(), "w[0, 11]"));

@@ -297,8 +297,8 @@ SQ_TEST(plan_resolution) {
     SQ_CHECK(sq_qplan_build(&plan, &c.cfg, &s5) == SQ_ERR_ARG && strstr(sq_last_error(), "mlp.nope"));
     sq_qplan_spec s6 = {.scheme = {.bits = 4, .group = 48}};
     SQ_CHECK(sq_qplan_build(&plan, &c.cfg, &s6) == SQ_ERR_ARG && strstr(sq_last_error(), "group size 48"));
-    sq_qplan_spec s7 = {.scheme = {.bits = 5, .group = 64}};
-    SQ_CHECK(sq_qplan_build(&plan, &c.cfg, &s7) == SQ_ERR_ARG && strstr(sq_last_error(), "5-bit"));
+    sq_qplan_spec s7 = {.scheme = {.bits = 7, .group = 64}};
+    SQ_CHECK(sq_qplan_build(&plan, &c.cfg, &s7) == SQ_ERR_ARG && strstr(sq_last_error(), "7-bit"));
     const char *bad_re[] = {"re:.*(?:proj)"};
     sq_qplan_spec s8 = {.targets = bad_re, .n_targets = 1, .scheme = {.bits = 4, .group = 64}};
     SQ_CHECK(sq_qplan_build(&plan, &c.cfg, &s8) == SQ_ERR_ARG && strstr(sq_last_error(), "--targets") &&

@@ -65,7 +65,7 @@ SQ_TEST(unknown_key) {
 
 SQ_TEST(wrong_type) {
     expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: \"4\"}\n",
-               "dir/r.yaml:4:35: stages[0].quantize.bits: expected one of 8, 4, 3, got the quoted string \"4\"");
+               "dir/r.yaml:4:35: stages[0].quantize.bits: expected one of 8, 6, 5, 4, 3, got the quoted string \"4\"");
     expect_err(HEAD "stages: {quantize: {}}\n", "dir/r.yaml:3:9: stages: expected a list of prune:/quantize: stages, got a mapping");
     expect_err(HEAD "stages: []\noutputs: {store: maybe}\n", "dir/r.yaml:4:18: outputs.store: expected true or false, got maybe");
     expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: 4, targets: Linear}\n",
@@ -73,8 +73,8 @@ SQ_TEST(wrong_type) {
 }
 
 SQ_TEST(out_of_range) {
-    expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: 5}\n",
-               "dir/r.yaml:4:35: stages[0].quantize.bits: expected one of 8, 4, 3, got 5");
+    expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: 7}\n",
+               "dir/r.yaml:4:35: stages[0].quantize.bits: expected one of 8, 6, 5, 4, 3, got 7");
     expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: 4, group: 48}\n",
                "dir/r.yaml:4:45: stages[0].quantize.group: expected a multiple of 32 (32, 64, 128, ...) or row, got 48");
     expect_err(HEAD "stages:\n  - prune: {method: magnitude, sparsity: 1.5}\n",
@@ -106,7 +106,7 @@ SQ_TEST(yaml11_traps) {
                "base-60 number");
     /* on/off/yes/no are booleans only for boolean keys */
     expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: on}\n",
-               "dir/r.yaml:4:35: stages[0].quantize.bits: expected one of 8, 4, 3, got on");
+               "dir/r.yaml:4:35: stages[0].quantize.bits: expected one of 8, 6, 5, 4, 3, got on");
     e = parse_err(HEAD "name: on\nstages: []\noutputs: {gguf: Yes, store: OFF}\n", &r);
     SQ_CHECKF(!*e, "%s", e);
     if (!*e) {
@@ -134,7 +134,7 @@ SQ_TEST(yaml11_hints) {
         sq_recipe_free(&r);
     }
     expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: on}\n",
-               "stages[0].quantize.bits: expected one of 8, 4, 3, got on (YAML 1.1 reads y/n/yes/no/on/off as booleans");
+               "stages[0].quantize.bits: expected one of 8, 6, 5, 4, 3, got on (YAML 1.1 reads y/n/yes/no/on/off as booleans");
     expect_err(HEAD "stages: []\nevaluation: {texts: [{path: e.txt, protocol: off}]}\n",
                "dir/r.yaml:4:46: evaluation.texts[0].protocol: expected one of llamacpp or gptq, got off (YAML 1.1 reads");
     expect_err(HEAD "calibration: {data: c.txt, samples: 010}\nstages: []\n",
