@@ -319,3 +319,69 @@ fail:
     sq_qweight_free(out);
     return st;
 }
+
+/* ===== Output rescaling ===== */
+
+/* u H v^T with H symmetric given by its upper triangle (row <= col). */
+static double quad_form(const double *H, int64_t n, const double *u, const double *v) {
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double ri = H[i * n + i] * v[i];
+        for (int64_t j = i + 1; j < n; j++) ri += H[i * n + j] * v[j];
+        double ci = 0.0;
+        for (int64_t j = i + 1; j < n; j++) ci += H[i * n + j] * u[j];
+        acc += u[i] * ri + ci * v[i];
+    }
+    return acc;
+}
+
+sq_status sq_qweight_rescale_rows(sq_qweight *q, float *w_hat, const float *w, const double *xtx,
+                                  int64_t *n_changed) {
+    if (!q || !q->codes || !w || !xtx) return sq_errorf(SQ_ERR_ARG, "%s: missing argument", __func__);
+    const int64_t rows = q->rows, cols = q->cols, ng = q->n_groups;
+    const int64_t gl = sq_qscheme_group_len(&q->scheme, cols);
+    int64_t changed = 0;
+    sq_status st = SQ_OK;
+#pragma omp parallel for schedule(static, 1) reduction(+ : changed)
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+        double *buf = malloc((size_t)(3 * cols) * sizeof *buf);
+        float *nsc = malloc((size_t)ng * sizeof *nsc);
+        if (!buf || !nsc) {
+            free(buf);
+            free(nsc);
+#pragma omp critical(sq_rescale_err)
+            st = SQ_ERR_OOM;
+            continue;
+        }
+        double *wr = buf, *qr = buf + cols, *nr = buf + 2 * cols;
+        const int64_t r1 = r0 + 16 < rows ? r0 + 16 : rows;
+        for (int64_t r = r0; r < r1; r++) {
+            float *sc = q->scales + r * ng;
+            for (int64_t c = 0; c < cols; c++) {
+                const int64_t g = c / gl;
+                wr[c] = (double)w[r * cols + c];
+                qr[c] = (double)sq_qdecode(q->codes[r * cols + c], sc[g], sq_qweight_zero(q, r, g));
+            }
+            const double wq = quad_form(xtx, cols, wr, qr), qq = quad_form(xtx, cols, qr, qr);
+            if (!(qq > 0.0) || !isfinite(wq)) continue;
+            const double a = wq / qq;
+            /* error of the rounded candidate against the current one: e(x) = wHw - 2 wHx + xHx */
+            if (!(a > 0.0) || !isfinite(a)) continue;
+            for (int64_t g = 0; g < ng; g++) nsc[g] = quant_scale_round((float)(a * (double)sc[g]));
+            for (int64_t c = 0; c < cols; c++) {
+                const int64_t g = c / gl;
+                nr[c] = (double)sq_qdecode(q->codes[r * cols + c], nsc[g], sq_qweight_zero(q, r, g));
+            }
+            const double e_old = qq - 2.0 * wq, e_new = quad_form(xtx, cols, nr, nr) - 2.0 * quad_form(xtx, cols, wr, nr);
+            if (!(e_new < e_old)) continue;
+            memcpy(sc, nsc, (size_t)ng * sizeof *sc);
+            changed++;
+        }
+        free(buf);
+        free(nsc);
+    }
+    if (st) return sq_errorf(SQ_ERR_OOM, "%s: out of memory", __func__);
+    if (w_hat) sq_qweight_dequant(q, w_hat);
+    if (n_changed) *n_changed = changed;
+    return SQ_OK;
+}

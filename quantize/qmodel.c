@@ -446,6 +446,12 @@ static sq_status gptq_entries(run *r, const int32_t *ks, int n, const double *xt
             free(w_hat);
             break;
         }
+        int64_t n_rescaled = 0;
+        if (r->o->rescale && (st = sq_qweight_rescale_rows(&r->qw[k], w_hat, w, xtx, &n_rescaled))) {
+            sq_error_prefix(e->name);
+            free(w_hat);
+            break;
+        }
         memcpy(w, w_hat, (size_t)(e->rows * e->cols) * sizeof *w); /* later runs see the quantized layer */
         free(w_hat);
         info_base(r, k, SQ_QMETHOD_GPTQ);

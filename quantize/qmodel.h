@@ -157,6 +157,7 @@ typedef struct {
     bool awq_fold_only;     /* awq: stop after folding the scales (the FP function; tests) */
     bool gptq_head;         /* gptq sequential: the head (lm_head or a tied embedding), when planned, by GPTQ
                                on the final-norm outputs of the quantized model (default on); else RTN */
+    bool rescale;           /* gptq: per-row least-squares rescaling of the scales on X^T X afterwards */
     void (*on_tensor)(void *user, const sq_qreport *r);
     void (*on_layer)(void *user, const sq_qlayer_report *r);
     void *user;

@@ -173,6 +173,16 @@ typedef struct {
 sq_status sq_gptq_quantize(sq_qweight *out, float *w_hat, sq_gptq_result *res, const float *w, int64_t rows,
                            const sq_gptq_hinv *h, const sq_gptq_opts *o);
 
+/* Per-row output rescaling of a quantized weight: for each row r the factor
+ * a = (w_r H w^_r) / (w^_r H w^_r) that minimises the row's output error
+ * (w_r - a w^_r) H (w_r - a w^_r)^T on the inputs whose Gram matrix is xtx ([cols x cols],
+ * upper triangle read), applied to the row's scales (s -> fp16(a s), zero points and
+ * codes unchanged). A row keeps its scales when the rounded factor does not lower its
+ * error. w is the FP weight [rows x cols]; w_hat (optional) receives the decoded result.
+ * Deterministic (fixed row chunks). Returns the number of rescaled rows in *n_changed. */
+sq_status sq_qweight_rescale_rows(sq_qweight *q, float *w_hat, const float *w, const double *xtx,
+                                  int64_t *n_changed);
+
 /* ===== AWQ (ALGORITHMS.md §3, arXiv:2306.00978) ===== */
 
 /* Loss of the compared module when the scaled linears use the candidate per-input-channel

@@ -64,6 +64,8 @@ static void usage(FILE *fp) {
             "      --head-rtn           the head (lm_head, or a tied embedding), when an override\n"
             "                           quantizes it, by RTN; default in sequential mode: GPTQ on\n"
             "                           the final-norm outputs of the quantized model\n"
+            "      --rescale            then multiply each row's scales by the factor that minimises\n"
+            "                           the row's output error on X^T X (kept only where it helps)\n"
             "awq:\n"
             "      --awq-duo            AutoAWQ duo scaling\n"
             "      --no-awq-clip        skip the clip search\n"
@@ -96,7 +98,7 @@ typedef struct {
     const char *targets[MAX_PATTERNS], *ignore[MAX_PATTERNS], *overrides[MAX_PATTERNS];
     int32_t n_targets, n_ignore, n_overrides;
     bool has_method, has_bits, verbose, quiet;
-    bool set_damp, set_block, set_act, set_seq, set_duo, set_clip, set_windows, set_group, set_sym, set_head_rtn;
+    bool set_damp, set_block, set_act, set_seq, set_duo, set_clip, set_windows, set_group, set_sym, set_head_rtn, set_rescale;
     sq_qmethod method;
     int32_t bits, group;
     bool asym;
@@ -181,6 +183,8 @@ static int parse(int argc, char **argv, qz_cli *o) {
             o->set_block = true;
         } else if (sq_cli_is(a, NULL, "--act-order")) {
             o->run.act_order = o->set_act = true;
+        } else if (sq_cli_is(a, NULL, "--rescale")) {
+            o->run.rescale = o->set_rescale = true;
         } else if (sq_cli_is(a, NULL, "--head-rtn")) {
             o->set_head_rtn = true;
         } else if (sq_cli_is(a, NULL, "--no-sequential")) {
@@ -224,8 +228,8 @@ static int parse(int argc, char **argv, qz_cli *o) {
     if (!o->has_method) return sq_errorf(SQ_ERR_ARG, "no method given: add --method rtn, gptq or awq"), 1;
     if (!o->has_bits) return sq_errorf(SQ_ERR_ARG, "no bit width given: add --bits 8, 6, 5, 4 or 3"), 1;
     const char *m = sq_qmethod_name(o->method);
-    if (o->method != SQ_QMETHOD_GPTQ && (o->set_damp || o->set_block || o->set_act || o->set_head_rtn))
-        return sq_errorf(SQ_ERR_ARG, "--damp, --block-size, --act-order and --head-rtn apply to --method gptq, not %s",
+    if (o->method != SQ_QMETHOD_GPTQ && (o->set_damp || o->set_block || o->set_act || o->set_head_rtn || o->set_rescale))
+        return sq_errorf(SQ_ERR_ARG, "--damp, --block-size, --act-order, --head-rtn and --rescale apply to --method gptq, not %s",
                          m), 1;
     if (o->method != SQ_QMETHOD_AWQ && (o->set_duo || o->set_clip || o->set_windows))
         return sq_errorf(SQ_ERR_ARG, "--awq-duo, --no-awq-clip and --awq-windows apply to --method awq, not %s", m), 1;
@@ -242,6 +246,7 @@ static int parse(int argc, char **argv, qz_cli *o) {
     o->run.damp = r.damp;
     o->run.block_size = r.block_size;
     o->run.act_order = r.act_order;
+    o->run.rescale = r.rescale;
     o->run.awq_duo = r.awq_duo;
     o->run.awq_windows = r.awq_windows;
     o->run.awq_clip = !o->set_clip;
@@ -365,10 +370,10 @@ static sq_status write_json(const qz_cli *o, const sq_qplan *plan, const progres
     if (o->calib) sq_json_string(fp, o->calib, strlen(o->calib));
     else fprintf(fp, "null");
     fprintf(fp, ",\n  \"calib_sha256\": \"%s\",\n  \"options\": {\"mse\": %s, \"damp\": %g, \"block_size\": %d, "
-                "\"act_order\": %s, \"gptq_head\": %s, \"awq_duo\": %s, \"awq_clip\": %s, \"awq_windows\": %d},\n"
+                "\"act_order\": %s, \"rescale\": %s, \"gptq_head\": %s, \"awq_duo\": %s, \"awq_clip\": %s, \"awq_windows\": %d},\n"
                 "  \"threads\": %d,\n",
             calib_sha ? calib_sha : "", o->run.mse ? "true" : "false", o->run.damp, o->run.block_size,
-            o->run.act_order ? "true" : "false",
+            o->run.act_order ? "true" : "false", o->run.rescale ? "true" : "false",
             o->method == SQ_QMETHOD_GPTQ && o->run.sequential && o->run.gptq_head ? "true" : "false",
             o->run.awq_duo ? "true" : "false", o->run.awq_clip ? "true" : "false",
             o->run.awq_windows, sq_num_threads());
