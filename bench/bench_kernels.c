@@ -7,7 +7,11 @@
  * occupy in their type (quantized: codes, scales and zeros).
  *
  *   make bench-kernels && build/bin/bench_kernels [-q] [-t threads,...] [-s small|big|all]
- *                         [-y f16,q4g,...] [-T 1,8,64] [-g 128]
+ *                         [-y f16,q4g,s24_f16,smask_f16,...] [-T 1,8,64] [-g 128] [-S 0.5]
+ *
+ * Sparse types (s24_*, s48_*, smask_*; docs/sparse-format.md) get random values with an exact
+ * pattern: N of every M weights kept at random positions, or for the bitmask exactly
+ * round(cols * (1 - S)) per row at random columns, S = -S SPARSITY (default 0.5).
  *
  * Each figure is the best of 5 batches of repeated calls after one warm-up call (0.2 s in
  * all, 0.05 s with -q). Weights stay hot in cache when they fit (the small shapes and 2048x2048 f16
@@ -64,6 +68,7 @@ int main(int argc, char **argv) {
     int64_t T_opt[8];
     int n_T_opt = 0;
     int group = 128;
+    double sparsity = 0.5;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-q") == 0) quick = 1;
         else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) set = argv[++i];
@@ -71,6 +76,13 @@ int main(int argc, char **argv) {
                  sscanf(argv[++i], "%lldx%lldx%lld", &custom_rows, &custom_cols, &custom_T) >= 2) set = "custom";
         else if (strcmp(argv[i], "-y") == 0 && i + 1 < argc) type_list = argv[++i];
         else if (strcmp(argv[i], "-g") == 0 && i + 1 < argc) group = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-S") == 0 && i + 1 < argc) {
+            sparsity = atof(argv[++i]);
+            if (!(sparsity >= 0.0 && sparsity < 1.0)) {
+                fprintf(stderr, "%s: -S wants a sparsity in [0, 1)\n", argv[0]);
+                return 1;
+            }
+        }
         else if (strcmp(argv[i], "-T") == 0 && i + 1 < argc) {
             for (char *p = argv[++i]; *p && n_T_opt < 8;) {
                 T_opt[n_T_opt++] = strtol(p, &p, 10);
@@ -86,7 +98,7 @@ int main(int argc, char **argv) {
             }
         } else {
             fprintf(stderr, "usage: %s [-q] [-s small|big|all] [-m ROWSxCOLS[xT]] [-t 1,2] [-y f16,q4g,...] "
-                            "[-T 1,64] [-g GROUP]\n"
+                            "[-T 1,64] [-g GROUP] [-S SPARSITY]\n"
                             "example: %s -s big -y f16,q4g -T 1,64 -t 1\n", argv[0], argv[0]);
             return 1;
         }
@@ -137,7 +149,7 @@ int main(int argc, char **argv) {
     const double min_time = quick ? 0.05 : 0.2;
 
     printf("# sq_matmul: GFLOP/s per variant (2*rows*cols*T / time), and weight GB/s of the best variant\n");
-    printf("%-18s %-11s %-4s %4s %3s", "shape", "rows x cols", "type", "T", "thr");
+    printf("%-18s %-11s %-9s %4s %3s", "shape", "rows x cols", "type", "T", "thr");
     for (int v = 0; v < n_vars; v++) printf(" %9s", vars[v]->name);
     printf(" %9s %8s\n", "GB/s", "x ref");
 
@@ -152,13 +164,53 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < max_T * cols; i++) x[i] = rnd();
         for (size_t ti = 0; ti < n_types; ti++) {
             sq_type type = types[ti];
-            const sq_qparams q = {sq_type_is_quant(type) ? (group < cols ? group : (int32_t)cols) : 0, false};
+            const bool sparse = sq_type_is_sparse(type), smask = type == SQ_TYPE_SMASK_F16 || type == SQ_TYPE_SMASK_F32;
+            const int64_t keep = (int64_t)((double)cols * (1.0 - sparsity) + 0.5); /* bitmask: values per row */
+            const sq_qparams q = {sq_type_is_quant(type) ? (group < cols ? group : (int32_t)cols)
+                                  : smask                ? (int32_t)keep
+                                                         : 0,
+                                  false};
             size_t rb = sq_row_bytes(type, cols, q);
+            if (!rb) {
+                fprintf(stderr, "%s: %s cannot hold rows of %lld columns\n", argv[0], sq_type_name(type), (long long)cols);
+                return 1;
+            }
             void *data = malloc(rb * (size_t)rows);
             uint8_t *codes = malloc((size_t)cols);
             float *scales = malloc(sizeof(float) * (size_t)cols);
+            float *dense = malloc(sizeof(float) * (size_t)cols); /* sparse: the dense row, in the value type */
+            int64_t *perm = malloc(sizeof(int64_t) * (size_t)cols);
             for (int64_t r = 0; r < rows; r++) {
                 char *row = (char *)data + (size_t)r * rb;
+                if (sparse) {
+                    const bool f16 = sq_sparse_value_type(type) == SQ_TYPE_F16;
+                    const int n = type == SQ_TYPE_S24_F16 || type == SQ_TYPE_S24_F32 ? 2 : 4, m = 2 * n;
+                    memset(dense, 0, sizeof(float) * (size_t)cols);
+                    /* kept columns: a random N of each M, or `keep` of the row (partial Fisher-Yates) */
+                    const int64_t span = smask ? cols : m, pick = smask ? keep : n;
+                    for (int64_t g0 = 0; g0 < cols; g0 += span) {
+                        for (int64_t j = 0; j < span; j++) perm[j] = g0 + j;
+                        for (int64_t j = 0; j < pick; j++) {
+                            rnd();
+                            const int64_t o = j + (int64_t)((rng >> 20) % (uint64_t)(span - j));
+                            const int64_t c = perm[o];
+                            perm[o] = perm[j];
+                            float v = rnd();
+                            if (v == 0.0f) v = 0.25f;
+                            if (f16) {
+                                uint16_t h = sq_f32_to_f16(v);
+                                memcpy((char *)dense + 2 * c, &h, 2);
+                            } else {
+                                memcpy((char *)dense + 4 * c, &v, 4);
+                            }
+                        }
+                    }
+                    if (sq_srow_pack(type, q, cols, dense, row)) {
+                        fprintf(stderr, "%s\n", sq_last_error());
+                        return 2;
+                    }
+                    continue;
+                }
                 if (sq_type_is_quant(type)) { /* random codes, fp16 scales ~ 0.01 */
                     for (int64_t c = 0; c < cols; c++) {
                         rnd();
@@ -182,6 +234,8 @@ int main(int argc, char **argv) {
             }
             free(codes);
             free(scales);
+            free(dense);
+            free(perm);
             sq_mat w = {.type = type, .q = q, .rows = rows, .cols = cols, .row_bytes = rb, .data = data};
             for (size_t tj = 0; tj < n_Ts; tj++) {
                 const int64_t T = Ts[tj];
@@ -206,7 +260,7 @@ int main(int argc, char **argv) {
                     }
                     char shape[32];
                     snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
-                    printf("%-18s %-11s %-4s %4lld %3d", shapes[s].what, shape, sq_type_name(type), (long long)T, threads[th]);
+                    printf("%-18s %-11s %-9s %4lld %3d", shapes[s].what, shape, sq_type_name(type), (long long)T, threads[th]);
                     for (int v = 0; v < n_vars; v++) printf(" %9.2f", gf[v]);
                     double gbs = best_sec > 0 ? (double)rb * (double)rows / best_sec * 1e-9 : 0;
                     printf(" %9.2f %8.1f\n", gbs, ref_gf > 0 ? best / ref_gf : 0.0);

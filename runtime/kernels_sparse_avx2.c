@@ -13,14 +13,17 @@
  * x values; all-zero bytes are skipped. Tails and the last values of a row run the scalar
  * reference loop, so no load passes the row's K values. Accumulation: two 8-lane
  * accumulators summed in a fixed order, so results depend only on (cols, row), never on
- * the row range or thread count.
+ * the row range or thread count. From T = SQ_SGEMM_MIN_T_AVX2 tokens (prompts, evaluation)
+ * a packed GEMM: 16-row x KC-column tiles are expanded to dense f32 (the same table-driven
+ * spread, on the occupancy of each 16 columns for N:M) and reused by every token through
+ * gemm_avx2.h's micro-kernel; each output is one FMA chain over the columns in order.
  */
 #include "kernels_internal.h"
 #include "sparse_internal.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
-#include <immintrin.h>
+#include "gemm_avx2.h"
 
 /* lut[mb][j]: index among the set bits of mb of bit j (= popcount of the bits below j). */
 #define PC8(x) (((x)&1) + (((x) >> 1) & 1) + (((x) >> 2) & 1) + (((x) >> 3) & 1) + (((x) >> 4) & 1) + \
@@ -30,13 +33,6 @@
 #define L16(b) L4(b), L4((b) + 4), L4((b) + 8), L4((b) + 12)
 #define L64(b) L16(b), L16((b) + 16), L16((b) + 32), L16((b) + 48)
 static const uint8_t expand_lut[256][8] = {L64(0), L64(64), L64(128), L64(192)};
-
-SQ_INLINE float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 SQ_INLINE __m256 load8(const uint8_t *p, int vb) {
     return vb == 2 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p))
@@ -66,9 +62,168 @@ SQ_INLINE __m256 nm8(const sq_slayout *L, const uint8_t *row, const float *xt, i
     return _mm256_fmadd_ps(v, xv, acc);
 }
 
+/* ===== T >= SGEMM_MIN_T: packed GEMM =====
+ * Tiles of 16 rows x KC columns are expanded to dense f32 (zeros where nothing is stored)
+ * and transposed into the per-thread scratch once, then every token reuses them through the
+ * micro-kernel of gemm_avx2.h, like the quantized types' GEMM (kernels_quant_avx2.c). Each
+ * output is one FMA chain over all columns in ascending order; the zeros add nothing
+ * (fma(0, x, acc) == acc for finite x), so it equals the FMA chain over the stored weights
+ * alone, whatever T, the row range or the thread count. */
+
+/* Measured with `bench_kernels -m 4096x2048 -y s24_f16,smask_f16 -T 4,8,16 -t 1`
+ * (docs/pruning-results.md): the T from which expanding tiles once beats streaming. */
+#define SGEMM_MIN_T SQ_SGEMM_MIN_T_AVX2
+
+typedef struct {
+    const sq_slayout *L;
+    int64_t cols;
+    __m256i off, shifts, mmask, bits;
+} sinfo;
+
+/* 8 lanes from the values vv placed on the set bits of mask byte mb (lane j gets the value
+ * of rank(j) + first among them); lanes of clear bits are 0. */
+SQ_INLINE __m256 spread8(__m256 vv, unsigned mb, int first, __m256i bits) {
+    __m256i perm = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)expand_lut[mb & 255]));
+    perm = _mm256_add_epi32(perm, _mm256_set1_epi32(first));
+    const __m256i lanes = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)mb), bits), bits);
+    return _mm256_and_ps(_mm256_permutevar8x32_ps(vv, perm), _mm256_castsi256_ps(lanes));
+}
+
+/* The dense weights of columns [c, c + 16) of a row (c a multiple of 16) into out[0..15],
+ * columns past cols zero. *v is the bitmask rows' value cursor (stored values before column
+ * c, at most K), advanced past the chunk. */
+SQ_INLINE void expand16(int nm, int vb, const sinfo *si, const uint8_t *row, int64_t c, int64_t *v, float *out) {
+    const sq_slayout *L = si->L;
+    const int64_t cols = si->cols;
+    if (nm) {
+        const int64_t s = c / L->m * L->n; /* the chunk's first slot; 8 slots cover its 16 columns */
+        if (c + 16 <= cols) {
+            uint32_t nib;
+            if (L->ibits == 2) {
+                uint16_t h;
+                memcpy(&h, row + (s >> 2), 2);
+                nib = h;
+            } else {
+                memcpy(&nib, row + (s >> 1), 4);
+            }
+            const __m256i cc = _mm256_add_epi32(si->off, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)nib), si->shifts), si->mmask));
+            /* occupancy of the 16 columns: valid rows have strictly increasing columns, so the
+             * i-th set bit takes the i-th value (a hostile row gets wrong values, in registers) */
+            __m256i o = _mm256_sllv_epi32(_mm256_set1_epi32(1), cc);
+            __m128i o4 = _mm_or_si128(_mm256_castsi256_si128(o), _mm256_extracti128_si256(o, 1));
+            o4 = _mm_or_si128(o4, _mm_unpackhi_epi64(o4, o4));
+            o4 = _mm_or_si128(o4, _mm_srli_epi64(o4, 32));
+            const unsigned occ = (unsigned)_mm_cvtsi128_si32(o4);
+            const __m256 vv = load8(row + L->vals_off + (size_t)s * (size_t)vb, vb);
+            _mm256_storeu_ps(out, spread8(vv, occ & 255, 0, si->bits));
+            _mm256_storeu_ps(out + 8, spread8(vv, occ >> 8, __builtin_popcount(occ & 255), si->bits));
+        } else { /* the ragged last chunk */
+            memset(out, 0, 16 * sizeof *out);
+            for (int64_t k = s; k < L->n_vals; k++) {
+                const int64_t col = k / L->n * L->m + (sq_snm_idx(L, row, k) & (L->m - 1)) - c;
+                if (col >= 0 && col < 16) out[col] = sq_sval(L, row, k);
+            }
+        }
+        return;
+    }
+    const uint8_t *vals = row + L->vals_off;
+    for (int h = 0; h < 2; h++) {
+        const int64_t c8 = c + 8 * h;
+        unsigned mb = c8 < cols ? row[c8 / 8] : 0;
+        if (c8 + 8 > cols && c8 < cols) mb &= (1u << (cols - c8)) - 1u;
+        if (*v + 8 <= L->n_vals) {
+            _mm256_storeu_ps(out + 8 * h, spread8(load8(vals + (size_t)*v * (size_t)vb, vb), mb, 0, si->bits));
+            *v += __builtin_popcount(mb);
+        } else { /* the last values: no load past the K-th */
+            memset(out + 8 * h, 0, 8 * sizeof *out);
+            while (mb && *v < L->n_vals) {
+                const int j = __builtin_ctz(mb);
+                mb &= mb - 1;
+                out[8 * h + j] = sq_sval(L, row, (*v)++);
+            }
+        }
+    }
+}
+
+/* Stored values before column k0 (a multiple of 8) of a bitmask row, at most K. */
+SQ_INLINE int64_t mask_prefix(const sq_slayout *L, const uint8_t *row, int64_t k0) {
+    int64_t n = 0, b = 0;
+    for (; 8 * b + 64 <= k0; b += 8) {
+        uint64_t u;
+        memcpy(&u, row + b, 8);
+        n += __builtin_popcountll(u);
+    }
+    for (; 8 * b < k0; b++) n += __builtin_popcount(row[b]);
+    return n < L->n_vals ? n : L->n_vals;
+}
+
+/* wp[k*NR + j] = dense W[r + j][k0 + k] for j < nrows (<= NR), k < kc; 0 for j >= nrows.
+ * k0 is a multiple of 64 (KC or KC_STACK), so 16-column chunks start on 8 slots. */
+SQ_INLINE void pack_tile_s(int nm, int vb, float *wp, const uint8_t *w, size_t rb, int64_t r, int nrows, int64_t k0,
+                           int kc, const sinfo *si) {
+    _Alignas(32) float tmp[8 * 16]; /* 8 rows x 16 columns, row-major */
+    for (int part = 0; part < NR / 8; part++) {
+        int nh = nrows - part * 8;
+        nh = nh < 0 ? 0 : nh > 8 ? 8 : nh;
+        const uint8_t *base = w + (size_t)(r + part * 8) * rb;
+        int64_t cur[8] = {0};
+        if (!nm)
+            for (int j = 0; j < nh; j++) cur[j] = mask_prefix(si->L, base + (size_t)j * rb, k0);
+        for (int kk = 0; kk < kc; kk += 16) {
+            const int kn = kc - kk < 16 ? kc - kk : 16;
+            for (int j = 0; j < 8; j++) {
+                if (j < nh) expand16(nm, vb, si, base + (size_t)j * rb, k0 + kk, &cur[j], tmp + 16 * j);
+                else memset(tmp + 16 * j, 0, 16 * sizeof *tmp);
+            }
+            for (int q = 0; q < 2 && 8 * q < kn; q++) {
+                __m256 v[8];
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) v[j] = _mm256_load_ps(tmp + 16 * j + 8 * q);
+                transpose8(v);
+                float *dst = wp + (size_t)(kk + 8 * q) * NR + part * 8;
+                const int n = kn - 8 * q < 8 ? kn - 8 * q : 8;
+                for (int k = 0; k < n; k++) _mm256_store_ps(dst + k * NR, v[k]);
+            }
+        }
+    }
+}
+
+#define SPACK(NAME, NM, VB)                                                                                        \
+    static void NAME(float *wp, const void *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc, const void *ctx) { \
+        pack_tile_s(NM, VB, wp, (const uint8_t *)w, rb, r, nrows, k0, kc, (const sinfo *)ctx);                     \
+    }
+SPACK(pack_nm_f16, 1, 2)
+SPACK(pack_nm_f32, 1, 4)
+SPACK(pack_mask_f16, 0, 2)
+SPACK(pack_mask_f32, 0, 4)
+_Static_assert(KC % 64 == 0 && KC_STACK % 64 == 0, "column blocks must start on a 16-column chunk and a mask word");
+
+static void sgemm(const sq_slayout *L, float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,
+                  int64_t r0, int64_t r1, int64_t cols) {
+    sinfo si;
+    si.L = L;
+    si.cols = cols;
+    si.shifts = L->ibits == 2 ? _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14) : _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    si.mmask = _mm256_set1_epi32(L->m ? L->m - 1 : 0);
+    si.bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    si.off = _mm256_setzero_si256();
+    if (L->m) {
+        int32_t o[8];
+        for (int j = 0; j < 8; j++) o[j] = j / L->n * L->m;
+        si.off = _mm256_loadu_si256((const __m256i *)(const void *)o);
+    }
+    gemm_pack_fn pack = L->m ? (L->vbytes == 2 ? pack_nm_f16 : pack_nm_f32) : (L->vbytes == 2 ? pack_mask_f16 : pack_mask_f32);
+    gemm(pack, &si, y, ldy, x, w, rb, T, r0, r1, cols);
+}
+
 SQ_INLINE void smatmul(sq_type type, float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
                     int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
+    if (T <= 0 || r1 <= r0) return;
     const sq_slayout L = sq_slayout_of(type, q, cols);
+    if (T >= SGEMM_MIN_T && cols > 0) {
+        sgemm(&L, y, ldy, x, w, row_bytes, T, r0, r1, cols);
+        return;
+    }
     const __m256i shifts = L.ibits == 2 ? _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)
                                         : _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);

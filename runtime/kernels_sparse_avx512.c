@@ -12,17 +12,21 @@
  * rows: per 16-weight mask word, exactly popcount values are loaded (masked load, so
  * nothing past them is touched) and spread to their lanes with vexpandps, then one FMA
  * with x; all-zero words are skipped. Tails and the last values of a row run the scalar
- * reference loop. With several tokens (prompts, evaluation) a row's indices, mask words and
- * values are decoded once for 4 tokens at a time. Two 16-lane accumulators per token summed
- * in a fixed order: results depend only on (cols, row), never on T, the row range or the
- * thread count.
+ * reference loop. With a few tokens a row's indices, mask words and values are decoded once
+ * for 4 tokens at a time; two 16-lane accumulators per token summed in a fixed order, so
+ * results depend only on (cols, row), never on T (below the threshold), the row range or the
+ * thread count. From T = SQ_SGEMM_MIN_T_AVX512 tokens (prompts, evaluation) a packed GEMM:
+ * 32-row x KC-column tiles are expanded to dense f32 (the same vexpandps, on the occupancy
+ * of each 32 columns for N:M) and reused by every token through gemm_avx512.h's
+ * micro-kernel; each output is one FMA chain over the columns in order.
  */
 #include "kernels_internal.h"
 #include "sparse_internal.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__FMA__) && defined(__F16C__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && \
+    defined(__FMA__) && defined(__F16C__)
 
-#include <immintrin.h>
+#include "gemm_avx512.h"
 
 /* The first `n` (<= 16) values at p as floats, nothing past them read. */
 SQ_INLINE __m512 loadn(const uint8_t *p, int vb, __mmask16 n_mask) {
@@ -65,11 +69,11 @@ SQ_INLINE __m512 pick32(const float *xs, __m512i c) {
  * inlining, so the per-token accumulators live in registers). The weights' metadata is
  * decoded once per block of tokens. Each token's arithmetic is the same whatever nt is, so
  * results depend only on (cols, row), never on T or the row range. */
-#define TB 4
+#define STB 4 /* tokens per streaming pass */
 SQ_INLINE void srow_dots(const sq_slayout *L, const uint8_t *row, const float *x, int64_t cols, const int nt,
                          __m512i off, __m512i shifts, __m512i mmask, float *out) {
-    __m512 a0[TB], a1[TB];
-    float tail[TB];
+    __m512 a0[STB], a1[STB];
+    float tail[STB];
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++) {
         a0[t] = _mm512_setzero_ps();
@@ -136,9 +140,167 @@ SQ_INLINE void srow_dots(const sq_slayout *L, const uint8_t *row, const float *x
     for (int t = 0; t < nt; t++) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(a0[t], a1[t])) + tail[t];
 }
 
+/* ===== T >= SGEMM_MIN_T: packed GEMM =====
+ * Tiles of 32 rows x KC columns are expanded to dense f32 (zeros where nothing is stored)
+ * and transposed into the per-thread scratch once, then every token reuses them through the
+ * micro-kernel of gemm_avx512.h, like the quantized types' GEMM (kernels_quant_avx512.c).
+ * Each output is then one FMA chain over all columns in ascending order; the zeros add
+ * nothing (fma(0, x, acc) == acc for finite x), so it equals the FMA chain over the stored
+ * weights alone, whatever T, the row range or the thread count. */
+
+/* Measured with `bench_kernels -m 4096x2048 -y s24_f16,s48_f16,smask_f16 -T 8,16,32 -t 1`
+ * (docs/pruning-results.md): the T from which expanding tiles once beats streaming 4 tokens
+ * per pass over the packed rows. */
+#define SGEMM_MIN_T SQ_SGEMM_MIN_T_AVX512
+
+typedef struct {
+    const sq_slayout *L;
+    int64_t cols;
+    __m512i off, shifts, mmask, iota;
+} sinfo;
+
+/* The dense weights of columns [c, c + 32) of a row (c a multiple of 32), columns past cols
+ * zero: lanes 0-15 in *lo, 16-31 in *hi. *v is the bitmask rows' value cursor (the number of
+ * stored values before column c, at most K), advanced past the chunk. */
+SQ_INLINE void expand32(int nm, int vb, const sinfo *si, const uint8_t *row, int64_t c, int64_t *v, __m512 *lo,
+                        __m512 *hi) {
+    const sq_slayout *L = si->L;
+    const int64_t cols = si->cols;
+    if (nm) {
+        const int64_t s = c / L->m * L->n; /* the chunk's first slot; 16 slots cover its 32 columns */
+        if (c + 32 <= cols) {
+            __m512i cc;
+            __m512 vv;
+            nm16_slots(L, row, s, si->off, si->shifts, si->mmask, &cc, &vv);
+            /* valid rows have strictly increasing columns, so the i-th set bit of the
+             * occupancy takes the i-th value (a hostile row gets wrong values, in registers) */
+            const uint32_t occ = (uint32_t)_mm512_reduce_or_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), cc));
+            const __mmask16 m0 = (__mmask16)occ, m1 = (__mmask16)(occ >> 16);
+            *lo = _mm512_maskz_expand_ps(m0, vv);
+            vv = _mm512_permutexvar_ps(_mm512_add_epi32(si->iota, _mm512_set1_epi32(__builtin_popcount(m0))), vv);
+            *hi = _mm512_maskz_expand_ps(m1, vv);
+        } else { /* the ragged last chunk */
+            _Alignas(64) float t[32] = {0};
+            for (int64_t k = s; k < L->n_vals; k++) {
+                const int64_t col = k / L->n * L->m + (sq_snm_idx(L, row, k) & (L->m - 1)) - c;
+                if (col >= 0 && col < 32) t[col] = sq_sval(L, row, k);
+            }
+            *lo = _mm512_load_ps(t);
+            *hi = _mm512_load_ps(t + 16);
+        }
+        return;
+    }
+    const uint8_t *vals = row + L->vals_off;
+    for (int h = 0; h < 2; h++) {
+        const int64_t c16 = c + 16 * h;
+        unsigned mw = 0;
+        if (c16 + 16 <= cols) {
+            mw = (unsigned)row[c16 / 8] | ((unsigned)row[c16 / 8 + 1] << 8);
+        } else if (c16 < cols) {
+            mw = row[c16 / 8];
+            if (c16 / 8 + 1 < L->meta_bytes) mw |= (unsigned)row[c16 / 8 + 1] << 8;
+            mw &= (1u << (cols - c16)) - 1u;
+        }
+        int pc = __builtin_popcount(mw);
+        if (*v + pc > L->n_vals) { /* past the capacity K: only the first K - v set bits have values */
+            pc = (int)(L->n_vals - *v);
+            while (__builtin_popcount(mw) > pc) mw &= ~(1u << (31 - __builtin_clz(mw)));
+        }
+        const __m512 e = _mm512_maskz_expand_ps((__mmask16)mw, loadn(vals + (size_t)*v * (size_t)vb, vb,
+                                                                        (__mmask16)((1u << pc) - 1u)));
+        if (h) *hi = e;
+        else *lo = e;
+        *v += pc;
+    }
+}
+
+/* Stored values before column k0 (a multiple of 8) of a bitmask row, at most K. */
+SQ_INLINE int64_t mask_prefix(const sq_slayout *L, const uint8_t *row, int64_t k0) {
+    int64_t n = 0, b = 0;
+    for (; 8 * b + 64 <= k0; b += 8) {
+        uint64_t u;
+        memcpy(&u, row + b, 8);
+        n += __builtin_popcountll(u);
+    }
+    for (; 8 * b < k0; b++) n += __builtin_popcount(row[b]);
+    return n < L->n_vals ? n : L->n_vals;
+}
+
+/* wp[k*NR + j] = dense W[r + j][k0 + k] for j < nrows (<= NR), k < kc; 0 for j >= nrows.
+ * k0 is a multiple of 64 (KC or KC_STACK), so chunks of 32 columns start on 16 slots. */
+SQ_INLINE void pack_tile_s(int nm, int vb, float *wp, const uint8_t *w, size_t rb, int64_t r, int nrows, int64_t k0,
+                           int kc, const sinfo *si) {
+    _Alignas(64) float hi[16 * 16];
+    for (int half = 0; half < NR / 16; half++) {
+        int nh = nrows - half * 16;
+        nh = nh < 0 ? 0 : nh > 16 ? 16 : nh;
+        const uint8_t *base = w + (size_t)(r + half * 16) * rb;
+        int64_t cur[16] = {0};
+        if (!nm)
+            for (int j = 0; j < nh; j++) cur[j] = mask_prefix(si->L, base + (size_t)j * rb, k0);
+        for (int kk = 0; kk < kc; kk += 32) {
+            float *dst = wp + (size_t)kk * NR + half * 16;
+            const int kn = kc - kk < 32 ? kc - kk : 32;
+            __m512 v[16];
+            for (int j = 0; j < 16; j++) {
+                __m512 b;
+                if (j < nh) {
+                    expand32(nm, vb, si, base + (size_t)j * rb, k0 + kk, &cur[j], &v[j], &b);
+                } else {
+                    v[j] = b = _mm512_setzero_ps();
+                }
+                _mm512_store_ps(hi + 16 * j, b);
+            }
+            transpose16(v);
+            const int n0 = kn < 16 ? kn : 16;
+            for (int k = 0; k < n0; k++) _mm512_store_ps(dst + k * NR, v[k]);
+            if (kn > 16) {
+#pragma GCC unroll 16
+                for (int j = 0; j < 16; j++) v[j] = _mm512_load_ps(hi + 16 * j);
+                transpose16(v);
+                for (int k = 0; k < kn - 16; k++) _mm512_store_ps(dst + (16 + k) * NR, v[k]);
+            }
+        }
+    }
+}
+
+#define SPACK(NAME, NM, VB)                                                                                        \
+    static void NAME(float *wp, const void *w, size_t rb, int64_t r, int nrows, int64_t k0, int kc, const void *ctx) { \
+        pack_tile_s(NM, VB, wp, (const uint8_t *)w, rb, r, nrows, k0, kc, (const sinfo *)ctx);                     \
+    }
+SPACK(pack_nm_f16, 1, 2)
+SPACK(pack_nm_f32, 1, 4)
+SPACK(pack_mask_f16, 0, 2)
+SPACK(pack_mask_f32, 0, 4)
+_Static_assert(KC % 64 == 0 && KC_STACK % 64 == 0, "column blocks must start on a 32-column chunk and a mask word");
+
+static void sgemm(const sq_slayout *L, float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,
+                  int64_t r0, int64_t r1, int64_t cols) {
+    sinfo si;
+    si.L = L;
+    si.cols = cols;
+    si.shifts = L->ibits == 2 ? _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14)
+                              : _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    si.mmask = _mm512_set1_epi32(L->m ? L->m - 1 : 0);
+    si.iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    si.off = _mm512_setzero_si512();
+    if (L->m) {
+        int32_t o[16];
+        for (int j = 0; j < 16; j++) o[j] = j / L->n * L->m;
+        si.off = _mm512_loadu_si512(o);
+    }
+    gemm_pack_fn pack = L->m ? (L->vbytes == 2 ? pack_nm_f16 : pack_nm_f32) : (L->vbytes == 2 ? pack_mask_f16 : pack_mask_f32);
+    gemm(pack, &si, y, ldy, x, w, rb, T, r0, r1, cols);
+}
+
 SQ_INLINE void smatmul(sq_type type, float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
                        int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
+    if (T <= 0 || r1 <= r0) return;
     const sq_slayout L = sq_slayout_of(type, q, cols);
+    if (T >= SGEMM_MIN_T && cols > 0) {
+        sgemm(&L, y, ldy, x, w, row_bytes, T, r0, r1, cols);
+        return;
+    }
     const __m512i shifts = L.ibits == 2 ? _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14)
                                         : _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
     __m512i off = _mm512_setzero_si512(), mmask = _mm512_set1_epi32(L.m ? L.m - 1 : 0);
@@ -149,11 +311,11 @@ SQ_INLINE void smatmul(sq_type type, float *y, int64_t ldy, const float *x, cons
     }
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
-        float out[TB];
+        float out[STB];
         int64_t t = 0;
-        for (; t + TB <= T; t += TB) { /* prompts and evaluation: TB tokens per pass over the row */
-            srow_dots(&L, row, x + t * cols, cols, TB, off, shifts, mmask, out);
-            for (int k = 0; k < TB; k++) y[(t + k) * ldy + r] = out[k];
+        for (; t + STB <= T; t += STB) { /* a few tokens: STB tokens per pass over the row */
+            srow_dots(&L, row, x + t * cols, cols, STB, off, shifts, mmask, out);
+            for (int k = 0; k < STB; k++) y[(t + k) * ldy + r] = out[k];
         }
         for (; t < T; t++) { /* decoding (T = 1) and the last tokens */
             srow_dots(&L, row, x + t * cols, cols, 1, off, shifts, mmask, out);

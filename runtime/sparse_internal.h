@@ -25,6 +25,17 @@
 
 #include "types.h"
 
+/* Token counts from which the SIMD sparse kernels switch from streaming the packed rows to
+ * the packed GEMM (tiles expanded to dense f32 and reused by every token). Here, not in the
+ * kernel files, so tests/test_sparse.c knows which loop it checks. Measured on this
+ * machine's CPU (docs/pruning-results.md). */
+#ifndef SQ_SGEMM_MIN_T_AVX512
+#define SQ_SGEMM_MIN_T_AVX512 16
+#endif
+#ifndef SQ_SGEMM_MIN_T_AVX2
+#define SQ_SGEMM_MIN_T_AVX2 8
+#endif
+
 typedef struct {
     int32_t n, m;        /* N:M pattern; m = 0 for the bitmask types */
     int32_t ibits;       /* N:M index bits per slot: 2 (M = 4) or 4 (M = 8) */

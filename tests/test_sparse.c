@@ -3,15 +3,17 @@
  * -0.0 kept, ragged row lengths); rows that do not fit are refused and hostile rows are
  * refused by the unpacker; the reference kernel equals the dense f32 reference on the
  * dense matrix exactly (skipping x*0 terms cannot change a float sum), every SIMD variant
- * is within sqrt(cols)-scaled rounding of it and gives each token the bits of a one-token
- * call (token blocking changes nothing), and hostile rows never make a kernel read
- * out of bounds (the SAN build checks); sq_matmul gives the same bits at 1 and 2 threads;
+ * is within sqrt(cols)-scaled rounding of it and, below its GEMM threshold, gives each
+ * token the bits of a one-token call (token blocking changes nothing); from the threshold
+ * (the packed GEMM) exactly the FMA chain over the columns, whatever T; hostile rows never make a kernel read
+ * out of bounds (the SAN build checks); sq_matmul gives the same bits at 1 and 2 threads (T = 1, 24);
  * the exporter's choice (2:4, 4:8, bitmask, or dense when nothing is saved); a pruned
  * tiny model written with sparse types runs to the same logits as written dense
  * (reference kernels: identical bits) and imports back bit for bit; the worked hex
  * examples of docs/sparse-format.md are what sq_srow_pack writes.
  */
 #include "../runtime/kernels_internal.h"
+#include "../runtime/sparse_internal.h"
 #include "../runtime/model.h"
 #include "../runtime/sqz.h"
 #include "test.h"
@@ -222,7 +224,16 @@ SQ_TEST(worked_examples) {
     }
 }
 
-/* Kernel of variant k on a packed matrix vs the dense f32 reference. */
+/* The T from which variant k runs its packed GEMM (0: it has none). */
+static int64_t gemm_min_t(const sq_kernels *k) {
+    if (strcmp(k->name, "avx512") == 0) return SQ_SGEMM_MIN_T_AVX512;
+    if (strcmp(k->name, "avx2") == 0) return SQ_SGEMM_MIN_T_AVX2;
+    return 0;
+}
+
+/* Kernel of variant k on a packed matrix vs the dense f32 reference. From T >= gemm_min_t
+ * the SIMD kernels run the packed GEMM, which must give exactly the FMA chain over the
+ * columns in ascending order (the zeros add nothing), computed here with fmaf. */
 static void check_kernels_on(const sq_kernels *k, sq_type t, int64_t rows, int64_t cols, int64_t T, uint64_t *rng,
                              double density) {
     int64_t kmax;
@@ -248,8 +259,26 @@ static void check_kernels_on(const sq_kernels *k, sq_type t, int64_t rows, int64
         }
     SQ_CHECKF(worst == 0, "%s %s rows %lld cols %lld T %lld: off by %g x the tolerance", k->name, sq_type_name(t),
               (long long)rows, (long long)cols, (long long)T, worst);
-    /* each token alone gives the same bits as the T-token call (kernels may block tokens) */
-    if (T > 1) {
+    const int64_t gmin = gemm_min_t(k);
+    if (gmin > 0 && T >= gmin) {
+        /* the GEMM: the FMA chain exactly, and the same bits for the last gmin tokens alone */
+        int64_t bad = 0;
+        for (int64_t tt = 0; tt < T; tt++)
+            for (int64_t r = 0; r < rows; r++) {
+                float acc = 0.0f;
+                for (int64_t c = 0; c < cols; c++) acc = fmaf(wf[r * cols + c], x[tt * cols + c], acc);
+                bad += !(y[tt * rows + r] == acc);
+            }
+        SQ_CHECKF(bad == 0, "%s %s rows %lld cols %lld T %lld: %lld outputs differ from the FMA chain", k->name,
+                  sq_type_name(t), (long long)rows, (long long)cols, (long long)T, (long long)bad);
+        float *yl = malloc((size_t)(gmin * rows) * sizeof *yl);
+        k->qmatmul[t](yl, rows, x + (T - gmin) * cols, p, rb, gmin, 0, rows, cols, q);
+        SQ_CHECKF(memcmp(yl, y + (T - gmin) * rows, (size_t)(gmin * rows) * sizeof *yl) == 0,
+                  "%s %s cols %lld T %lld: the last %lld tokens alone differ", k->name, sq_type_name(t), (long long)cols,
+                  (long long)T, (long long)gmin);
+        free(yl);
+    } else if (T > 1) {
+        /* each token alone gives the same bits as the T-token call (kernels may block tokens) */
         float *y1 = malloc((size_t)rows * sizeof *y1);
         int64_t diff = 0;
         for (int64_t tt = 0; tt < T; tt++) {
@@ -276,7 +305,11 @@ SQ_TEST(kernels_vs_dense_reference) {
     uint64_t rng = 11;
     const int64_t shapes[][3] = {{1, 8, 1}, {5, 24, 1}, {7, 40, 3}, {33, 136, 1}, {17, 264, 2}, {9, 1000, 1},
                                  {3, 13, 2}, {4, 37, 1}, {70, 512, 1}, {2, 4104, 1}, {9, 264, 5}, {5, 520, 8},
-                                 {3, 40, 4}, {6, 1032, 11}};
+                                 {3, 40, 4}, {6, 1032, 11},
+                                 /* T at and above the GEMM thresholds: partial row tiles and token groups,
+                                  * ragged last chunks (cols % 32 != 0), several column blocks (> 768) */
+                                 {37, 136, 16}, {33, 264, 17}, {5, 8, 20}, {17, 1000, 25}, {40, 2056, 24},
+                                 {9, 264, 100}, {3, 1560, 13}, {48, 776, 40}};
     for (int v = 0; names[v]; v++) {
         const sq_kernels *k = sq_kernels_by_name(names[v]);
         if (!k) continue;
@@ -307,12 +340,13 @@ SQ_TEST(hostile_rows) {
                 const size_t rb = sq_row_bytes(t, cols, q);
                 uint8_t *w = malloc(rb);
                 for (size_t i = 0; i < rb; i++) w[i] = (uint8_t)(sq_tiny_rand(&rng) | 0x11); /* dense masks */
-                float *x = malloc((size_t)(5 * cols) * sizeof *x), y[5] = {0};
-                for (int64_t i = 0; i < 5 * cols; i++) x[i] = 1.0f;
+                float *x = malloc((size_t)(20 * cols) * sizeof *x), y[20] = {0};
+                for (int64_t i = 0; i < 20 * cols; i++) x[i] = 1.0f;
                 for (int v = 0; names[v]; v++) {
                     const sq_kernels *k = sq_kernels_by_name(names[v]);
                     if (k) k->qmatmul[t](y, 1, x, w, rb, 1, 0, 1, cols, q);
                     if (k) k->qmatmul[t](y, 1, x, w, rb, 5, 0, 1, cols, q); /* token-blocked path */
+                    if (k) k->qmatmul[t](y, 1, x, w, rb, 20, 0, 1, cols, q); /* packed GEMM */
                 }
                 float row[300];
                 sq_srow_dequant(t, q, cols, w, row);
@@ -332,14 +366,18 @@ SQ_TEST(threads_same_bits) {
         void *dense = make_dense(t, rows, cols, 0.5, &rng, &kmax);
         const sq_qparams q = params_for(t, kmax);
         uint8_t *p = pack(t, q, rows, cols, dense);
-        float *x = malloc((size_t)cols * sizeof *x), *y1 = malloc((size_t)rows * 4), *y2 = malloc((size_t)rows * 4);
-        for (int64_t i = 0; i < cols; i++) x[i] = sq_tiny_uniform(&rng) - 0.5f;
+        const int64_t NT = 24; /* T = 1 (decode) and T = 24 (the packed GEMM of the SIMD variants) */
+        float *x = malloc((size_t)(NT * cols) * sizeof *x), *y1 = malloc((size_t)(NT * rows) * 4),
+              *y2 = malloc((size_t)(NT * rows) * 4);
+        for (int64_t i = 0; i < NT * cols; i++) x[i] = sq_tiny_uniform(&rng) - 0.5f;
         sq_mat w = {t, q, rows, cols, sq_row_bytes(t, cols, q), p};
-        sq_set_num_threads(1);
-        sq_matmul(k, y1, x, &w, 1);
-        sq_set_num_threads(2);
-        sq_matmul(k, y2, x, &w, 1);
-        SQ_CHECK(memcmp(y1, y2, (size_t)rows * 4) == 0);
+        for (int64_t T = 1; T <= NT; T += NT - 1) {
+            sq_set_num_threads(1);
+            sq_matmul(k, y1, x, &w, T);
+            sq_set_num_threads(2);
+            sq_matmul(k, y2, x, &w, T);
+            SQ_CHECKF(memcmp(y1, y2, (size_t)(T * rows) * 4) == 0, "%s T %lld", sq_type_name(t), (long long)T);
+        }
         sq_set_num_threads(0);
         free(dense), free(p), free(x), free(y1), free(y2);
     }
