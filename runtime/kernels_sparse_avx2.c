@@ -13,7 +13,8 @@
  * x values; all-zero bytes are skipped. Tails and the last values of a row run the scalar
  * reference loop, so no load passes the row's K values. Accumulation: two 8-lane
  * accumulators summed in a fixed order, so results depend only on (cols, row), never on
- * the row range or thread count. From T = SQ_SGEMM_MIN_T_AVX2 tokens (prompts, evaluation)
+ * the row range or thread count. From T = SQ_SGEMM_MIN_T_AVX2 tokens (prompts, evaluation;
+ * SQ_SGEMM_MIN_T_AVX2_MASK for the bitmask types)
  * a packed GEMM: 16-row x KC-column tiles are expanded to dense f32 (the same table-driven
  * spread, on the occupancy of each 16 columns for N:M) and reused by every token through
  * gemm_avx2.h's micro-kernel; each output is one FMA chain over the columns in order.
@@ -70,9 +71,9 @@ SQ_INLINE __m256 nm8(const sq_slayout *L, const uint8_t *row, const float *xt, i
  * (fma(0, x, acc) == acc for finite x), so it equals the FMA chain over the stored weights
  * alone, whatever T, the row range or the thread count. */
 
-/* Measured with `bench_kernels -m 4096x2048 -y s24_f16,smask_f16 -T 4,8,16 -t 1`
+/* Measured with `bench_kernels -m 4096x2048 -y s24_f16,s48_f16,smask_f16 -T 2,3,4,8,12,16 -t 1`
  * (docs/pruning-results.md): the T from which expanding tiles once beats streaming. */
-#define SGEMM_MIN_T SQ_SGEMM_MIN_T_AVX2
+#define SGEMM_MIN_T(L) ((L).m ? SQ_SGEMM_MIN_T_AVX2 : SQ_SGEMM_MIN_T_AVX2_MASK)
 
 typedef struct {
     const sq_slayout *L;
@@ -220,7 +221,7 @@ SQ_INLINE void smatmul(sq_type type, float *y, int64_t ldy, const float *x, cons
                     int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
     if (T <= 0 || r1 <= r0) return;
     const sq_slayout L = sq_slayout_of(type, q, cols);
-    if (T >= SGEMM_MIN_T && cols > 0) {
+    if (T >= SGEMM_MIN_T(L) && cols > 0) {
         sgemm(&L, y, ldy, x, w, row_bytes, T, r0, r1, cols);
         return;
     }

@@ -33,7 +33,10 @@
 #define SQ_SGEMM_MIN_T_AVX512 16
 #endif
 #ifndef SQ_SGEMM_MIN_T_AVX2
-#define SQ_SGEMM_MIN_T_AVX2 8
+#define SQ_SGEMM_MIN_T_AVX2 8 /* N:M types */
+#endif
+#ifndef SQ_SGEMM_MIN_T_AVX2_MASK
+#define SQ_SGEMM_MIN_T_AVX2_MASK 4 /* bitmask types: their AVX2 streaming loop is the slowest */
 #endif
 
 typedef struct {

@@ -224,10 +224,11 @@ SQ_TEST(worked_examples) {
     }
 }
 
-/* The T from which variant k runs its packed GEMM (0: it has none). */
-static int64_t gemm_min_t(const sq_kernels *k) {
+/* The T from which variant k runs its packed GEMM for type t (0: it has none). */
+static int64_t gemm_min_t(const sq_kernels *k, sq_type t) {
     if (strcmp(k->name, "avx512") == 0) return SQ_SGEMM_MIN_T_AVX512;
-    if (strcmp(k->name, "avx2") == 0) return SQ_SGEMM_MIN_T_AVX2;
+    if (strcmp(k->name, "avx2") == 0)
+        return t == SQ_TYPE_SMASK_F16 || t == SQ_TYPE_SMASK_F32 ? SQ_SGEMM_MIN_T_AVX2_MASK : SQ_SGEMM_MIN_T_AVX2;
     return 0;
 }
 
@@ -259,7 +260,7 @@ static void check_kernels_on(const sq_kernels *k, sq_type t, int64_t rows, int64
         }
     SQ_CHECKF(worst == 0, "%s %s rows %lld cols %lld T %lld: off by %g x the tolerance", k->name, sq_type_name(t),
               (long long)rows, (long long)cols, (long long)T, worst);
-    const int64_t gmin = gemm_min_t(k);
+    const int64_t gmin = gemm_min_t(k, t);
     if (gmin > 0 && T >= gmin) {
         /* the GEMM: the FMA chain exactly, and the same bits for the last gmin tokens alone */
         int64_t bad = 0;
