@@ -39,18 +39,46 @@ double sq_logsumexp(const float *x, int32_t n, float *max_out) {
     return (double)mx + log(s);
 }
 
-/* Indices of the k largest values, largest first (ties: lower index first). */
+/* Indices of the k largest values, largest first (ties: lower index first).
+ * A min-heap of the k best seen so far (root = the worst of them), then heap-sort
+ * extraction: O(n log k), so the full distribution (k = n, --top-k 0) is cheap too. */
+static int topk_better(const float *x, int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); }
+
+static void topk_sift_down(const float *x, int32_t *h, int32_t m, int32_t i) {
+    for (;;) {
+        int32_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < m && topk_better(x, h[w], h[l])) w = l;
+        if (r < m && topk_better(x, h[w], h[r])) w = r;
+        if (w == i) return;
+        int32_t t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
 void sq_top_k(const float *x, int32_t n, int32_t k, int32_t *idx) {
-    /* insertion into a sorted list of k: fine for k << n, exact ordering */
     int32_t m = 0;
+    if (k > n) k = n;
+    if (k <= 0) return;
     for (int32_t i = 0; i < n; i++) {
-        if (m == k && !(x[i] > x[idx[k - 1]])) continue;
-        int32_t j = m < k ? m++ : k - 1;
-        while (j > 0 && x[i] > x[idx[j - 1]]) {
-            idx[j] = idx[j - 1];
-            j--;
+        if (m < k) { /* push, sift up */
+            int32_t j = m++;
+            while (j > 0 && topk_better(x, idx[(j - 1) / 2], i)) {
+                idx[j] = idx[(j - 1) / 2];
+                j = (j - 1) / 2;
+            }
+            idx[j] = i;
+        } else if (topk_better(x, i, idx[0])) {
+            idx[0] = i;
+            topk_sift_down(x, idx, m, 0);
         }
-        idx[j] = i;
+    }
+    for (int32_t end = m - 1; end > 0; end--) { /* worst to the back: best-first order */
+        int32_t t = idx[0];
+        idx[0] = idx[end];
+        idx[end] = t;
+        topk_sift_down(x, idx, end, 0);
     }
 }
 

@@ -10,6 +10,7 @@
  *    (whole-text runs are skipped with SQUISH_TEST_QUICK=1).
  */
 #include "../eval/eval.h"
+#include "../eval/kld_internal.h"
 #include "../runtime/tokenizer.h"
 #include "test.h"
 #include "tinymodel.h"
@@ -312,7 +313,50 @@ SQ_TEST(stories260k_topk_kld_close) {
     sq_checkpoint_free(&cq);
 }
 
+typedef struct {
+    float v;
+    int32_t i;
+} topk_pair;
+
+static int topk_pair_cmp(const void *a, const void *b) { /* larger value first, then lower index */
+    const topk_pair *p = a, *q = b;
+    if (p->v != q->v) return p->v > q->v ? -1 : 1;
+    return (p->i > q->i) - (p->i < q->i);
+}
+
+/* sq_top_k (a heap selection) against a full sort, with many ties and k up to n */
+SQ_TEST(top_k_matches_full_sort) {
+    const int32_t ns[] = {1, 2, 7, 100, 1031};
+    uint32_t seed = 12345;
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        int32_t n = ns[t];
+        float *x = malloc((size_t)n * sizeof *x);
+        topk_pair *ref = malloc((size_t)n * sizeof *ref);
+        int32_t *idx = malloc((size_t)n * sizeof *idx);
+        for (int32_t i = 0; i < n; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            x[i] = (float)((seed >> 16) % 17) - 8.0f; /* 17 distinct values: ties everywhere */
+            ref[i].v = x[i];
+            ref[i].i = i;
+        }
+        qsort(ref, (size_t)n, sizeof *ref, topk_pair_cmp);
+        const int32_t ks[] = {1, 3, n / 2, n - 1, n};
+        for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
+            int32_t k = ks[j];
+            if (k < 1) continue;
+            sq_top_k(x, n, k, idx);
+            int ok = 1;
+            for (int32_t i = 0; i < k; i++) ok &= idx[i] == ref[i].i;
+            SQ_CHECKF(ok, "top-%d of %d differs from the sorted order", k, n);
+        }
+        free(x);
+        free(ref);
+        free(idx);
+    }
+}
+
 int main(void) {
+    SQ_RUN(top_k_matches_full_sort);
     SQ_RUN(protocols_match_spec);
     SQ_RUN(kld_exact_and_topk);
     SQ_RUN(stories260k_topk_kld_close);
