@@ -6,11 +6,13 @@
 # protocol, ctx 256, the model's eval.txt), printed as a Markdown table with bits per
 # weight (every tensor, scales included), PPL, dPPL, mean KLD and same-top-1.
 #
-#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|variants|nonseq|goals|mixed|all|SET,SET...]
+#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|asym|variants|nonseq|goals|mixed|all|SET,SET...]
 #
 # Variables: BUILD (build), SQUISH_SHARED (../shared), OUT (bench/out/quant), THREADS (2),
 # CHUNKS (evaluate only the first N windows; default all), SAMPLES (128), ONLY (an extended
-# regex: run only the rows whose label matches it).
+# regex: run only the rows whose label matches it), TOPK (how many of gutenberg-7m's 4096 base
+# probabilities per position the KLD keeps: 256 by default, which gives a lower bound; 0 keeps
+# all of them for the exact KLD, in a 5 GB base.kld).
 # Which tensors: the seven block linears at the row's scheme; stories260K's embedding (tied:
 # it is also the output matrix) at 8 bits; gutenberg-7m's embedding at the row's scheme and
 # lm_head at 8 bits, so the whole file is quantized as llama.cpp's types do.
@@ -64,14 +66,20 @@ table_model() {
             done
         done
     fi
+    if want asym; then
+        # the main schemes with asymmetric (zero-point) groups, AWQ's own setting (llm-awq, the paper)
+        for m in rtn gptq awq; do
+            for s in "4 32" "4 64" "4 128" "3 64" "3 128"; do
+                set -- $s
+                rows+=("$m w$1 g$2 asym|$m|$1|$2|--asym")
+            done
+        done
+    fi
     if want variants; then
         for s in "4 128" "3 128" "3 64"; do
             set -- $s
             rows+=("gptq w$1 g$2 non-sequential|gptq|$1|$2|--no-sequential")
             rows+=("awq w$1 g$2 non-sequential|awq|$1|$2|--no-sequential")
-            rows+=("rtn w$1 g$2 asym|rtn|$1|$2|--asym")
-            rows+=("gptq w$1 g$2 asym|gptq|$1|$2|--asym")
-            rows+=("awq w$1 g$2 asym|awq|$1|$2|--asym")
             rows+=("gptq w$1 g$2 asym act-order mse|gptq|$1|$2|--asym --act-order --mse")
             rows+=("awq w$1 g$2 asym duo|awq|$1|$2|--asym --awq-duo")
         done
@@ -97,6 +105,12 @@ table_model() {
             rows+=("gptq w4 g128 asym act-order mse, head w4|gptq|4|128|$aom --override lm_head=bits:4")
             rows+=("gptq w4 g64 asym act-order mse, head w4 g64|gptq|4|64|$aom --override lm_head=bits:4,group:64")
             rows+=("gptq w4 g128 asym act-order mse, head w4, v + down.0 w8|gptq|4|128|$aom --override lm_head=bits:4 --override re:.*v_proj=bits:8 --override model.layers.0.mlp.down_proj=bits:8")
+            # the block linears at 4 bits, the two most sensitive matrices (embedding, head) at 5 bits
+            # with one asymmetric scale per row (docs/quantization-results.md, "Sensitivity")
+            local h5="--override lm_head=bits:5,group:row,asym --override model.embed_tokens=bits:5,group:row,asym"
+            rows+=("gptq w4 g128 act-order, head + embedding w5 row asym|gptq|4|128|--act-order $h5")
+            rows+=("rtn w4 g128, head + embedding w5 row asym|rtn|4|128|$h5")
+            rows+=("awq w4 g128, head + embedding w5 row asym|awq|4|128|$h5")
         fi
     fi
     if want nonseq; then
@@ -159,6 +173,6 @@ if [ "$WHICH" = stories260K ] || [ "$WHICH" = all ]; then
 fi
 if [ "$WHICH" = gutenberg-7m ] || [ "$WHICH" = all ]; then
     if [ -d "$SHARED/models/gutenberg-7m" ]; then
-        table_model gutenberg-7m "$SHARED/models/gutenberg-7m" "$SHARED/data/gutenberg" 256
+        table_model gutenberg-7m "$SHARED/models/gutenberg-7m" "$SHARED/data/gutenberg" "${TOPK:-256}"
     else echo "(no $SHARED/models/gutenberg-7m)" >&2; fi
 fi
