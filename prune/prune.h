@@ -122,13 +122,8 @@ typedef struct {
     double seconds;
 } sq_prune_report;
 
-typedef struct {
-    int32_t layer, n_layers;
-    double mse;       /* mean squared difference of the pruned block's output from the unpruned one */
-    double rel;       /* mse relative to the mean squared update of the unpruned block */
-    int64_t n_tokens;
-    double seconds;
-} sq_prune_layer_report;
+/* A block after pruning: mse of its output vs the unpruned block's (core/cli.h) */
+typedef sq_block_report sq_prune_layer_report;
 
 typedef struct {
     sq_prune_method method;

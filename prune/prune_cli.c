@@ -2,8 +2,8 @@
  * model store out (docs/pruning.md; the CLI contract of the pruning issue): magnitude,
  * Wanda (arXiv:2306.11695) and SparseGPT (arXiv:2301.00774) at unstructured sparsity, N:M
  * (N kept of M) or structured (FFN channels, KV-head groups, physically removed), optional
- * joint SparseGPT + 8/4/3-bit quantization. Options, checks, progress lines and the JSON
- * report follow squish-quantize (quantize/quantize.c); the work is in prune/pmodel.c. The
+ * joint SparseGPT + 8/4/3-bit quantization. The options, checks, progress lines and JSON
+ * pieces it shares with squish-quantize are in core/cli.c; the work is in prune/pmodel.c. The
  * output is byte-identical at any -t (the thread count is left out of the recorded command).
  */
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/cli.h"
 #include "../core/util.h"
 #include "../runtime/cli.h"
 #include "../runtime/fileio.h"
@@ -86,30 +87,19 @@ static void usage(FILE *fp) {
             "  squish-convert export m-sgpt50.h5 -o m-sgpt50.sqz\n");
 }
 
-#define MAX_PATTERNS 256
-
 typedef struct {
-    const char *model, *out, *calib, *data, *json, *tokenizer, *pattern;
-    const char *targets[MAX_PATTERNS], *ignore[MAX_PATTERNS];
-    int32_t n_targets, n_ignore;
-    bool has_method, quiet, set_seq, set_damp, set_block, set_group, set_asym;
+    sq_wtool_opts c; /* the options squish-quantize shares (core/cli.h) */
+    const char *pattern;
+    bool has_method;
     double sparsity;
-    int32_t bits, group, embed_bits, head_bits;
-    bool asym;
+    int32_t embed_bits, head_bits;
     sq_prune_opts run;
-    int64_t threads, seed;
+    int64_t seed;
 } pr_cli;
-
-static sq_status add_pattern(const char **list, int32_t *n, const char *opt, const char *v) {
-    if (*n >= MAX_PATTERNS) return sq_errorf(SQ_ERR_ARG, "%s: more than %d patterns", opt, MAX_PATTERNS);
-    if (!*v) return sq_errorf(SQ_ERR_ARG, "%s: empty pattern", opt);
-    list[(*n)++] = v;
-    return SQ_OK;
-}
 
 static int parse(int argc, char **argv, pr_cli *o) {
     memset(o, 0, sizeof *o);
-    o->group = 128;
+    sq_wtool_opts_init(&o->c);
     o->sparsity = -1.0;
     sq_prune_opts_default(&o->run);
     for (int i = 1; i < argc; i++) {
@@ -122,9 +112,6 @@ static int parse(int argc, char **argv, pr_cli *o) {
         if (sq_cli_is(a, "-h", "--help")) {
             usage(stdout);
             return -1;
-        } else if (sq_cli_is(a, "-o", "--output")) {
-            VAL();
-            o->out = v;
         } else if (sq_cli_is(a, NULL, "--method")) {
             VAL();
             o->has_method = true;
@@ -140,99 +127,45 @@ static int parse(int argc, char **argv, pr_cli *o) {
         } else if (sq_cli_is(a, NULL, "--pattern")) {
             VAL();
             o->pattern = v;
-        } else if (sq_cli_is(a, NULL, "--calib")) {
+        } else if (sq_cli_is(a, NULL, "--data")) {
             VAL();
-            o->calib = v;
-        } else if (sq_cli_is(a, NULL, "--data") || sq_cli_is(a, NULL, "--calib-data")) {
-            VAL();
-            o->data = v;
-        } else if (sq_cli_is(a, NULL, "--targets") || sq_cli_is(a, NULL, "--target")) {
-            VAL();
-            st = add_pattern(o->targets, &o->n_targets, "--targets", v);
-        } else if (sq_cli_is(a, NULL, "--ignore")) {
-            VAL();
-            st = add_pattern(o->ignore, &o->n_ignore, "--ignore", v);
-        } else if (sq_cli_is(a, NULL, "--no-sequential")) {
-            o->set_seq = true;
-        } else if (sq_cli_is(a, NULL, "--damp")) {
-            VAL();
-            if ((st = sq_cli_float(a, v, 0.0, 10.0, &f)) == SQ_OK) o->run.damp = f;
-            o->set_damp = true;
-        } else if (sq_cli_is(a, NULL, "--block-size")) {
-            VAL();
-            if ((st = sq_cli_int(a, v, 1, 1 << 20, &x)) == SQ_OK) o->run.block_size = (int32_t)x;
-            o->set_block = true;
-        } else if (sq_cli_is(a, NULL, "--bits")) {
-            VAL();
-            if ((st = sq_cli_int(a, v, 1, 64, &x)) == SQ_OK) {
-                o->bits = (int32_t)x;
-                st = sq_qscheme_check_cli(o->bits, 0, "--bits");
-            }
+            o->c.calib_data = v; /* --calib-data too */
         } else if (sq_cli_is(a, NULL, "--embed-bits") || sq_cli_is(a, NULL, "--head-bits")) {
             VAL();
             if ((st = sq_cli_int(a, v, 1, 64, &x)) == SQ_OK && (st = sq_qscheme_check_cli((int32_t)x, 0, a)) == SQ_OK)
                 *(strcmp(a, "--head-bits") ? &o->embed_bits : &o->head_bits) = (int32_t)x;
-        } else if (sq_cli_is(a, NULL, "--group")) {
-            VAL();
-            o->set_group = true;
-            if (!strcmp(v, "row")) {
-                o->group = 0;
-            } else if ((st = sq_cli_int(a, v, 1, 1 << 30, &x)) == SQ_OK) {
-                o->group = (int32_t)x;
-                st = sq_qscheme_check_cli(8, o->group, "--group");
-            }
-        } else if (sq_cli_is(a, NULL, "--asym") || sq_cli_is(a, NULL, "--sym")) {
-            o->asym = !strcmp(a, "--asym");
-            o->set_asym = true;
-        } else if (sq_cli_is(a, NULL, "--json")) {
-            VAL();
-            o->json = v;
-        } else if (sq_cli_is(a, "-t", "--threads")) {
-            VAL();
-            st = sq_cli_int(a, v, 1, 1024, &o->threads);
         } else if (sq_cli_is(a, NULL, "--seed")) {
             VAL();
             st = sq_cli_int(a, v, 0, INT64_MAX, &o->seed);
-        } else if (sq_cli_is(a, NULL, "--tokenizer")) {
-            VAL();
-            o->tokenizer = v;
-        } else if (sq_cli_is(a, "-q", "--quiet")) {
-            o->quiet = true;
-        } else if (a[0] == '-' && a[1]) {
-            st = sq_errorf(SQ_ERR_ARG, "unknown option '%s' (see squish-prune --help)", a);
-        } else if (!o->model) {
-            o->model = a;
         } else {
-            st = sq_errorf(SQ_ERR_ARG, "unexpected argument '%s' (one model at a time)", a);
+            st = sq_wtool_opt(argc, argv, &i, &o->c, "squish-prune");
         }
         if (st) return 1;
 #undef VAL
     }
-    if (!o->model) return sq_errorf(SQ_ERR_ARG, "no model given (see squish-prune --help)"), 1;
-    if (!o->out) return sq_errorf(SQ_ERR_ARG, "no output given: add -o OUT.h5"), 1;
-    if (!sq_str_ends_with(o->out, ".h5") && !sq_str_ends_with(o->out, ".hdf5"))
-        return sq_errorf(SQ_ERR_ARG, "the output is a model store: '%s' should end in .h5 (then squish-convert export "
-                                     "it)", o->out), 1;
+    if (sq_wtool_check(&o->c, "squish-prune")) return 1;
     if (!o->has_method) return sq_errorf(SQ_ERR_ARG, "no method given: add --method magnitude, wanda or sparsegpt"), 1;
     if (sq_prune_pattern_parse(&o->run.pattern, o->pattern, o->sparsity)) return 1;
     const sq_prune_method m = o->run.method;
     const char *mn = sq_prune_method_name(m);
-    if (m != SQ_PRUNE_SPARSEGPT && (o->set_damp || o->set_block || o->bits))
+    if (m != SQ_PRUNE_SPARSEGPT && (o->c.set_damp || o->c.set_block || o->c.bits))
         return sq_errorf(SQ_ERR_ARG, "--damp, --block-size and --bits apply to --method sparsegpt, not %s", mn), 1;
-    if (!o->bits && !o->embed_bits && !o->head_bits && (o->set_group || o->set_asym))
+    if (!o->c.bits && !o->embed_bits && !o->head_bits && (o->c.set_group || o->c.set_asym))
         return sq_errorf(SQ_ERR_ARG, "--group and --asym/--sym describe the quantization grid: give --bits too"), 1;
-    if (o->bits && o->run.pattern.kind != SQ_PAT_UNSTRUCTURED && o->run.pattern.kind != SQ_PAT_NM)
+    if (o->c.bits && o->run.pattern.kind != SQ_PAT_UNSTRUCTURED && o->run.pattern.kind != SQ_PAT_NM)
         return sq_errorf(SQ_ERR_ARG, "--bits (joint pruning + quantization) works with unstructured or N:M patterns"), 1;
-    if (m == SQ_PRUNE_MAGNITUDE && (o->set_seq || o->calib || o->data))
+    if (m == SQ_PRUNE_MAGNITUDE && (o->c.no_seq || o->c.calib || o->c.calib_data))
         return sq_errorf(SQ_ERR_ARG, "--method magnitude uses no calibration (--calib, --data, --no-sequential)"), 1;
-    if (m != SQ_PRUNE_MAGNITUDE && !o->calib)
+    if (m != SQ_PRUNE_MAGNITUDE && !o->c.calib)
         return sq_errorf(SQ_ERR_ARG, "--method %s needs calibration statistics: add --calib calib.h5 (made by "
                                      "squish-calibrate on this model)", mn), 1;
-    if (o->set_seq && o->data)
+    if (o->c.no_seq && o->c.calib_data)
         return sq_errorf(SQ_ERR_ARG, "--data is for sequential mode; --no-sequential does not read the data"), 1;
-    o->run.sequential = m != SQ_PRUNE_MAGNITUDE && !o->set_seq;
-    o->run.quant = o->bits > 0;
-    o->run.scheme = (sq_qscheme){.bits = o->bits ? o->bits : 8, .group = o->group, .asym = o->asym};
+    if (o->c.set_damp) o->run.damp = o->c.damp;
+    if (o->c.set_block) o->run.block_size = o->c.block_size;
+    o->run.sequential = m != SQ_PRUNE_MAGNITUDE && !o->c.no_seq;
+    o->run.quant = o->c.bits > 0;
+    o->run.scheme = (sq_qscheme){.bits = o->c.bits ? o->c.bits : 8, .group = o->c.group, .asym = o->c.asym};
     o->run.embed_bits = o->embed_bits;
     o->run.head_bits = o->head_bits;
     return 0;
@@ -245,28 +178,10 @@ typedef struct {
     char name[SQ_MAX_NAME], short_name[32];
 } tensor_rec;
 
-typedef struct {
-    bool quiet;
-    tensor_rec *t;
-    int32_t n_t, cap_t;
-    sq_prune_layer_report *l;
-    int32_t n_l, cap_l;
-    bool oom;
-} progress;
-
 static void on_tensor(void *user, const sq_prune_report *r) {
-    progress *p = user;
-    if (p->n_t == p->cap_t) {
-        int32_t cap = p->cap_t ? p->cap_t * 2 : 64;
-        tensor_rec *t = realloc(p->t, (size_t)cap * sizeof *t);
-        if (!t) {
-            p->oom = true;
-            return;
-        }
-        p->t = t;
-        p->cap_t = cap;
-    }
-    tensor_rec *rec = &p->t[p->n_t++];
+    sq_progress *p = user;
+    tensor_rec *rec = sq_progress_next(p, sizeof *rec);
+    if (!rec) return;
     rec->r = *r;
     snprintf(rec->name, sizeof rec->name, "%s", r->name);
     snprintf(rec->short_name, sizeof rec->short_name, "%s", r->short_name);
@@ -280,43 +195,21 @@ static void on_tensor(void *user, const sq_prune_report *r) {
             (long long)r->numel, r->damp_used > 0 ? "loss" : "relative change", r->loss, extra, r->seconds);
 }
 
-static void on_layer(void *user, const sq_prune_layer_report *r) {
-    progress *p = user;
-    if (p->n_l == p->cap_l) {
-        int32_t cap = p->cap_l ? p->cap_l * 2 : 16;
-        sq_prune_layer_report *l = realloc(p->l, (size_t)cap * sizeof *l);
-        if (!l) {
-            p->oom = true;
-            return;
-        }
-        p->l = l;
-        p->cap_l = cap;
-    }
-    p->l[p->n_l++] = *r;
-    if (!p->quiet)
-        fprintf(stderr, "[layer %d/%d] block output error %.2e (%.2e of the block's update) on %lld tokens, %.2f s\n",
-                r->layer + 1, r->n_layers, r->mse, r->rel, (long long)r->n_tokens, r->seconds);
-}
-
-static sq_status write_json(const pr_cli *o, const progress *p, const sq_checkpoint *c, const sq_sparse_info *recs,
+static sq_status write_json(const pr_cli *o, const sq_progress *p, const sq_checkpoint *c, const sq_sparse_info *recs,
                             int32_t n_recs, const char *model_sha, const char *calib_sha, double seconds,
                             uint64_t file_bytes) {
     sq_atomic_file f;
-    sq_status st = sq_atomic_open(&f, o->json);
+    sq_status st = sq_atomic_open(&f, o->c.cli.json);
     if (st) return st;
     FILE *fp = f.fp;
     char pat[48];
     sq_prune_pattern_str(pat, sizeof pat, &o->run.pattern);
-    fprintf(fp, "{\n  \"tool\": \"squish-prune %s\",\n  \"model\": ", sq_version());
-    sq_json_string(fp, o->model, strlen(o->model));
-    fprintf(fp, ",\n  \"model_sha256\": \"%s\",\n  \"output\": ", model_sha);
-    sq_json_string(fp, o->out, strlen(o->out));
+    sq_json_tool_head(fp, "squish-prune", o->c.model, model_sha, o->c.out);
     fprintf(fp, ",\n  \"method\": \"%s\",\n  \"pattern\": \"%s\",\n  \"n\": %d,\n  \"m\": %d,\n  \"sparsity\": %.9g,\n"
                 "  \"sequential\": %s,\n  \"bits\": %d,\n  \"group_size\": %d,\n  \"symmetric\": %s,\n  \"calib\": ",
             sq_prune_method_name(o->run.method), pat, o->run.pattern.n, o->run.pattern.m, o->run.pattern.sparsity,
-            o->run.sequential ? "true" : "false", o->bits, o->bits ? o->group : 0, o->asym ? "false" : "true");
-    if (o->calib) sq_json_string(fp, o->calib, strlen(o->calib));
-    else fprintf(fp, "null");
+            o->run.sequential ? "true" : "false", o->c.bits, o->c.bits ? o->c.group : 0, o->c.asym ? "false" : "true");
+    sq_json_string_or_null(fp, o->c.calib);
     fprintf(fp, ",\n  \"calib_sha256\": \"%s\",\n  \"damp\": %g,\n  \"block_size\": %d,\n  \"threads\": %d,\n",
             calib_sha ? calib_sha : "", o->run.damp, o->run.block_size, sq_num_threads());
     fprintf(fp, "  \"config\": {\"hidden_dim\": %d, \"n_heads\": %d, \"n_kv_heads\": %d},\n", c->cfg.hidden_dim,
@@ -332,49 +225,22 @@ static sq_status write_json(const pr_cli *o, const progress *p, const sq_checkpo
     }
     fprintf(fp, "\n  ],\n  \"tensors\": [");
     for (int32_t i = 0; i < p->n_t; i++) {
-        const sq_prune_report *r = &p->t[i].r;
+        const sq_prune_report *r = &((const tensor_rec *)p->t)[i].r;
         fprintf(fp, "%s\n    {\"name\": \"%s\", \"layer\": %d, \"weights\": %lld, \"zeros\": %lld, \"loss\": %.9g, "
                     "\"damp_used\": %.6g, \"seconds\": %.4f}",
                 i ? "," : "", r->name, r->layer, (long long)r->numel, (long long)r->zeros, r->loss, r->damp_used,
                 r->seconds);
     }
-    fprintf(fp, "\n  ],\n  \"layers\": [");
-    for (int32_t i = 0; i < p->n_l; i++)
-        fprintf(fp, "%s\n    {\"layer\": %d, \"output_mse\": %.9g, \"relative_error\": %.9g, \"tokens\": %lld, "
-                    "\"seconds\": %.4f}",
-                i ? "," : "", p->l[i].layer, p->l[i].mse, p->l[i].rel, (long long)p->l[i].n_tokens, p->l[i].seconds);
-    fprintf(fp, "\n  ],\n  \"file_bytes\": %llu,\n  \"seconds\": %.3f\n}\n", (unsigned long long)file_bytes, seconds);
-    if (ferror(fp)) {
-        sq_atomic_abort(&f);
-        return sq_errorf(SQ_ERR_IO, "%s: write failed", o->json);
-    }
-    return sq_atomic_commit(&f);
-}
-
-/* Records an input file whose SHA-256 is already known. */
-static sq_status add_source(sq_checkpoint *c, const char *path, const char *sha) {
-    struct stat sb;
-    sq_source_file *p = realloc(c->sources, ((size_t)c->n_sources + 1) * sizeof *p);
-    if (!p) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    c->sources = p;
-    sq_source_file *f = &c->sources[c->n_sources];
-    memset(f, 0, sizeof *f);
-    if (!(f->path = sq_strdup(path))) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    snprintf(f->sha256, sizeof f->sha256, "%s", sha);
-    f->size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    c->n_sources++;
-    return SQ_OK;
+    fprintf(fp, "\n  ],\n");
+    sq_json_blocks(fp, p);
+    fprintf(fp, "  \"file_bytes\": %llu,\n  \"seconds\": %.3f\n}\n", (unsigned long long)file_bytes, seconds);
+    return sq_json_finish(&f, o->c.cli.json);
 }
 
 int sq_prune_main(int argc, char **argv) {
     pr_cli o;
     int rc = parse(argc, argv, &o);
-    if (rc < 0) return 0;
-    if (rc > 0) {
-        fprintf(stderr, "squish-prune: %s\n", sq_last_error());
-        return 1;
-    }
-    if (o.threads) sq_set_num_threads((int)o.threads);
+    if ((rc = sq_cli_begin("squish-prune", rc, o.c.cli.threads)) >= 0) return rc;
     int code = 1;
     sq_checkpoint c = {0};
     sq_qplan plan = {0};
@@ -383,31 +249,16 @@ int sq_prune_main(int argc, char **argv) {
     sq_tokenizer *tok = NULL;
     sq_sparse_info *recs = NULL;
     int32_t n_recs = 0;
-    progress prog = {.quiet = o.quiet};
+    sq_progress prog = {.quiet = o.c.cli.quiet};
     char model_sha[65] = "", calib_sha[65] = "";
     sq_status st;
     const double t_start = sq_now();
 
-    if ((st = sq_check_out_path(o.out, "output")) || (o.json && (st = sq_check_out_path(o.json, "--json")))) goto fail;
-    if (!sq_file_exists(o.model)) {
-        st = sq_errorf(SQ_ERR_IO, "%s: no such file or directory", o.model);
-        goto fail;
-    }
-    if (o.calib && (!sq_file_exists(o.calib) || sq_is_dir(o.calib))) {
-        st = sq_errorf(SQ_ERR_IO, "%s: no such file (--calib)", o.calib);
-        goto fail;
-    }
-    if ((st = sq_import_any(o.model, o.tokenizer, &c))) goto fail;
-    for (int32_t i = 0; i < c.n_tensors; i++)
-        if (sq_type_is_quant(c.tensors[i].type)) {
-            st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s' is already %s; prune the float model", o.model,
-                           c.tensors[i].name, sq_type_name(c.tensors[i].type));
-            goto fail;
-        }
-    sq_qplan_spec spec = {.targets = o.targets,
-                          .n_targets = o.n_targets,
-                          .ignore = o.ignore,
-                          .n_ignore = o.n_ignore,
+    if ((st = sq_wtool_load(&o.c, "prune the float model", &c))) goto fail;
+    sq_qplan_spec spec = {.targets = o.c.targets,
+                          .n_targets = o.c.n_targets,
+                          .ignore = o.c.ignore,
+                          .n_ignore = o.c.n_ignore,
                           .scheme = o.run.scheme};
     if ((st = sq_qplan_build(&plan, &c.cfg, &spec))) goto fail;
     if (plan.n_quant == 0) {
@@ -415,37 +266,28 @@ int sq_prune_main(int argc, char **argv) {
         goto fail;
     }
     if ((st = sq_prune_check(&c, &plan, &o.run))) goto fail;
-    if ((st = sq_calib_model_sha256(o.model, &c, model_sha))) goto fail;
-    if (o.calib) {
-        if ((st = sq_calib_read(o.calib, &cal))) goto fail;
-        if ((st = sq_calib_check_model(&cal, model_sha))) {
-            sq_error_prefix(o.calib);
-            goto fail;
-        }
-        if ((st = sq_calib_check_config(&cal, &c.cfg))) goto fail;
-        if ((st = sq_sha256_file(o.calib, calib_sha, NULL))) goto fail;
-    }
+    if ((st = sq_wtool_calib(&o.c, &c, &cal, model_sha, calib_sha))) goto fail;
     if (o.run.sequential) {
         if ((st = sq_tokenizer_init(&tok, &c.vocab))) goto fail;
         const bool add_bos = c.vocab.add_bos && c.vocab.bos_id >= 0;
-        if ((st = sq_qcalib_data_load(&cal, o.calib, o.data, tok, add_bos, &data))) goto fail;
-        if (!o.quiet)
+        if ((st = sq_qcalib_data_load(&cal, o.c.calib, o.c.calib_data, tok, add_bos, &data))) goto fail;
+        if (!o.c.cli.quiet)
             fprintf(stderr, "squish-prune: %s sequential: %lld windows x %d tokens from %s (%.1f MiB of activations)\n",
                     sq_prune_method_name(o.run.method), (long long)cal.n_samples, cal.seq_len, cal.data_path,
                     (double)sq_prune_cache_bytes(&c.cfg, cal.n_samples, cal.seq_len) / 1048576.0);
     }
     char pat[48];
     sq_prune_pattern_str(pat, sizeof pat, &o.run.pattern);
-    if (!o.quiet)
+    if (!o.c.cli.quiet)
         fprintf(stderr, "squish-prune: %s %s%s, %d of %d matrices, %d threads\n", sq_prune_method_name(o.run.method),
                 pat, o.run.quant ? " + joint quantization" : "", plan.n_quant, plan.n, sq_num_threads());
 
     code = 2;
     o.run.on_tensor = on_tensor;
-    o.run.on_layer = on_layer;
+    o.run.on_layer = sq_progress_block;
     o.run.user = &prog;
     const double t0 = sq_now();
-    if ((st = sq_prune_checkpoint(&c, &plan, &o.run, o.calib ? &cal : NULL, o.run.sequential ? &data : NULL, &recs,
+    if ((st = sq_prune_checkpoint(&c, &plan, &o.run, o.c.calib ? &cal : NULL, o.run.sequential ? &data : NULL, &recs,
                                   &n_recs))) {
         if (st == SQ_ERR_ARG) code = 1;
         goto fail;
@@ -455,21 +297,9 @@ int sq_prune_main(int argc, char **argv) {
         st = sq_errorf(SQ_ERR_OOM, "out of memory");
         goto fail;
     }
-    free(c.tool_version);
-    free(c.command_line);
-    char tool[64];
-    snprintf(tool, sizeof tool, "squish %s", sq_version());
-    c.tool_version = sq_strdup(tool);
-    c.command_line = sq_command_line("squish-prune", argc, argv);
-    if (!c.tool_version || !c.command_line) {
-        st = sq_errorf(SQ_ERR_OOM, "out of memory");
-        goto fail;
-    }
-    if (!sq_is_dir(o.model) && sq_store_is_hdf5(o.model) && (st = add_source(&c, o.model, model_sha))) goto fail;
-    if (o.calib && (st = add_source(&c, o.calib, calib_sha))) goto fail;
-    if ((st = sq_store_write(o.out, &c))) goto fail;
-    struct stat sb;
-    const uint64_t file_bytes = stat(o.out, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    if ((st = sq_wtool_provenance(&c, &o.c, "squish-prune", argc, argv, model_sha, calib_sha))) goto fail;
+    if ((st = sq_store_write(o.c.out, &c))) goto fail;
+    const uint64_t file_bytes = sq_file_bytes(o.c.out);
     int64_t n_w = 0, n_z = 0;
     for (int32_t i = 0; i < n_recs; i++) {
         const sq_tensor *t = sq_checkpoint_find(&c, recs[i].name);
@@ -477,19 +307,19 @@ int sq_prune_main(int argc, char **argv) {
         n_w += sq_tensor_numel(t);
         n_z += (int64_t)(recs[i].sparsity * (double)sq_tensor_numel(t) + 0.5);
     }
-    if (o.json &&
+    if (o.c.cli.json &&
         (st = write_json(&o, &prog, &c, recs, n_recs, model_sha, calib_sha, sq_now() - t_start, file_bytes)))
         goto fail;
     if (o.run.pattern.kind == SQ_PAT_FFN || o.run.pattern.kind == SQ_PAT_HEADS)
         printf("%s: %s %s%s, %d matrices shrunk (hidden_dim %d, heads %d, kv heads %d); file %llu bytes; %.2f s "
                "(pruning %.2f s, %d threads)\n",
-               o.out, sq_prune_method_name(o.run.method), pat, o.run.sequential ? " sequential" : "", n_recs,
+               o.c.out, sq_prune_method_name(o.run.method), pat, o.run.sequential ? " sequential" : "", n_recs,
                c.cfg.hidden_dim, c.cfg.n_heads, c.cfg.n_kv_heads, (unsigned long long)file_bytes, sq_now() - t_start,
                t_prune, sq_num_threads());
     else
         printf("%s: %s %s%s%s, %d matrices pruned, %.2f%% of their weights zero; file %llu bytes; %.2f s (pruning "
                "%.2f s, %d threads)\n",
-               o.out, sq_prune_method_name(o.run.method), pat, o.run.quant ? " + joint quantization" : "",
+               o.c.out, sq_prune_method_name(o.run.method), pat, o.run.quant ? " + joint quantization" : "",
                o.run.sequential ? " sequential" : "", n_recs, n_w ? 100.0 * (double)n_z / (double)n_w : 0.0,
                (unsigned long long)file_bytes, sq_now() - t_start, t_prune, sq_num_threads());
     code = 0;
@@ -498,8 +328,7 @@ fail:
     if (st == SQ_ERR_OOM || st == SQ_ERR_INTERNAL) code = 2;
     fprintf(stderr, "squish-prune: %s\n", sq_last_error());
 done:
-    free(prog.t);
-    free(prog.l);
+    sq_progress_free(&prog);
     free(recs);
     sq_tokenizer_free(tok);
     sq_calib_data_free(&data);

@@ -22,6 +22,7 @@
 
 #include "../core/calib.h"
 #include "../core/checkpoint.h"
+#include "../core/cli.h"
 #include "../runtime/model.h"
 #include "quant.h"
 
@@ -75,9 +76,7 @@ typedef struct {
 sq_status sq_qoverride_parse(sq_qoverride *o, const char *spec); /* *o zeroed or freed */
 void sq_qoverride_free(sq_qoverride *o);                         /* NULL-safe */
 
-/* Checks a bit width (8, 6, 5, 4, 3) and a group size (0 = per row, or a positive multiple of
- * 32: the runnable format's constraint); `what` names the option in the message. */
-sq_status sq_qscheme_check_cli(int32_t bits, int32_t group, const char *what);
+/* sq_qscheme_check_cli (bit width and group size of an option): core/cli.h */
 
 typedef struct {
     const char *const *targets; /* NULL or n_targets == 0: {"Linear"} */
@@ -136,13 +135,8 @@ typedef struct {
     double seconds;
 } sq_qreport;
 
-typedef struct {
-    int32_t layer, n_layers;
-    double mse;            /* mean squared error of the block output vs the FP block on the same inputs */
-    double rel;            /* mse / mean squared FP block update (output - input) */
-    int64_t n_tokens;      /* tokens it was measured on */
-    double seconds;        /* the whole layer */
-} sq_qlayer_report;
+/* A block after quantization: mse of its output vs the FP block on the same inputs (core/cli.h) */
+typedef sq_block_report sq_qlayer_report;
 
 typedef struct {
     sq_qmethod method;

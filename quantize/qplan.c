@@ -244,17 +244,6 @@ void sq_qpattern_free(sq_qpattern *p) {
 
 /* ===== Schemes and overrides ===== */
 
-sq_status sq_qscheme_check_cli(int32_t bits, int32_t group, const char *what) {
-    if (sq_qtype_of_bits(bits) == SQ_TYPE_COUNT)
-        return sq_errorf(SQ_ERR_ARG, "%s: %d-bit quantization is not supported (use 8, 6, 5, 4 or 3)", what, bits);
-    if (group < 0 || (group > 0 && group % 32 != 0))
-        return sq_errorf(SQ_ERR_ARG,
-                         "%s: group size %d is not possible: groups are a multiple of 32 weights (32, 64, 128, ...) or "
-                         "'row' (one group per row)",
-                         what, group);
-    return SQ_OK;
-}
-
 /* "8" -> 8 within [lo, hi]; false on anything else. */
 static bool parse_int(const char *s, int32_t lo, int32_t hi, int32_t *out) {
     char *end;

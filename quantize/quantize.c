@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/cli.h"
 #include "../core/util.h"
 #include "../runtime/cli.h"
 #include "../tools/tools.h"
@@ -91,45 +92,29 @@ static void usage(FILE *fp) {
             "  squish-convert export model-w4.h5 -o model-w4.sqz\n");
 }
 
-#define MAX_PATTERNS 256
-
 typedef struct {
-    const char *model, *out, *calib, *calib_data, *json, *tokenizer;
-    const char *targets[MAX_PATTERNS], *ignore[MAX_PATTERNS], *overrides[MAX_PATTERNS];
-    int32_t n_targets, n_ignore, n_overrides;
-    bool has_method, has_bits, verbose, quiet;
-    bool set_damp, set_block, set_act, set_seq, set_duo, set_clip, set_windows, set_group, set_sym, set_head_rtn, set_rescale;
+    sq_wtool_opts c; /* the options squish-prune shares (core/cli.h) */
+    const char *overrides[SQ_CLI_MAX_PATTERNS];
+    int32_t n_overrides;
+    bool has_method, verbose;
+    bool set_act, set_duo, set_clip, set_windows, set_head_rtn, set_rescale;
     sq_qmethod method;
-    int32_t bits, group;
-    bool asym;
     sq_qrun_opts run;
-    int64_t threads;
 } qz_cli;
-
-static sq_status add_pattern(const char **list, int32_t *n, const char *opt, const char *v) {
-    if (*n >= MAX_PATTERNS) return sq_errorf(SQ_ERR_ARG, "%s: more than %d patterns", opt, MAX_PATTERNS);
-    if (!*v) return sq_errorf(SQ_ERR_ARG, "%s: empty pattern", opt);
-    list[(*n)++] = v;
-    return SQ_OK;
-}
 
 static int parse(int argc, char **argv, qz_cli *o) {
     memset(o, 0, sizeof *o);
-    o->group = 128;
+    sq_wtool_opts_init(&o->c);
     sq_qrun_opts_default(&o->run, SQ_QMETHOD_RTN);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t x;
-        double f;
         sq_status st = SQ_OK;
 #define VAL() \
     if (!(v = sq_cli_value(argc, argv, &i))) return 1;
         if (sq_cli_is(a, "-h", "--help")) {
             usage(stdout);
             return -1;
-        } else if (sq_cli_is(a, "-o", "--output")) {
-            VAL();
-            o->out = v;
         } else if (sq_cli_is(a, NULL, "--method")) {
             VAL();
             o->has_method = true;
@@ -137,58 +122,17 @@ static int parse(int argc, char **argv, qz_cli *o) {
             else if (!strcmp(v, "gptq")) o->method = SQ_QMETHOD_GPTQ;
             else if (!strcmp(v, "awq")) o->method = SQ_QMETHOD_AWQ;
             else st = sq_errorf(SQ_ERR_ARG, "--method: unknown method '%s' (rtn, gptq or awq)", v);
-        } else if (sq_cli_is(a, NULL, "--bits")) {
-            VAL();
-            if ((st = sq_cli_int(a, v, 1, 64, &x)) == SQ_OK) {
-                o->bits = (int32_t)x;
-                o->has_bits = true;
-                st = sq_qscheme_check_cli(o->bits, 0, "--bits");
-            }
-        } else if (sq_cli_is(a, NULL, "--group")) {
-            VAL();
-            o->set_group = true;
-            if (!strcmp(v, "row")) {
-                o->group = 0;
-            } else if ((st = sq_cli_int(a, v, 1, 1 << 30, &x)) == SQ_OK) {
-                o->group = (int32_t)x;
-                st = sq_qscheme_check_cli(8, o->group, "--group");
-            }
-        } else if (sq_cli_is(a, NULL, "--sym") || sq_cli_is(a, NULL, "--asym")) {
-            o->asym = !strcmp(a, "--asym");
-            o->set_sym = true;
         } else if (sq_cli_is(a, NULL, "--mse")) {
             o->run.mse = true;
-        } else if (sq_cli_is(a, NULL, "--calib")) {
-            VAL();
-            o->calib = v;
-        } else if (sq_cli_is(a, NULL, "--calib-data")) {
-            VAL();
-            o->calib_data = v;
-        } else if (sq_cli_is(a, NULL, "--targets") || sq_cli_is(a, NULL, "--target")) {
-            VAL();
-            st = add_pattern(o->targets, &o->n_targets, "--targets", v);
-        } else if (sq_cli_is(a, NULL, "--ignore")) {
-            VAL();
-            st = add_pattern(o->ignore, &o->n_ignore, "--ignore", v);
         } else if (sq_cli_is(a, NULL, "--override")) {
             VAL();
-            st = add_pattern(o->overrides, &o->n_overrides, "--override", v);
-        } else if (sq_cli_is(a, NULL, "--damp")) {
-            VAL();
-            if ((st = sq_cli_float(a, v, 0.0, 10.0, &f)) == SQ_OK) o->run.damp = f;
-            o->set_damp = true;
-        } else if (sq_cli_is(a, NULL, "--block-size")) {
-            VAL();
-            if ((st = sq_cli_int(a, v, 1, 1 << 20, &x)) == SQ_OK) o->run.block_size = (int32_t)x;
-            o->set_block = true;
+            st = sq_cli_add_pattern(o->overrides, &o->n_overrides, "--override", v);
         } else if (sq_cli_is(a, NULL, "--act-order")) {
             o->run.act_order = o->set_act = true;
         } else if (sq_cli_is(a, NULL, "--rescale")) {
             o->run.rescale = o->set_rescale = true;
         } else if (sq_cli_is(a, NULL, "--head-rtn")) {
             o->set_head_rtn = true;
-        } else if (sq_cli_is(a, NULL, "--no-sequential")) {
-            o->set_seq = true;
         } else if (sq_cli_is(a, NULL, "--awq-duo")) {
             o->run.awq_duo = o->set_duo = true;
         } else if (sq_cli_is(a, NULL, "--no-awq-clip")) {
@@ -197,61 +141,42 @@ static int parse(int argc, char **argv, qz_cli *o) {
             VAL();
             if ((st = sq_cli_int(a, v, 1, 1 << 24, &x)) == SQ_OK) o->run.awq_windows = (int32_t)x;
             o->set_windows = true;
-        } else if (sq_cli_is(a, NULL, "--json")) {
-            VAL();
-            o->json = v;
-        } else if (sq_cli_is(a, "-t", "--threads")) {
-            VAL();
-            st = sq_cli_int(a, v, 1, 1024, &o->threads);
-        } else if (sq_cli_is(a, NULL, "--tokenizer")) {
-            VAL();
-            o->tokenizer = v;
         } else if (sq_cli_is(a, "-v", "--verbose")) {
             o->verbose = true;
-        } else if (sq_cli_is(a, "-q", "--quiet")) {
-            o->quiet = true;
-        } else if (a[0] == '-' && a[1]) {
-            st = sq_errorf(SQ_ERR_ARG, "unknown option '%s' (see squish-quantize --help)", a);
-        } else if (!o->model) {
-            o->model = a;
         } else {
-            st = sq_errorf(SQ_ERR_ARG, "unexpected argument '%s' (one model at a time)", a);
+            st = sq_wtool_opt(argc, argv, &i, &o->c, "squish-quantize");
         }
         if (st) return 1;
 #undef VAL
     }
-    if (!o->model) return sq_errorf(SQ_ERR_ARG, "no model given (see squish-quantize --help)"), 1;
-    if (!o->out) return sq_errorf(SQ_ERR_ARG, "no output given: add -o OUT.h5"), 1;
-    if (!sq_str_ends_with(o->out, ".h5") && !sq_str_ends_with(o->out, ".hdf5"))
-        return sq_errorf(SQ_ERR_ARG, "the output is a model store: '%s' should end in .h5 (then squish-convert export "
-                                     "it)", o->out), 1;
+    if (sq_wtool_check(&o->c, "squish-quantize")) return 1;
     if (!o->has_method) return sq_errorf(SQ_ERR_ARG, "no method given: add --method rtn, gptq or awq"), 1;
-    if (!o->has_bits) return sq_errorf(SQ_ERR_ARG, "no bit width given: add --bits 8, 6, 5, 4 or 3"), 1;
+    if (!o->c.bits) return sq_errorf(SQ_ERR_ARG, "no bit width given: add --bits 8, 6, 5, 4 or 3"), 1;
     const char *m = sq_qmethod_name(o->method);
-    if (o->method != SQ_QMETHOD_GPTQ && (o->set_damp || o->set_block || o->set_act || o->set_head_rtn || o->set_rescale))
+    if (o->method != SQ_QMETHOD_GPTQ && (o->c.set_damp || o->c.set_block || o->set_act || o->set_head_rtn || o->set_rescale))
         return sq_errorf(SQ_ERR_ARG, "--damp, --block-size, --act-order, --head-rtn and --rescale apply to --method gptq, not %s",
                          m), 1;
     if (o->method != SQ_QMETHOD_AWQ && (o->set_duo || o->set_clip || o->set_windows))
         return sq_errorf(SQ_ERR_ARG, "--awq-duo, --no-awq-clip and --awq-windows apply to --method awq, not %s", m), 1;
-    if (o->method == SQ_QMETHOD_RTN && (o->set_seq || o->calib || o->calib_data))
+    if (o->method == SQ_QMETHOD_RTN && (o->c.no_seq || o->c.calib || o->c.calib_data))
         return sq_errorf(SQ_ERR_ARG, "--method rtn uses no calibration (--calib, --calib-data, --no-sequential)"), 1;
-    if (o->method != SQ_QMETHOD_RTN && !o->calib)
+    if (o->method != SQ_QMETHOD_RTN && !o->c.calib)
         return sq_errorf(SQ_ERR_ARG, "--method %s needs calibration statistics: add --calib calib.h5 (made by "
                                      "squish-calibrate on this model)", m), 1;
-    if (o->set_seq && o->calib_data)
+    if (o->c.no_seq && o->c.calib_data)
         return sq_errorf(SQ_ERR_ARG, "--calib-data is for sequential mode; --no-sequential does not read the data"), 1;
     sq_qrun_opts r = o->run;
     sq_qrun_opts_default(&o->run, o->method);
     o->run.mse = r.mse;
-    o->run.damp = r.damp;
-    o->run.block_size = r.block_size;
+    if (o->c.set_damp) o->run.damp = o->c.damp;
+    if (o->c.set_block) o->run.block_size = o->c.block_size;
     o->run.act_order = r.act_order;
     o->run.rescale = r.rescale;
     o->run.awq_duo = r.awq_duo;
     o->run.awq_windows = r.awq_windows;
     o->run.awq_clip = !o->set_clip;
     o->run.gptq_head = !o->set_head_rtn;
-    o->run.sequential = o->method != SQ_QMETHOD_RTN && !o->set_seq;
+    o->run.sequential = o->method != SQ_QMETHOD_RTN && !o->c.no_seq;
     return 0;
 }
 
@@ -262,15 +187,6 @@ typedef struct {
     char name[SQ_MAX_NAME];
 } tensor_rec;
 
-typedef struct {
-    bool quiet;
-    tensor_rec *t;
-    int32_t n_t, cap_t;
-    sq_qlayer_report *l;
-    int32_t n_l, cap_l;
-    bool oom;
-} progress;
-
 static void scheme_str(char *buf, size_t cap, const sq_qscheme *s) {
     char g[24];
     if (s->group) snprintf(g, sizeof g, "g%d", s->group);
@@ -279,18 +195,9 @@ static void scheme_str(char *buf, size_t cap, const sq_qscheme *s) {
 }
 
 static void on_tensor(void *user, const sq_qreport *r) {
-    progress *p = user;
-    if (p->n_t == p->cap_t) {
-        int32_t cap = p->cap_t ? p->cap_t * 2 : 64;
-        tensor_rec *t = realloc(p->t, (size_t)cap * sizeof *t);
-        if (!t) {
-            p->oom = true;
-            return;
-        }
-        p->t = t;
-        p->cap_t = cap;
-    }
-    tensor_rec *rec = &p->t[p->n_t++];
+    sq_progress *p = user;
+    tensor_rec *rec = sq_progress_next(p, sizeof *rec);
+    if (!rec) return;
     rec->r = *r;
     snprintf(rec->name, sizeof rec->name, "%s", r->name);
     rec->r.name = rec->name;
@@ -307,29 +214,11 @@ static void on_tensor(void *user, const sq_qreport *r) {
             extra, r->seconds);
 }
 
-static void on_layer(void *user, const sq_qlayer_report *r) {
-    progress *p = user;
-    if (p->n_l == p->cap_l) {
-        int32_t cap = p->cap_l ? p->cap_l * 2 : 16;
-        sq_qlayer_report *l = realloc(p->l, (size_t)cap * sizeof *l);
-        if (!l) {
-            p->oom = true;
-            return;
-        }
-        p->l = l;
-        p->cap_l = cap;
-    }
-    p->l[p->n_l++] = *r;
-    if (!p->quiet)
-        fprintf(stderr, "[layer %d/%d] block output error %.2e (%.2e of the block's update) on %lld tokens, %.2f s\n",
-                r->layer + 1, r->n_layers, r->mse, r->rel, (long long)r->n_tokens, r->seconds);
-}
-
 /* Why a tensor is (not) quantized, for -v and --json. */
 static void reason(char *buf, size_t cap, const qz_cli *o, const sq_qplan_entry *e) {
     if (e->override_idx >= 0) snprintf(buf, cap, "override '%s'", o->overrides[e->override_idx]);
-    else if (e->ignored_by >= 0) snprintf(buf, cap, "ignored by '%s'", o->ignore[e->ignored_by]);
-    else if (e->target >= 0) snprintf(buf, cap, "target '%s'", o->n_targets ? o->targets[e->target] : "Linear");
+    else if (e->ignored_by >= 0) snprintf(buf, cap, "ignored by '%s'", o->c.ignore[e->ignored_by]);
+    else if (e->target >= 0) snprintf(buf, cap, "target '%s'", o->c.n_targets ? o->c.targets[e->target] : "Linear");
     else snprintf(buf, cap, "not a target");
 }
 
@@ -352,23 +241,19 @@ typedef struct {
     double load, data, quantize, write, total;
 } timings;
 
-static sq_status write_json(const qz_cli *o, const sq_qplan *plan, const progress *p, const sq_checkpoint *c,
+static sq_status write_json(const qz_cli *o, const sq_qplan *plan, const sq_progress *p, const sq_checkpoint *c,
                             const char *model_sha, const char *calib_sha, const timings *tm, int64_t n_w, int64_t n_b,
                             uint64_t file_bytes) {
     sq_atomic_file f;
-    sq_status st = sq_atomic_open(&f, o->json);
+    sq_status st = sq_atomic_open(&f, o->c.cli.json);
     if (st) return st;
     FILE *fp = f.fp;
-    fprintf(fp, "{\n  \"tool\": \"squish-quantize %s\",\n  \"model\": ", sq_version());
-    sq_json_string(fp, o->model, strlen(o->model));
-    fprintf(fp, ",\n  \"model_sha256\": \"%s\",\n  \"output\": ", model_sha);
-    sq_json_string(fp, o->out, strlen(o->out));
+    sq_json_tool_head(fp, "squish-quantize", o->c.model, model_sha, o->c.out);
     fprintf(fp, ",\n  \"method\": \"%s\",\n  \"bits\": %d,\n  \"group_size\": %d,\n  \"symmetric\": %s,\n"
                 "  \"sequential\": %s,\n  \"calib\": ",
-            sq_qmethod_name(o->method), o->bits, o->group, o->asym ? "false" : "true",
+            sq_qmethod_name(o->method), o->c.bits, o->c.group, o->c.asym ? "false" : "true",
             o->run.sequential ? "true" : "false");
-    if (o->calib) sq_json_string(fp, o->calib, strlen(o->calib));
-    else fprintf(fp, "null");
+    sq_json_string_or_null(fp, o->c.calib);
     fprintf(fp, ",\n  \"calib_sha256\": \"%s\",\n  \"options\": {\"mse\": %s, \"damp\": %g, \"block_size\": %d, "
                 "\"act_order\": %s, \"rescale\": %s, \"gptq_head\": %s, \"awq_duo\": %s, \"awq_clip\": %s, \"awq_windows\": %d},\n"
                 "  \"threads\": %d,\n",
@@ -393,43 +278,21 @@ static sq_status write_json(const qz_cli *o, const sq_qplan *plan, const progres
     }
     fprintf(fp, "\n  ],\n  \"tensors\": [");
     for (int32_t i = 0; i < p->n_t; i++) {
-        const sq_qreport *r = &p->t[i].r;
+        const sq_qreport *r = &((const tensor_rec *)p->t)[i].r;
         const sq_tensor *t = sq_checkpoint_find(c, r->name);
         fprintf(fp, "%s\n    {\"name\": \"%s\", \"method\": \"%s\", \"type\": \"%s\", \"loss\": %.9g, \"damp_used\": "
                     "%.6g, \"awq_alpha\": %.4g, \"bytes\": %zu, \"seconds\": %.4f}",
                 i ? "," : "", r->name, sq_qmethod_name(r->method), t ? sq_type_name(t->type) : "?", r->loss,
                 r->damp_used, r->alpha, t ? t->nbytes : 0, r->seconds);
     }
-    fprintf(fp, "\n  ],\n  \"layers\": [");
-    for (int32_t i = 0; i < p->n_l; i++)
-        fprintf(fp, "%s\n    {\"layer\": %d, \"output_mse\": %.9g, \"relative_error\": %.9g, \"tokens\": %lld, "
-                    "\"seconds\": %.4f}",
-                i ? "," : "", p->l[i].layer, p->l[i].mse, p->l[i].rel, (long long)p->l[i].n_tokens, p->l[i].seconds);
-    fprintf(fp, "\n  ],\n  \"n_weights\": %lld,\n  \"tensor_bytes\": %lld,\n  \"bits_per_weight\": %.6f,\n"
+    fprintf(fp, "\n  ],\n");
+    sq_json_blocks(fp, p);
+    fprintf(fp, "  \"n_weights\": %lld,\n  \"tensor_bytes\": %lld,\n  \"bits_per_weight\": %.6f,\n"
                 "  \"file_bytes\": %llu,\n  \"seconds\": {\"load\": %.3f, \"calibration_data\": %.3f, "
                 "\"quantize\": %.3f, \"write\": %.3f, \"total\": %.3f}\n}\n",
             (long long)n_w, (long long)n_b, n_w ? 8.0 * (double)n_b / (double)n_w : 0.0, (unsigned long long)file_bytes,
             tm->load, tm->data, tm->quantize, tm->write, tm->total);
-    if (ferror(fp)) {
-        sq_atomic_abort(&f);
-        return sq_errorf(SQ_ERR_IO, "%s: write failed", o->json);
-    }
-    return sq_atomic_commit(&f);
-}
-
-/* Records an input file whose SHA-256 is already known. */
-static sq_status add_source(sq_checkpoint *c, const char *path, const char *sha) {
-    struct stat sb;
-    sq_source_file *p = realloc(c->sources, ((size_t)c->n_sources + 1) * sizeof *p);
-    if (!p) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    c->sources = p;
-    sq_source_file *f = &c->sources[c->n_sources];
-    memset(f, 0, sizeof *f);
-    if (!(f->path = sq_strdup(path))) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    snprintf(f->sha256, sizeof f->sha256, "%s", sha);
-    f->size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    c->n_sources++;
-    return SQ_OK;
+    return sq_json_finish(&f, o->c.cli.json);
 }
 
 /* Physical memory in bytes (0 when unknown). */
@@ -441,65 +304,34 @@ static uint64_t phys_bytes(void) {
 int sq_quantize_main(int argc, char **argv) {
     qz_cli o;
     int rc = parse(argc, argv, &o);
-    if (rc < 0) return 0;
-    if (rc > 0) {
-        fprintf(stderr, "squish-quantize: %s\n", sq_last_error());
-        return 1;
-    }
-    if (o.threads) sq_set_num_threads((int)o.threads);
+    if ((rc = sq_cli_begin("squish-quantize", rc, o.c.cli.threads)) >= 0) return rc;
     int code = 1; /* input errors until the quantization starts, then runtime failures */
     sq_checkpoint c = {0};
     sq_qplan plan = {0};
     sq_calib cal = {0};
     sq_calib_data data = {0};
     sq_tokenizer *tok = NULL;
-    progress prog = {.quiet = o.quiet};
+    sq_progress prog = {.quiet = o.c.cli.quiet};
     char model_sha[65] = "", calib_sha[65] = "";
     timings tm = {0};
     sq_status st;
     const double t_start = sq_now();
 
-    if ((st = sq_check_out_path(o.out, "output")) || (o.json && (st = sq_check_out_path(o.json, "--json")))) goto fail;
-    if (!sq_file_exists(o.model)) {
-        st = sq_errorf(SQ_ERR_IO, "%s: no such file or directory", o.model);
-        goto fail;
-    }
-    if (o.calib && (!sq_file_exists(o.calib) || sq_is_dir(o.calib))) {
-        st = sq_errorf(SQ_ERR_IO, "%s: no such file (--calib)", o.calib);
-        goto fail;
-    }
-    if ((st = sq_import_any(o.model, o.tokenizer, &c))) goto fail;
-    for (int32_t i = 0; i < c.n_tensors; i++)
-        if (sq_type_is_quant(c.tensors[i].type)) {
-            st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s' is already %s; quantize from the float model", o.model,
-                           c.tensors[i].name, sq_type_name(c.tensors[i].type));
-            goto fail;
-        }
-    sq_qplan_spec spec = {.targets = o.targets,
-                          .n_targets = o.n_targets,
-                          .ignore = o.ignore,
-                          .n_ignore = o.n_ignore,
+    if ((st = sq_wtool_load(&o.c, "quantize from the float model", &c))) goto fail;
+    sq_qplan_spec spec = {.targets = o.c.targets,
+                          .n_targets = o.c.n_targets,
+                          .ignore = o.c.ignore,
+                          .n_ignore = o.c.n_ignore,
                           .overrides = o.overrides,
                           .n_overrides = o.n_overrides,
-                          .scheme = {.bits = o.bits, .group = o.group, .asym = o.asym}};
+                          .scheme = {.bits = o.c.bits, .group = o.c.group, .asym = o.c.asym}};
     if ((st = sq_qplan_build(&plan, &c.cfg, &spec))) goto fail;
     if (o.verbose) print_plan(&o, &plan, &c);
     if (plan.n_quant == 0) {
         st = sq_errorf(SQ_ERR_ARG, "nothing to quantize: every targeted tensor is ignored or kept");
         goto fail;
     }
-    if (o.calib) {
-        if ((st = sq_calib_model_sha256(o.model, &c, model_sha))) goto fail;
-        if ((st = sq_calib_read(o.calib, &cal))) goto fail;
-        if ((st = sq_calib_check_model(&cal, model_sha))) {
-            sq_error_prefix(o.calib);
-            goto fail;
-        }
-        if ((st = sq_calib_check_config(&cal, &c.cfg))) goto fail;
-        if ((st = sq_sha256_file(o.calib, calib_sha, NULL))) goto fail;
-    } else if ((st = sq_calib_model_sha256(o.model, &c, model_sha))) {
-        goto fail;
-    }
+    if ((st = sq_wtool_calib(&o.c, &c, &cal, model_sha, calib_sha))) goto fail;
     tm.load = sq_now() - t_start;
     if (o.run.sequential) {
         const double t0 = sq_now();
@@ -518,16 +350,16 @@ int sq_quantize_main(int argc, char **argv) {
         }
         if ((st = sq_tokenizer_init(&tok, &c.vocab))) goto fail;
         const bool add_bos = c.vocab.add_bos && c.vocab.bos_id >= 0;
-        if ((st = sq_qcalib_data_load(&cal, o.calib, o.calib_data, tok, add_bos, &data))) goto fail;
+        if ((st = sq_qcalib_data_load(&cal, o.c.calib, o.c.calib_data, tok, add_bos, &data))) goto fail;
         tm.data = sq_now() - t0;
-        if (!o.quiet)
+        if (!o.c.cli.quiet)
             fprintf(stderr, "squish-quantize: %s sequential: %lld windows x %d tokens from %s (%.1f MiB of activations)\n",
                     sq_qmethod_name(o.method), (long long)cal.n_samples, cal.seq_len, cal.data_path,
                     (double)need / 1048576.0);
     }
-    if (!o.quiet) {
+    if (!o.c.cli.quiet) {
         char sch0[48];
-        sq_qscheme ds0 = {.bits = o.bits, .group = o.group, .asym = o.asym};
+        sq_qscheme ds0 = {.bits = o.c.bits, .group = o.c.group, .asym = o.c.asym};
         scheme_str(sch0, sizeof sch0, &ds0);
         fprintf(stderr, "squish-quantize: %s %s, %d of %d matrices, %d threads\n", sq_qmethod_name(o.method), sch0,
                 plan.n_quant, plan.n, sq_num_threads());
@@ -535,11 +367,11 @@ int sq_quantize_main(int argc, char **argv) {
 
     code = 2;
     o.run.on_tensor = on_tensor;
-    o.run.on_layer = on_layer;
+    o.run.on_layer = sq_progress_block;
     o.run.user = &prog;
     double t0 = sq_now();
-    if ((st = sq_quantize_checkpoint(&c, &plan, &o.run, o.calib ? &cal : NULL, o.run.sequential ? &data : NULL,
-                                     o.calib ? calib_sha : NULL)))
+    if ((st = sq_quantize_checkpoint(&c, &plan, &o.run, o.c.calib ? &cal : NULL, o.run.sequential ? &data : NULL,
+                                     o.c.calib ? calib_sha : NULL)))
         goto fail;
     tm.quantize = sq_now() - t0;
     if (prog.oom) {
@@ -547,20 +379,9 @@ int sq_quantize_main(int argc, char **argv) {
         goto fail;
     }
     /* provenance: the inputs and the command */
-    free(c.tool_version);
-    free(c.command_line);
-    char tool[64];
-    snprintf(tool, sizeof tool, "squish %s", sq_version());
-    c.tool_version = sq_strdup(tool);
-    c.command_line = sq_command_line("squish-quantize", argc, argv);
-    if (!c.tool_version || !c.command_line) {
-        st = sq_errorf(SQ_ERR_OOM, "out of memory");
-        goto fail;
-    }
-    if (!sq_is_dir(o.model) && sq_store_is_hdf5(o.model) && (st = add_source(&c, o.model, model_sha))) goto fail;
-    if (o.calib && (st = add_source(&c, o.calib, calib_sha))) goto fail;
+    if ((st = sq_wtool_provenance(&c, &o.c, "squish-quantize", argc, argv, model_sha, calib_sha))) goto fail;
     t0 = sq_now();
-    if ((st = sq_store_write(o.out, &c))) goto fail;
+    if ((st = sq_store_write(o.c.out, &c))) goto fail;
     tm.write = sq_now() - t0;
     tm.total = sq_now() - t_start;
 
@@ -569,15 +390,14 @@ int sq_quantize_main(int argc, char **argv) {
         n_w += sq_tensor_numel(&c.tensors[i]);
         n_b += (int64_t)c.tensors[i].nbytes;
     }
-    struct stat sb;
-    const uint64_t file_bytes = stat(o.out, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    if (o.json && (st = write_json(&o, &plan, &prog, &c, model_sha, calib_sha, &tm, n_w, n_b, file_bytes))) goto fail;
+    const uint64_t file_bytes = sq_file_bytes(o.c.out);
+    if (o.c.cli.json && (st = write_json(&o, &plan, &prog, &c, model_sha, calib_sha, &tm, n_w, n_b, file_bytes))) goto fail;
     char sch[48];
-    sq_qscheme ds = {.bits = o.bits, .group = o.group, .asym = o.asym};
+    sq_qscheme ds = {.bits = o.c.bits, .group = o.c.group, .asym = o.c.asym};
     scheme_str(sch, sizeof sch, &ds);
     printf("%s: %s %s%s, %d of %d matrices quantized; %.3f bits per weight (%lld bytes of tensor data for %lld "
            "weights, file %llu bytes); %.2f s (quantization %.2f s, %d threads)\n",
-           o.out, sq_qmethod_name(o.method), sch, o.run.sequential ? " sequential" : "", plan.n_quant, plan.n,
+           o.c.out, sq_qmethod_name(o.method), sch, o.run.sequential ? " sequential" : "", plan.n_quant, plan.n,
            n_w ? 8.0 * (double)n_b / (double)n_w : 0.0, (long long)n_b, (long long)n_w,
            (unsigned long long)file_bytes, tm.total, tm.quantize, sq_num_threads());
     code = 0;
@@ -586,8 +406,7 @@ fail:
     if (st == SQ_ERR_OOM || st == SQ_ERR_INTERNAL) code = 2;
     fprintf(stderr, "squish-quantize: %s\n", sq_last_error());
 done:
-    free(prog.t);
-    free(prog.l);
+    sq_progress_free(&prog);
     sq_tokenizer_free(tok);
     sq_calib_data_free(&data);
     sq_calib_free(&cal);

@@ -1,5 +1,8 @@
-/* cli.c - option-value parsing, a monotonic clock and JSON string escaping (cli.h). */
+/* cli.c - option-value parsing, the options and start every tool shares, a monotonic clock
+ * and JSON string escaping (cli.h). */
 #include "cli.h"
+
+#include "kernels.h"
 
 #include <errno.h>
 #include <math.h>
@@ -49,6 +52,42 @@ const char *sq_cli_value(int argc, char **argv, int *i) {
         return NULL;
     }
     return argv[++*i];
+}
+
+bool sq_cli_common_opt(int argc, char **argv, int *i, unsigned which, sq_cli_common *c, sq_status *st) {
+    const char *a = argv[*i], *v = NULL;
+    const bool threads = (which & SQ_CLI_THREADS) && sq_cli_is(a, "-t", "--threads");
+    const bool json = (which & SQ_CLI_JSON) && sq_cli_is(a, NULL, "--json");
+    const bool tokenizer = (which & SQ_CLI_TOKENIZER) && sq_cli_is(a, NULL, "--tokenizer");
+    const bool quiet = (which & SQ_CLI_QUIET) && sq_cli_is(a, "-q", "--quiet");
+    *st = SQ_OK;
+    if (!threads && !json && !tokenizer && !quiet) return false;
+    if (!quiet && !(v = sq_cli_value(argc, argv, i))) {
+        *st = SQ_ERR_ARG;
+        return true;
+    }
+    if (threads) *st = sq_cli_int(a, v, 1, 1024, &c->threads);
+    else if (json) c->json = v;
+    else if (tokenizer) c->tokenizer = v;
+    else c->quiet = true;
+    return true;
+}
+
+sq_status sq_cli_positional(const char *a, const char **slot, const char *tool, const char *extra) {
+    if (a[0] == '-' && a[1]) return sq_errorf(SQ_ERR_ARG, "unknown option '%s' (see %s --help)", a, tool);
+    if (*slot) return sq_errorf(SQ_ERR_ARG, "unexpected argument '%s'%s", a, extra);
+    *slot = a;
+    return SQ_OK;
+}
+
+int sq_cli_begin(const char *tool, int rc, int64_t threads) {
+    if (rc < 0) return 0;
+    if (rc > 0) {
+        fprintf(stderr, "%s: %s\n", tool, sq_last_error());
+        return 1;
+    }
+    if (threads) sq_set_num_threads((int)threads);
+    return -1;
 }
 
 double sq_now(void) {
