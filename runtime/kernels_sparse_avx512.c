@@ -9,11 +9,13 @@
  * a 16-lane gather, which the permute replaces at the same results), then multiplied by the
  * 16 values: N/M of a dense row's multiply-adds and weight bytes (+ 1/8 byte of index per
  * value). Bitmask
- * rows: per 16-weight mask word, exactly popcount values are loaded (masked load, so
- * nothing past them is touched) and spread to their lanes with vexpandps, then one FMA
- * with x; all-zero words are skipped. Tails and the last values of a row run the scalar
- * reference loop. With a few tokens a row's indices, mask words and values are decoded once
- * for 4 tokens at a time; two 16-lane accumulators per token summed in a fixed order, so
+ * rows: 64 columns per step from one 64-bit mask load, the value offsets of its four 16-bit
+ * words computed at once (SWAR popcounts and prefix sums by a multiply), so the words do
+ * not wait on each other; each word's 16 values are loaded from its offset and spread to
+ * their lanes with vexpandps, then one FMA with x. Near the row's last values a 16-column
+ * loop with masked loads (nothing past the K values is touched), then the scalar reference
+ * loop. With a few tokens a row's indices, mask words and values are decoded once
+ * for 4 tokens at a time; two (N:M) or four (bitmask) 16-lane accumulators per token summed in a fixed order, so
  * results depend only on (cols, row), never on T (below the threshold), the row range or the
  * thread count. From T = SQ_SGEMM_MIN_T_AVX512 tokens (prompts, evaluation) a packed GEMM:
  * 32-row x KC-column tiles are expanded to dense f32 (the same vexpandps, on the occupancy
@@ -70,14 +72,16 @@ SQ_INLINE __m512 pick32(const float *xs, __m512i c) {
  * decoded once per block of tokens. Each token's arithmetic is the same whatever nt is, so
  * results depend only on (cols, row), never on T or the row range. */
 #define STB 4 /* tokens per streaming pass */
-SQ_INLINE void srow_dots(const sq_slayout *L, const uint8_t *row, const float *x, int64_t cols, const int nt,
+SQ_INLINE void srow_dots(const sq_slayout *L, const int vb, const uint8_t *row, const float *x, int64_t cols, const int nt,
                          __m512i off, __m512i shifts, __m512i mmask, float *out) {
-    __m512 a0[STB], a1[STB];
+    __m512 a0[STB], a1[STB], a2[STB], a3[STB];
     float tail[STB];
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++) {
         a0[t] = _mm512_setzero_ps();
         a1[t] = _mm512_setzero_ps();
+        a2[t] = _mm512_setzero_ps();
+        a3[t] = _mm512_setzero_ps();
         tail[t] = 0.0f;
     }
     if (L->m) {
@@ -104,16 +108,47 @@ SQ_INLINE void srow_dots(const sq_slayout *L, const uint8_t *row, const float *x
             for (int t = 0; t < nt; t++) tail[t] += x[t * cols + col] * w;
         }
     } else {
-        int64_t v = 0, b = 0; /* b: mask byte, two per step */
+        int64_t v = 0, b = 0; /* b: mask byte */
         const uint8_t *vals = row + L->vals_off;
+        /* 64 columns per step: one 64-bit mask load, the value offsets of its four 16-bit
+         * words at once (SWAR popcounts, prefix sums by a multiply), so the four words are
+         * independent; word i into a_i. Full 16-value loads while 16 values past the
+         * step's last one are readable, then the loop below. */
+        for (; 8 * b + 64 <= cols; b += 8) {
+            uint64_t m;
+            memcpy(&m, row + b, 8);
+            if (!m) continue;
+            const int64_t tot = __builtin_popcountll(m);
+            if (v + tot + 16 > L->n_vals) break;
+            uint64_t c = m - ((m >> 1) & 0x5555555555555555ull);
+            c = (c & 0x3333333333333333ull) + ((c >> 2) & 0x3333333333333333ull);
+            c = (c + (c >> 4)) & 0x0f0f0f0f0f0f0f0full; /* byte popcounts */
+            const uint8_t *vp = vals + (size_t)v * (size_t)vb;
+            const float *xp = x + 8 * b;
+            if (SQ_SPREFETCH > 0) _mm_prefetch((const char *)vp + SQ_SPREFETCH, _MM_HINT_T0);
+            c = (c + (c >> 8)) & 0x00ff00ff00ff00ffull;            /* 16-bit word popcounts */
+            const uint64_t ex = (c * 0x0001000100010001ull) << 16; /* word i: values of words 0 .. i-1 */
+            const __m512 e0 = _mm512_maskz_expand_ps((__mmask16)m, loadn(vp, vb, 0xFFFF));
+            const __m512 e1 = _mm512_maskz_expand_ps((__mmask16)(m >> 16), loadn(vp + (size_t)((ex >> 16) & 0xFFFF) * (size_t)vb, vb, 0xFFFF));
+            const __m512 e2 = _mm512_maskz_expand_ps((__mmask16)(m >> 32), loadn(vp + (size_t)((ex >> 32) & 0xFFFF) * (size_t)vb, vb, 0xFFFF));
+            const __m512 e3 = _mm512_maskz_expand_ps((__mmask16)(m >> 48), loadn(vp + (size_t)(ex >> 48) * (size_t)vb, vb, 0xFFFF));
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                a0[t] = _mm512_fmadd_ps(e0, _mm512_loadu_ps(xp + t * cols), a0[t]);
+                a1[t] = _mm512_fmadd_ps(e1, _mm512_loadu_ps(xp + t * cols + 16), a1[t]);
+                a2[t] = _mm512_fmadd_ps(e2, _mm512_loadu_ps(xp + t * cols + 32), a2[t]);
+                a3[t] = _mm512_fmadd_ps(e3, _mm512_loadu_ps(xp + t * cols + 48), a3[t]);
+            }
+            v += tot;
+        }
         for (; 8 * b + 16 <= cols; b += 2) {
             const unsigned mw = (unsigned)row[b] | ((unsigned)row[b + 1] << 8);
             if (!mw) continue;
             const int pc = __builtin_popcount(mw);
             if (v + pc > L->n_vals) break;
             if (SQ_SPREFETCH > 0 && (b & 3) == 0) /* every 32 columns: <= 64 value bytes */
-                _mm_prefetch((const char *)vals + (size_t)v * (size_t)L->vbytes + SQ_SPREFETCH, _MM_HINT_T0);
-            __m512 vv = loadn(vals + (size_t)v * (size_t)L->vbytes, L->vbytes, (__mmask16)((1u << pc) - 1u));
+                _mm_prefetch((const char *)vals + (size_t)v * (size_t)vb + SQ_SPREFETCH, _MM_HINT_T0);
+            __m512 vv = loadn(vals + (size_t)v * (size_t)vb, vb, (__mmask16)((1u << pc) - 1u));
             __m512 ve = _mm512_maskz_expand_ps((__mmask16)mw, vv);
             if (b & 2) {
 #pragma GCC unroll 4
@@ -137,7 +172,9 @@ SQ_INLINE void srow_dots(const sq_slayout *L, const uint8_t *row, const float *x
         }
     }
 #pragma GCC unroll 4
-    for (int t = 0; t < nt; t++) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(a0[t], a1[t])) + tail[t];
+    for (int t = 0; t < nt; t++)
+        out[t] = L->m ? _mm512_reduce_add_ps(_mm512_add_ps(a0[t], a1[t])) + tail[t]
+                      : _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0[t], a1[t]), _mm512_add_ps(a2[t], a3[t]))) + tail[t];
 }
 
 /* ===== T >= SGEMM_MIN_T: packed GEMM =====
@@ -309,16 +346,17 @@ SQ_INLINE void smatmul(sq_type type, float *y, int64_t ldy, const float *x, cons
         for (int j = 0; j < 16; j++) o[j] = j / L.n * L.m;
         off = _mm512_loadu_si512(o);
     }
+    const int vb = type == SQ_TYPE_S24_F16 || type == SQ_TYPE_S48_F16 || type == SQ_TYPE_SMASK_F16 ? 2 : 4;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
         float out[STB];
         int64_t t = 0;
         for (; t + STB <= T; t += STB) { /* a few tokens: STB tokens per pass over the row */
-            srow_dots(&L, row, x + t * cols, cols, STB, off, shifts, mmask, out);
+            srow_dots(&L, vb, row, x + t * cols, cols, STB, off, shifts, mmask, out);
             for (int k = 0; k < STB; k++) y[(t + k) * ldy + r] = out[k];
         }
         for (; t < T; t++) { /* decoding (T = 1) and the last tokens */
-            srow_dots(&L, row, x + t * cols, cols, 1, off, shifts, mmask, out);
+            srow_dots(&L, vb, row, x + t * cols, cols, 1, off, shifts, mmask, out);
             y[t * ldy + r] = out[0];
         }
     }

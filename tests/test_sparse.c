@@ -10,7 +10,8 @@
  * the exporter's choice (2:4, 4:8, bitmask, or dense when nothing is saved); a pruned
  * tiny model written with sparse types runs to the same logits as written dense
  * (reference kernels: identical bits) and imports back bit for bit; the worked hex
- * examples of docs/sparse-format.md are what sq_srow_pack writes.
+ * examples of docs/sparse-format.md are what sq_srow_pack writes; the bitmask streaming loops
+ * on rows with empty and full 64-column mask words and varying slack below K.
  */
 #include "../runtime/kernels_internal.h"
 #include "../runtime/sparse_internal.h"
@@ -41,7 +42,8 @@ static uint32_t rand_val(uint64_t *rng, int vb) {
 static void put(void *dst, int vb, int64_t i, uint32_t v) { memcpy((char *)dst + i * vb, &v, (size_t)vb); }
 
 /* A dense [rows, cols] matrix of the type's value type that fits `t` (N:M: at most N
- * nonzeros per group, sometimes fewer; bitmask: about `density` nonzeros). Returns the
+ * nonzeros per group, sometimes fewer; bitmask: about `density` nonzeros, or with density
+ * < 0 blocks of 64 columns that are empty, full, half or 1/20 full). Returns the
  * largest nonzero count of a row in *kmax. */
 static void *make_dense(sq_type t, int64_t rows, int64_t cols, double density, uint64_t *rng, int64_t *kmax) {
     const int vb = vbytes_of(t);
@@ -51,7 +53,17 @@ static void *make_dense(sq_type t, int64_t rows, int64_t cols, double density, u
     *kmax = 0;
     for (int64_t r = 0; r < rows; r++) {
         uint8_t *row = d + r * cols * vb;
-        if (!sq_type_is_sparse(t) || t == SQ_TYPE_SMASK_F16 || t == SQ_TYPE_SMASK_F32) {
+        if ((!sq_type_is_sparse(t) || t == SQ_TYPE_SMASK_F16 || t == SQ_TYPE_SMASK_F32) && density < 0) {
+            /* blocks of 64 columns (one mask word of the streaming loops), each empty, full,
+             * half or 1/20 full at random: zero words, all-set words, and rows whose counts
+             * (so the slack below K) vary a lot */
+            for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+                const uint64_t kind = sq_tiny_rand(rng) % 4;
+                const double dd = kind == 0 ? 0.0 : kind == 1 ? 1.0 : kind == 2 ? 0.5 : 0.05;
+                for (int64_t c = c0; c < cols && c < c0 + 64; c++)
+                    if ((sq_tiny_uniform(rng) + 1.0f) * 0.5f < dd) put(row, vb, c, rand_val(rng, vb)); /* [0, 1) */
+            }
+        } else if (!sq_type_is_sparse(t) || t == SQ_TYPE_SMASK_F16 || t == SQ_TYPE_SMASK_F32) {
             for (int64_t c = 0; c < cols; c++)
                 if (sq_tiny_uniform(rng) < density) put(row, vb, c, rand_val(rng, vb));
         } else {
@@ -327,6 +339,29 @@ SQ_TEST(kernels_vs_dense_reference) {
     }
 }
 
+/* The bitmask streaming loops (below the GEMM thresholds) read a 64-column mask word at a
+ * time and compute the value offsets of its bytes / 16-bit words at once, fall back to a
+ * byte (AVX2) or 16-column (AVX-512) loop near the row's last values and finish with the
+ * reference loop: rows with empty and full mask words, varying slack below K, and column
+ * counts around word boundaries must still match the reference (a wrong value cursor in
+ * any of the loops or at a hand-over between them gives wrong outputs). */
+SQ_TEST(mask_streaming_words) {
+    const char *const *names = sq_kernels_compiled();
+    uint64_t rng = 23;
+    const int64_t shapes[][3] = {{16, 64, 1}, {16, 72, 1}, {9, 128, 2}, {12, 200, 1}, {8, 520, 3}, {6, 1000, 5},
+                                 {5, 2056, 1}, {4, 4104, 4}, {7, 192, 20}};
+    const sq_type types[] = {SQ_TYPE_SMASK_F16, SQ_TYPE_SMASK_F32};
+    for (int v = 0; names[v]; v++) {
+        const sq_kernels *k = sq_kernels_by_name(names[v]);
+        if (!k) continue;
+        for (int ti = 0; ti < 2; ti++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+                check_kernels_on(k, types[ti], shapes[s][0], shapes[s][1], shapes[s][2], &rng, -1.0);
+                check_kernels_on(k, types[ti], shapes[s][0], shapes[s][1], shapes[s][2], &rng, -1.0);
+            }
+    }
+}
+
 /* Random bytes as rows: results are garbage, but no kernel may read outside the row or x
  * (the sanitizer build fails if one does). Each row is its own allocation. */
 SQ_TEST(hostile_rows) {
@@ -507,6 +542,7 @@ int main(void) {
     SQ_RUN(refused_rows);
     SQ_RUN(worked_examples);
     SQ_RUN(kernels_vs_dense_reference);
+    SQ_RUN(mask_streaming_words);
     SQ_RUN(hostile_rows);
     SQ_RUN(threads_same_bits);
     SQ_RUN(export_choice);
