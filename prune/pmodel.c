@@ -7,21 +7,21 @@
  * updated; joint SparseGPT + quantization packed like squish-quantize's tensors.
  *
  * The sequential machinery (one runtime state per worker, capture hook copying a window's
- * activations, windows in fixed chunks combined in window order) follows quantize/qmodel.c,
- * which keeps it private; docs/pruning.md notes the shared core/ module that should replace
- * both copies.
+ * activations, windows in fixed chunks combined in window order) is core/calib_seq.c,
+ * shared with quantize/qmodel.c.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/calib_seq.h"
 #include "../core/util.h"
 #include "../quantize/quant_internal.h"
 #include "../runtime/cli.h"
 #include "prune.h"
 
-#define CHUNK_WINDOWS 8
+#define CHUNK_WINDOWS SQ_SEQ_CHUNK
 #define N_ROLES (SQ_ROLE_LM_HEAD + 1)
 
 void sq_prune_opts_default(sq_prune_opts *o) {
@@ -41,31 +41,10 @@ uint64_t sq_prune_cache_bytes(const sq_config *cfg, int64_t n_samples, int32_t s
     return (2 * per + CHUNK_WINDOWS * (uint64_t)seq_len * ((uint64_t)cfg->dim + widths)) * sizeof(float);
 }
 
-/* The four groups of linears that share an input, in block order. */
-static const sq_role G_ROLES[4][3] = {{SQ_ROLE_Q, SQ_ROLE_K, SQ_ROLE_V},
-                                      {SQ_ROLE_O},
-                                      {SQ_ROLE_GATE, SQ_ROLE_UP},
-                                      {SQ_ROLE_DOWN}};
-static const int G_N[4] = {3, 1, 2, 1};
-static const sq_capture_point G_POINT[4] = {SQ_CAPTURE_ATTN_IN, SQ_CAPTURE_ATTN_O_IN, SQ_CAPTURE_FFN_IN,
-                                            SQ_CAPTURE_FFN_DOWN_IN};
 static const char *const ROLE_MOD[N_ROLES] = {
     [SQ_ROLE_Q] = "self_attn.q_proj", [SQ_ROLE_K] = "self_attn.k_proj", [SQ_ROLE_V] = "self_attn.v_proj",
     [SQ_ROLE_O] = "self_attn.o_proj", [SQ_ROLE_GATE] = "mlp.gate_proj", [SQ_ROLE_UP] = "mlp.up_proj",
     [SQ_ROLE_DOWN] = "mlp.down_proj"};
-
-typedef struct wcap_s {
-    int32_t layer;
-    float *dst[4];
-    int64_t off[4];
-    int32_t width[4];
-} wcap;
-
-typedef struct {
-    const float *in;
-    float *out;
-    float *cap[4];
-} wjob;
 
 /* Statistics of one layer's four inputs. */
 typedef struct {
@@ -89,15 +68,7 @@ typedef struct {
     bool *pruned;          /* [plan->n] */
     uint8_t *drop;         /* structured: [n_layers * n_units] */
     int64_t n_units, n_drop;
-    /* sequential */
-    int64_t N;
-    int32_t L;
-    float *X, *Y, *scratch;
-    float *capbuf[4];
-    int n_wk;
-    sq_state **ws;
-    wcap *wc;
-    wjob *jobs;
+    sq_seq seq; /* sequential: the windows through the blocks (core/calib_seq.h) */
 } prun;
 
 static int32_t width_of(const prun *r, int g) { return g == 1 ? r->q_dim : g == 3 ? r->hid : r->dim; }
@@ -118,97 +89,6 @@ static float *role_f32(const prun *r, int32_t l, sq_role role, bool bias) {
     return tensor_f32(r, nm);
 }
 
-/* ===== Sequential machinery (after quantize/qmodel.c) ===== */
-
-static void win_hook(void *user, int32_t layer, sq_capture_point pt, const float *x, int32_t n, int32_t width) {
-    wcap *w = user;
-    if (layer != w->layer || (unsigned)pt > 3u || !w->dst[pt] || width != w->width[pt] || n <= 0) return;
-    memcpy(w->dst[pt] + (size_t)w->off[pt] * (size_t)width, x, (size_t)n * (size_t)width * sizeof(float));
-    w->off[pt] += n;
-}
-
-static sq_status run_jobs(prun *r, int32_t layer, const wjob *jobs, int64_t n) {
-    const size_t wn = (size_t)r->L * (size_t)r->dim;
-    int failed = 0;
-    sq_status code = SQ_OK;
-    char msg[512] = "";
-#pragma omp parallel for schedule(dynamic, 1) num_threads(r->n_wk) if (r->n_wk > 1 && n > 1)
-    for (int64_t i = 0; i < n; i++) {
-        int f;
-#pragma omp atomic read
-        f = failed;
-        if (f) continue;
-        const int t = quant_thread_id();
-        wcap *wc = &r->wc[t];
-        wc->layer = layer;
-        for (int p = 0; p < 4; p++) {
-            wc->dst[p] = jobs[i].cap[p];
-            wc->off[p] = 0;
-        }
-        if (jobs[i].out != jobs[i].in) memcpy(jobs[i].out, jobs[i].in, wn * sizeof(float));
-        sq_status st = sq_forward_block(r->ws[t], layer, jobs[i].out, r->L);
-        if (st) {
-#pragma omp critical(pmodel_run_jobs)
-            {
-                if (!failed) {
-                    snprintf(msg, sizeof msg, "%s", sq_last_error());
-                    code = st;
-#pragma omp atomic write
-                    failed = 1;
-                }
-            }
-        }
-    }
-    return failed ? sq_errorf(code, "%s", msg) : SQ_OK;
-}
-
-static sq_status seq_init(prun *r) {
-    const sq_calib *c = r->calib;
-    r->N = c->n_samples;
-    r->L = c->seq_len;
-    const size_t per = (size_t)r->N * (size_t)r->L * (size_t)r->dim, wn = (size_t)r->L * (size_t)r->dim;
-    r->X = malloc(per * sizeof(float));
-    r->Y = malloc(per * sizeof(float));
-    r->scratch = malloc((size_t)CHUNK_WINDOWS * wn * sizeof(float));
-    r->jobs = calloc(CHUNK_WINDOWS, sizeof *r->jobs);
-    bool ok = r->X && r->Y && r->scratch && r->jobs;
-    for (int g = 0; g < 4 && ok; g++)
-        ok = (r->capbuf[g] = malloc((size_t)CHUNK_WINDOWS * (size_t)r->L * (size_t)width_of(r, g) * sizeof(float))) !=
-             NULL;
-    if (!ok)
-        return sq_errorf(SQ_ERR_OOM, "out of memory caching %lld windows x %d tokens of activations (%.1f MiB)",
-                         (long long)r->N, r->L, 2.0 * (double)per * 4 / 1048576.0);
-    r->n_wk = sq_num_threads();
-    r->ws = calloc((size_t)r->n_wk, sizeof *r->ws);
-    r->wc = calloc((size_t)r->n_wk, sizeof *r->wc);
-    if (!r->ws || !r->wc) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    sq_status st;
-    for (int t = 0; t < r->n_wk; t++) {
-        if ((st = sq_state_init(&r->ws[t], r->m, r->L, r->L))) return st;
-        for (int g = 0; g < 4; g++) r->wc[t].width[g] = width_of(r, g);
-        sq_state_set_capture(r->ws[t], win_hook, &r->wc[t]);
-    }
-    for (int64_t i = 0; i < r->N; i++) {
-        const int32_t *tok = sq_calib_window_tokens(r->data, c->windows[i], r->L);
-        if (!tok) return sq_errorf(SQ_ERR_FORMAT, "calibration window %lld lies outside the data", (long long)i);
-        if ((st = sq_forward_embed(r->ws[0], tok, r->L, r->X + i * (int64_t)wn))) return st;
-    }
-    return SQ_OK;
-}
-
-static float *win_of(const prun *r, float *base, int64_t i) {
-    return base + (size_t)i * (size_t)r->L * (size_t)r->dim;
-}
-
-static double sq_diff(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        s += d * d;
-    }
-    return s;
-}
-
 static void stats_free(lstats *s) {
     for (int g = 0; g < 4; g++) {
         if (s->own && s->e[g]) {
@@ -224,8 +104,8 @@ static void stats_free(lstats *s) {
 
 static bool layer_planned(const prun *r, int32_t l) {
     for (int g = 0; g < 4; g++)
-        for (int i = 0; i < G_N[g]; i++)
-            if (planned(r, l, G_ROLES[g][i]) >= 0) return true;
+        for (int i = 0; i < SQ_SEQ_N_ROLES[g]; i++)
+            if (planned(r, l, SQ_SEQ_ROLES[g][i]) >= 0) return true;
     return false;
 }
 
@@ -235,8 +115,8 @@ static bool group_needed(const prun *r, int32_t l, int g) {
     const sq_prune_kind k = r->o->pattern.kind;
     if (k == SQ_PAT_FFN) return r->o->method == SQ_PRUNE_SPARSEGPT ? g == 3 : g >= 2;
     if (k == SQ_PAT_HEADS) return r->o->method == SQ_PRUNE_SPARSEGPT ? g == 1 : g <= 1;
-    for (int i = 0; i < G_N[g]; i++)
-        if (planned(r, l, G_ROLES[g][i]) >= 0) return true;
+    for (int i = 0; i < SQ_SEQ_N_ROLES[g]; i++)
+        if (planned(r, l, SQ_SEQ_ROLES[g][i]) >= 0) return true;
     return false;
 }
 
@@ -264,26 +144,26 @@ static sq_status seq_stats(prun *r, int32_t l, lstats *s) {
     if (xtx) {
         int32_t maxw = r->dim > r->q_dim ? r->dim : r->q_dim;
         if (r->hid > maxw) maxw = r->hid;
-        if (!(pack = malloc(sq_calib_pack_doubles(maxw, (int64_t)CHUNK_WINDOWS * r->L) * sizeof(double))))
+        if (!(pack = malloc(sq_calib_pack_doubles(maxw, (int64_t)CHUNK_WINDOWS * r->seq.L) * sizeof(double))))
             return sq_errorf(SQ_ERR_OOM, "out of memory");
     }
-    for (int64_t c0 = 0; c0 < r->N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
-        const int64_t nc = r->N - c0 < CHUNK_WINDOWS ? r->N - c0 : CHUNK_WINDOWS;
+    for (int64_t c0 = 0; c0 < r->seq.N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
+        const int64_t nc = r->seq.N - c0 < CHUNK_WINDOWS ? r->seq.N - c0 : CHUNK_WINDOWS;
         for (int64_t i = 0; i < nc; i++) {
-            memset(&r->jobs[i], 0, sizeof r->jobs[i]);
-            r->jobs[i].in = win_of(r, r->X, c0 + i);
-            r->jobs[i].out = win_of(r, r->Y, c0 + i);
+            memset(&r->seq.jobs[i], 0, sizeof r->seq.jobs[i]);
+            r->seq.jobs[i].in = sq_seq_win(&r->seq, r->seq.X, c0 + i);
+            r->seq.jobs[i].out = sq_seq_win(&r->seq, r->seq.Y, c0 + i);
             for (int g = 0; g < 4; g++)
-                if (s->e[g] || s->sq[g]) r->jobs[i].cap[g] = r->capbuf[g] + (size_t)i * (size_t)r->L * width_of(r, g);
+                if (s->e[g] || s->sq[g]) r->seq.jobs[i].cap[g] = r->seq.capbuf[g] + (size_t)i * (size_t)r->seq.L * width_of(r, g);
         }
-        if ((st = run_jobs(r, l, r->jobs, nc))) break;
+        if ((st = sq_seq_run(&r->seq, l, r->seq.jobs, nc))) break;
         for (int g = 0; g < 4; g++) {
-            const int64_t n = nc * r->L, w = width_of(r, g);
-            if (s->e[g]) sq_calib_entry_add(s->e[g], r->capbuf[g], n, pack);
+            const int64_t n = nc * r->seq.L, w = width_of(r, g);
+            if (s->e[g]) sq_calib_entry_add(s->e[g], r->seq.capbuf[g], n, pack);
             if (s->sq[g])
                 for (int64_t t = 0; t < n; t++)
                     for (int64_t j = 0; j < w; j++) {
-                        double v = r->capbuf[g][t * w + j];
+                        double v = r->seq.capbuf[g][t * w + j];
                         s->sq[g][j] += v * v;
                     }
         }
@@ -297,7 +177,7 @@ static sq_status stored_stats(prun *r, int32_t l, lstats *s) {
     s->own = false;
     for (int g = 0; g < 4; g++) {
         if (!group_needed(r, l, g)) continue;
-        sq_calib_entry *e = sq_calib_entry_at(r->calib, l, G_POINT[g]);
+        sq_calib_entry *e = sq_calib_entry_at(r->calib, l, SQ_SEQ_POINT[g]);
         if (!e || e->width != width_of(r, g))
             return sq_errorf(SQ_ERR_FORMAT, "calib.h5 has no statistics for layer %d input %d", l, g);
         if (r->o->method == SQ_PRUNE_SPARSEGPT) {
@@ -366,8 +246,8 @@ static sq_status prune_layer_masks(prun *r, int32_t l, const lstats *s) {
         sq_gptq_hinv h;
         memset(&h, 0, sizeof h);
         bool have_h = false;
-        for (int i = 0; i < G_N[g] && st == SQ_OK; i++) {
-            const int32_t k = planned(r, l, G_ROLES[g][i]);
+        for (int i = 0; i < SQ_SEQ_N_ROLES[g] && st == SQ_OK; i++) {
+            const int32_t k = planned(r, l, SQ_SEQ_ROLES[g][i]);
             if (k < 0) continue;
             const sq_qplan_entry *e = &r->plan->e[k];
             const double t0 = sq_now();
@@ -562,7 +442,7 @@ static sq_status prune_layer(prun *r, int32_t l, const lstats *s) {
 
 static sq_status run_sequential(prun *r) {
     sq_status st = SQ_OK;
-    const size_t wn = (size_t)r->L * (size_t)r->dim;
+    const size_t wn = (size_t)r->seq.L * (size_t)r->dim;
     for (int32_t l = 0; l < r->n_layers && st == SQ_OK; l++) {
         const double t_layer = sq_now();
         const bool work = layer_planned(r, l);
@@ -575,23 +455,23 @@ static sq_status run_sequential(prun *r) {
         }
         /* the pruned block makes the next block's inputs */
         double err = 0, upd = 0;
-        for (int64_t c0 = 0; c0 < r->N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
-            const int64_t nc = r->N - c0 < CHUNK_WINDOWS ? r->N - c0 : CHUNK_WINDOWS;
+        for (int64_t c0 = 0; c0 < r->seq.N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
+            const int64_t nc = r->seq.N - c0 < CHUNK_WINDOWS ? r->seq.N - c0 : CHUNK_WINDOWS;
             for (int64_t i = 0; i < nc; i++) {
-                memset(&r->jobs[i], 0, sizeof r->jobs[i]);
-                memcpy(r->scratch + (size_t)i * wn, win_of(r, r->X, c0 + i), wn * sizeof(float));
-                r->jobs[i].in = r->scratch + (size_t)i * wn;
-                r->jobs[i].out = win_of(r, r->X, c0 + i);
+                memset(&r->seq.jobs[i], 0, sizeof r->seq.jobs[i]);
+                memcpy(r->seq.scratch + (size_t)i * wn, sq_seq_win(&r->seq, r->seq.X, c0 + i), wn * sizeof(float));
+                r->seq.jobs[i].in = r->seq.scratch + (size_t)i * wn;
+                r->seq.jobs[i].out = sq_seq_win(&r->seq, r->seq.X, c0 + i);
             }
-            if ((st = run_jobs(r, l, r->jobs, nc)) || !work) continue;
+            if ((st = sq_seq_run(&r->seq, l, r->seq.jobs, nc)) || !work) continue;
             for (int64_t i = 0; i < nc; i++) {
-                err += sq_diff(win_of(r, r->X, c0 + i), win_of(r, r->Y, c0 + i), wn);
-                upd += sq_diff(win_of(r, r->Y, c0 + i), r->scratch + (size_t)i * wn, wn);
+                err += sq_seq_sq_diff(sq_seq_win(&r->seq, r->seq.X, c0 + i), sq_seq_win(&r->seq, r->seq.Y, c0 + i), wn);
+                upd += sq_seq_sq_diff(sq_seq_win(&r->seq, r->seq.Y, c0 + i), r->seq.scratch + (size_t)i * wn, wn);
             }
         }
         if (st == SQ_OK && work && r->o->on_layer) {
-            const double nt = (double)r->N * (double)wn;
-            sq_prune_layer_report lr = {l, r->n_layers, err / nt, upd > 0 ? err / upd : 0, r->N * r->L,
+            const double nt = (double)r->seq.N * (double)wn;
+            sq_prune_layer_report lr = {l, r->n_layers, err / nt, upd > 0 ? err / upd : 0, r->seq.N * r->seq.L,
                                         sq_now() - t_layer};
             r->o->on_layer(r->o->user, &lr);
         }
@@ -685,33 +565,6 @@ static sq_status shrink_all(prun *r) {
     return sq_config_validate(&r->c->cfg, "pruned model");
 }
 
-/* ===== Packing (as quantize/qmodel.c packs) ===== */
-
-static sq_status pack_tensor(sq_tensor *t, const sq_qweight *q) {
-    const sq_type ty = sq_qtype_of_bits(q->scheme.bits);
-    const sq_qparams qp = {.group = (int32_t)sq_qscheme_group_len(&q->scheme, q->cols), .asym = q->scheme.asym};
-    sq_status st = sq_qparams_validate(ty, qp, q->cols, t->name);
-    if (st) return st;
-    const size_t rb = sq_row_bytes(ty, q->cols, qp);
-    uint8_t *data = malloc((size_t)q->rows * rb + 1);
-    if (!data) return sq_errorf(SQ_ERR_OOM, "%s: out of memory packing", t->name);
-    for (int64_t r = 0; r < q->rows && st == SQ_OK; r++)
-        st = sq_qrow_pack(ty, qp, q->cols, q->codes + r * q->cols, q->scales + r * q->n_groups,
-                          q->zeros ? q->zeros + r * q->n_groups : NULL, data + (size_t)r * rb);
-    if (st) {
-        free(data);
-        sq_error_prefix(t->name);
-        return st;
-    }
-    if (t->owns_data) free(t->data);
-    t->data = data;
-    t->owns_data = true;
-    t->type = ty;
-    t->q = qp;
-    t->nbytes = (size_t)q->rows * rb;
-    return SQ_OK;
-}
-
 /* --embed-bits / --head-bits: RTN of the embedding or the head (there are no activation
  * statistics for them; squish-quantize does the same for an override that quantizes them),
  * with the group and zero-point mode of `base`; a group at least as long as the row is one
@@ -744,7 +597,7 @@ static sq_status quantize_extra(sq_checkpoint *c, const char *name, int32_t bits
         qi.symmetric = !s.asym;
         qi.loss = den > 0 ? num / den : 0.0;
         qi.awq_alpha = -1.0;
-        if ((st = pack_tensor(t, &q)) == SQ_OK) st = sq_checkpoint_set_quant_info(c, &qi);
+        if ((st = sq_qweight_pack_tensor(t, &q)) == SQ_OK) st = sq_checkpoint_set_quant_info(c, &qi);
     } else {
         sq_error_prefix(name);
     }
@@ -876,7 +729,7 @@ sq_status sq_prune_checkpoint(sq_checkpoint *c, const sq_qplan *plan, const sq_p
             if (y->b_gate) y->b_gate = role_f32(r, l, SQ_ROLE_GATE, true);
             if (y->b_up) y->b_up = role_f32(r, l, SQ_ROLE_UP, true);
         }
-        if ((st = seq_init(r)) == SQ_OK) st = run_sequential(r);
+        if ((st = sq_seq_init(&r->seq, r->m, r->calib, r->data, CHUNK_WINDOWS)) == SQ_OK) st = run_sequential(r);
     } else {
         st = run_stored(r);
     }
@@ -895,7 +748,7 @@ sq_status sq_prune_checkpoint(sq_checkpoint *c, const sq_qplan *plan, const sq_p
     for (int32_t k = 0; k < plan->n && st == SQ_OK; k++) {
         if (!r->pruned[k] || !o->quant) continue;
         sq_tensor *t = sq_checkpoint_find(c, plan->e[k].name);
-        if ((st = pack_tensor(t, &r->qw[k])) == SQ_OK) st = sq_checkpoint_set_quant_info(c, &r->qinfo[k]);
+        if ((st = sq_qweight_pack_tensor(t, &r->qw[k])) == SQ_OK) st = sq_checkpoint_set_quant_info(c, &r->qinfo[k]);
     }
     if (st == SQ_OK) st = quantize_extra(c, "model.embed_tokens.weight", o->embed_bits, &o->scheme);
     if (st == SQ_OK) st = quantize_extra(c, "lm_head.weight", o->head_bits, &o->scheme);
@@ -903,22 +756,7 @@ sq_status sq_prune_checkpoint(sq_checkpoint *c, const sq_qplan *plan, const sq_p
     for (int32_t i = 0; i < c->n_tensors && st == SQ_OK; i++) {
         sq_tensor *t = &c->tensors[i];
         if (sq_type_is_quant(t->type) || orig[i] == SQ_TYPE_F32) continue;
-        const int64_t n = sq_tensor_numel(t);
-        size_t nb = sq_tensor_expected_bytes(orig[i], t->n_dims, t->shape);
-        void *buf = malloc(nb + 1);
-        if (!buf) {
-            st = sq_errorf(SQ_ERR_OOM, "out of memory");
-            break;
-        }
-        if ((st = sq_convert_rows(buf, orig[i], t->data, SQ_TYPE_F32, n))) {
-            free(buf);
-            break;
-        }
-        if (t->owns_data) free(t->data);
-        t->data = buf;
-        t->owns_data = true;
-        t->type = orig[i];
-        t->nbytes = nb;
+        st = sq_tensor_from_f32(t, orig[i]);
     }
     if (st) goto done;
     /* records: the pruned tensors in plan order */
@@ -929,15 +767,8 @@ sq_status sq_prune_checkpoint(sq_checkpoint *c, const sq_qplan *plan, const sq_p
     *n_recs = nrec;
     r->recs = NULL;
 done:
-    for (int t = 0; r->ws && t < r->n_wk; t++) sq_state_free(r->ws[t]);
+    sq_seq_free(&r->seq);
     sq_model_free(r->m);
-    free(r->ws);
-    free(r->wc);
-    free(r->X);
-    free(r->Y);
-    free(r->scratch);
-    free(r->jobs);
-    for (int g = 0; g < 4; g++) free(r->capbuf[g]);
     for (int32_t k = 0; r->qw && k < plan->n; k++) sq_qweight_free(&r->qw[k]);
     free(r->qw);
     free(r->qinfo);

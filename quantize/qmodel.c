@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/calib_seq.h"
 #include "../core/util.h"
 #include "../runtime/cli.h"
 #include "linalg.h"
@@ -46,7 +47,7 @@ void sq_qrun_opts_default(sq_qrun_opts *o, sq_qmethod m) {
     o->gptq_head = true;
 }
 
-#define CHUNK_WINDOWS 8 /* windows per parallel batch in sequential mode; X^T X gets one update per batch */
+#define CHUNK_WINDOWS SQ_SEQ_CHUNK /* windows per parallel batch in sequential mode; X^T X gets one update per batch */
 
 uint64_t sq_qrun_cache_bytes(const sq_config *cfg, const sq_qrun_opts *o, int64_t n_samples, int32_t seq_len) {
     if (o->method == SQ_QMETHOD_RTN || !o->sequential || n_samples <= 0 || seq_len <= 0) return 0;
@@ -121,27 +122,8 @@ typedef struct {
     sq_quant_info *info;  /* [plan->n] */
     bool *done;           /* [plan->n] quantized */
     bool *modified;       /* [c->n_tensors] values changed by the run (AWQ folding) */
-    /* sequential */
-    int64_t N;
-    int32_t L;
-    float *X, *Y;         /* [N*L*dim]: the current block's inputs, outputs */
-    int n_wk;             /* worker threads, one runtime state each */
-    sq_state **ws;
-    struct win_cap_s *wc;
-    float *scratch;       /* [n_scratch * L * dim] */
-    int64_t n_scratch;
-    float *capbuf[4];     /* [CHUNK_WINDOWS * L * width] per capture point */
-    struct win_job_s *jobs; /* [n_scratch] */
+    sq_seq seq;           /* sequential: the windows through the blocks (core/calib_seq.h) */
 } run;
-
-/* The four groups of linears that share an input, in block order. */
-static const sq_role G_ROLES[4][3] = {{SQ_ROLE_Q, SQ_ROLE_K, SQ_ROLE_V},
-                                      {SQ_ROLE_O},
-                                      {SQ_ROLE_GATE, SQ_ROLE_UP},
-                                      {SQ_ROLE_DOWN}};
-static const int G_N[4] = {3, 1, 2, 1};
-static const sq_capture_point G_POINT[4] = {SQ_CAPTURE_ATTN_IN, SQ_CAPTURE_ATTN_O_IN, SQ_CAPTURE_FFN_IN,
-                                            SQ_CAPTURE_FFN_DOWN_IN};
 
 static int32_t tensor_index(const run *r, const char *name) {
     for (int32_t i = 0; i < r->c->n_tensors; i++)
@@ -182,8 +164,8 @@ static int32_t planned(const run *r, int32_t l, sq_role role) {
 }
 
 static bool group_planned(const run *r, int32_t l, int g) {
-    for (int i = 0; i < G_N[g]; i++)
-        if (planned(r, l, G_ROLES[g][i]) >= 0) return true;
+    for (int i = 0; i < SQ_SEQ_N_ROLES[g]; i++)
+        if (planned(r, l, SQ_SEQ_ROLES[g][i]) >= 0) return true;
     return false;
 }
 
@@ -261,114 +243,17 @@ static sq_status rtn_entry(run *r, int32_t k, sq_rtn_range range, sq_qmethod met
 }
 
 /* ===== Sequential building blocks =====
- * Windows run in parallel, one runtime state per thread; each window is computed by one
- * thread with the kernels' fixed summation order, and everything derived from several
- * windows is combined afterwards in window order, so nothing depends on the thread count. */
+ * core/calib_seq.c runs the windows in parallel, one runtime state per thread; each window is
+ * computed by one thread with the kernels' fixed summation order, and everything derived from
+ * several windows is combined afterwards in window order, so nothing depends on the thread
+ * count. */
 
-/* Where a worker's capture hook copies the activations of the window it runs. */
-typedef struct win_cap_s {
-    int32_t layer;
-    float *dst[4]; /* [L, width] per capture point, or NULL */
-    int64_t off[4];
-    int32_t width[4];
-} win_cap;
-
-static void win_hook(void *user, int32_t layer, sq_capture_point pt, const float *x, int32_t n, int32_t width) {
-    win_cap *w = user;
-    if (layer != w->layer || (unsigned)pt > 3u || !w->dst[pt] || width != w->width[pt] || n <= 0) return;
-    memcpy(w->dst[pt] + (size_t)w->off[pt] * (size_t)width, x, (size_t)n * (size_t)width * sizeof(float));
-    w->off[pt] += n;
-}
-
-/* One window: block `layer` on `in` into `out` (in place when equal); activations at the
- * capture points with cap[p] set are copied there. */
-typedef struct win_job_s {
-    const float *in;
-    float *out;
-    float *cap[4];
-} win_job;
-
-static sq_status run_jobs(run *r, int32_t layer, const win_job *jobs, int64_t n) {
-    const size_t wn = (size_t)r->L * (size_t)r->dim;
-    int failed = 0;
-    sq_status code = SQ_OK;
-    char msg[512] = "";
-#pragma omp parallel for schedule(dynamic, 1) num_threads(r->n_wk) if (r->n_wk > 1 && n > 1)
-    for (int64_t i = 0; i < n; i++) {
-        int f;
-#pragma omp atomic read
-        f = failed;
-        if (f) continue;
-        const int t = quant_thread_id();
-        win_cap *wc = &r->wc[t];
-        wc->layer = layer;
-        for (int p = 0; p < 4; p++) {
-            wc->dst[p] = jobs[i].cap[p];
-            wc->off[p] = 0;
-        }
-        if (jobs[i].out != jobs[i].in) memcpy(jobs[i].out, jobs[i].in, wn * sizeof(float));
-        sq_status st = sq_forward_block(r->ws[t], layer, jobs[i].out, r->L);
-        if (st) {
-#pragma omp critical(qmodel_run_jobs)
-            {
-                if (!failed) {
-                    snprintf(msg, sizeof msg, "%s", sq_last_error()); /* the message is per thread */
-                    code = st;
-#pragma omp atomic write
-                    failed = 1;
-                }
-            }
-        }
-    }
-    return failed ? sq_errorf(code, "%s", msg) : SQ_OK;
-}
-
+/* The windows through the blocks, with scratch for the AWQ search's windows. */
 static sq_status seq_init(run *r) {
-    const sq_calib *c = r->calib;
-    r->N = c->n_samples;
-    r->L = c->seq_len;
-    const size_t per = (size_t)r->N * (size_t)r->L * (size_t)r->dim, wn = (size_t)r->L * (size_t)r->dim;
+    const int64_t N = r->calib->n_samples;
     int64_t n_scratch = r->o->awq_windows > CHUNK_WINDOWS ? r->o->awq_windows : CHUNK_WINDOWS;
-    if (n_scratch > r->N) n_scratch = r->N > CHUNK_WINDOWS ? r->N : CHUNK_WINDOWS;
-    r->n_scratch = n_scratch;
-    r->X = malloc(per * sizeof(float));
-    r->Y = malloc(per * sizeof(float));
-    r->scratch = malloc((size_t)n_scratch * wn * sizeof(float));
-    r->jobs = calloc((size_t)n_scratch, sizeof *r->jobs);
-    bool ok = r->X && r->Y && r->scratch && r->jobs;
-    for (int g = 0; g < 4 && ok; g++)
-        ok = (r->capbuf[g] = malloc((size_t)CHUNK_WINDOWS * (size_t)r->L * (size_t)width_of(r, g) * sizeof(float))) != NULL;
-    if (!ok)
-        return sq_errorf(SQ_ERR_OOM, "out of memory caching %lld windows x %d tokens of activations (%.1f MiB)",
-                         (long long)r->N, r->L, 2.0 * (double)per * 4 / 1048576.0);
-    r->n_wk = sq_num_threads();
-    r->ws = calloc((size_t)r->n_wk, sizeof *r->ws);
-    r->wc = calloc((size_t)r->n_wk, sizeof *r->wc);
-    if (!r->ws || !r->wc) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    sq_status st;
-    for (int t = 0; t < r->n_wk; t++) {
-        if ((st = sq_state_init(&r->ws[t], r->m, r->L, r->L))) return st;
-        for (int g = 0; g < 4; g++) r->wc[t].width[g] = width_of(r, g);
-        sq_state_set_capture(r->ws[t], win_hook, &r->wc[t]);
-    }
-    for (int64_t i = 0; i < r->N; i++) {
-        const int32_t *tok = sq_calib_window_tokens(r->data, c->windows[i], r->L);
-        if (!tok) return sq_errorf(SQ_ERR_FORMAT, "calibration window %lld lies outside the data", (long long)i);
-        if ((st = sq_forward_embed(r->ws[0], tok, r->L, r->X + i * (int64_t)wn))) return st;
-    }
-    return SQ_OK;
-}
-
-static float *win_of(const run *r, float *base, int64_t i) { return base + (size_t)i * (size_t)r->L * (size_t)r->dim; }
-
-/* sum over n of (a - b)^2 in double */
-static double sq_diff(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        s += d * d;
-    }
-    return s;
+    if (n_scratch > N) n_scratch = N > CHUNK_WINDOWS ? N : CHUNK_WINDOWS;
+    return sq_seq_init(&r->seq, r->m, r->calib, r->data, n_scratch);
 }
 
 static sq_calib_entry *entry_new(int32_t width) {
@@ -473,13 +358,13 @@ static sq_status gptq_entries(run *r, const int32_t *ks, int n, const double *xt
 /* Quantizes the planned linears of group g of layer l with X^T X of their input. */
 static sq_status gptq_group(run *r, int32_t l, int g, const double *xtx, int64_t n_tokens) {
     int32_t ks[3];
-    for (int i = 0; i < G_N[g]; i++) ks[i] = planned(r, l, G_ROLES[g][i]);
-    return gptq_entries(r, ks, G_N[g], xtx, n_tokens);
+    for (int i = 0; i < SQ_SEQ_N_ROLES[g]; i++) ks[i] = planned(r, l, SQ_SEQ_ROLES[g][i]);
+    return gptq_entries(r, ks, SQ_SEQ_N_ROLES[g], xtx, n_tokens);
 }
 
 /* The head (lm_head, or the embedding of a tied model, which is the output matrix) by
  * GPTQ: its input is the final RMSNorm of the quantized model's last hidden states, which
- * r->X holds for every window after the last block. Skipped when the head is not planned. */
+ * r->seq.X holds for every window after the last block. Skipped when the head is not planned. */
 static sq_status gptq_head(run *r) {
     const sq_config *cfg = &r->m->cfg;
     const sq_role want = cfg->tied_embeddings ? SQ_ROLE_EMBED : SQ_ROLE_LM_HEAD;
@@ -489,17 +374,17 @@ static sq_status gptq_head(run *r) {
     if (k < 0) return SQ_OK;
     const int32_t d = r->dim;
     sq_calib_entry *e = entry_new(d);
-    double *pack = malloc(sq_calib_pack_doubles(d, (int64_t)CHUNK_WINDOWS * r->L) * sizeof(double));
+    double *pack = malloc(sq_calib_pack_doubles(d, (int64_t)CHUNK_WINDOWS * r->seq.L) * sizeof(double));
     if (!e || !pack) {
         entry_free(e);
         free(pack);
         return sq_errorf(SQ_ERR_OOM, "out of memory");
     }
     const float *gamma = r->m->out_norm;
-    for (int64_t c0 = 0; c0 < r->N; c0 += CHUNK_WINDOWS) {
-        const int64_t nc = r->N - c0 < CHUNK_WINDOWS ? r->N - c0 : CHUNK_WINDOWS, nt = nc * r->L;
-        const float *x = win_of(r, r->X, c0);
-        float *y = r->capbuf[0]; /* width dim, CHUNK_WINDOWS * L rows */
+    for (int64_t c0 = 0; c0 < r->seq.N; c0 += CHUNK_WINDOWS) {
+        const int64_t nc = r->seq.N - c0 < CHUNK_WINDOWS ? r->seq.N - c0 : CHUNK_WINDOWS, nt = nc * r->seq.L;
+        const float *x = sq_seq_win(&r->seq, r->seq.X, c0);
+        float *y = r->seq.capbuf[0]; /* width dim, CHUNK_WINDOWS * L rows */
         for (int64_t t = 0; t < nt; t++) {
             double ss = 0;
             for (int32_t j = 0; j < d; j++) ss += (double)x[t * d + j] * x[t * d + j];
@@ -516,12 +401,12 @@ static sq_status gptq_head(run *r) {
 
 static sq_status gptq_sequential(run *r) {
     sq_status st = SQ_OK;
-    const size_t wn = (size_t)r->L * (size_t)r->dim;
+    const size_t wn = (size_t)r->seq.L * (size_t)r->dim;
     int32_t maxw = r->dim > r->q_dim ? r->dim : r->q_dim;
     if (r->hid > maxw) maxw = r->hid;
-    double *pack = malloc(sq_calib_pack_doubles(maxw, (int64_t)CHUNK_WINDOWS * r->L) * sizeof(double));
+    double *pack = malloc(sq_calib_pack_doubles(maxw, (int64_t)CHUNK_WINDOWS * r->seq.L) * sizeof(double));
     if (!pack) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    win_job *jobs = r->jobs;
+    sq_seq_job *jobs = r->seq.jobs;
     for (int32_t l = 0; l < r->n_layers && st == SQ_OK; l++) {
         const double t_layer = sq_now();
         bool first = true;
@@ -534,15 +419,15 @@ static sq_status gptq_sequential(run *r) {
                 break;
             }
             /* the first pass of a layer runs the FP block: keep its output for the report */
-            for (int64_t c0 = 0; c0 < r->N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
-                const int64_t nc = r->N - c0 < CHUNK_WINDOWS ? r->N - c0 : CHUNK_WINDOWS;
+            for (int64_t c0 = 0; c0 < r->seq.N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
+                const int64_t nc = r->seq.N - c0 < CHUNK_WINDOWS ? r->seq.N - c0 : CHUNK_WINDOWS;
                 for (int64_t i = 0; i < nc; i++) {
                     memset(&jobs[i], 0, sizeof jobs[i]);
-                    jobs[i].in = win_of(r, r->X, c0 + i);
-                    jobs[i].out = first ? win_of(r, r->Y, c0 + i) : r->scratch + (size_t)i * wn;
-                    jobs[i].cap[g] = r->capbuf[g] + (size_t)i * (size_t)r->L * (size_t)w;
+                    jobs[i].in = sq_seq_win(&r->seq, r->seq.X, c0 + i);
+                    jobs[i].out = first ? sq_seq_win(&r->seq, r->seq.Y, c0 + i) : r->seq.scratch + (size_t)i * wn;
+                    jobs[i].cap[g] = r->seq.capbuf[g] + (size_t)i * (size_t)r->seq.L * (size_t)w;
                 }
-                if ((st = run_jobs(r, l, jobs, nc)) == SQ_OK) sq_calib_entry_add(e, r->capbuf[g], nc * r->L, pack);
+                if ((st = sq_seq_run(&r->seq, l, jobs, nc)) == SQ_OK) sq_calib_entry_add(e, r->seq.capbuf[g], nc * r->seq.L, pack);
             }
             first = false;
             if (st == SQ_OK) st = gptq_group(r, l, g, e->xtx, e->n_tokens);
@@ -551,23 +436,23 @@ static sq_status gptq_sequential(run *r) {
         if (st) break;
         /* the quantized block makes the next block's inputs */
         double err = 0, upd = 0;
-        for (int64_t c0 = 0; c0 < r->N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
-            const int64_t nc = r->N - c0 < CHUNK_WINDOWS ? r->N - c0 : CHUNK_WINDOWS;
+        for (int64_t c0 = 0; c0 < r->seq.N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
+            const int64_t nc = r->seq.N - c0 < CHUNK_WINDOWS ? r->seq.N - c0 : CHUNK_WINDOWS;
             for (int64_t i = 0; i < nc; i++) {
                 memset(&jobs[i], 0, sizeof jobs[i]);
-                memcpy(r->scratch + (size_t)i * wn, win_of(r, r->X, c0 + i), wn * sizeof(float));
-                jobs[i].in = r->scratch + (size_t)i * wn;
-                jobs[i].out = win_of(r, r->X, c0 + i);
+                memcpy(r->seq.scratch + (size_t)i * wn, sq_seq_win(&r->seq, r->seq.X, c0 + i), wn * sizeof(float));
+                jobs[i].in = r->seq.scratch + (size_t)i * wn;
+                jobs[i].out = sq_seq_win(&r->seq, r->seq.X, c0 + i);
             }
-            if ((st = run_jobs(r, l, jobs, nc)) || first) continue;
+            if ((st = sq_seq_run(&r->seq, l, jobs, nc)) || first) continue;
             for (int64_t i = 0; i < nc; i++) {
-                err += sq_diff(win_of(r, r->X, c0 + i), win_of(r, r->Y, c0 + i), wn);
-                upd += sq_diff(win_of(r, r->Y, c0 + i), r->scratch + (size_t)i * wn, wn);
+                err += sq_seq_sq_diff(sq_seq_win(&r->seq, r->seq.X, c0 + i), sq_seq_win(&r->seq, r->seq.Y, c0 + i), wn);
+                upd += sq_seq_sq_diff(sq_seq_win(&r->seq, r->seq.Y, c0 + i), r->seq.scratch + (size_t)i * wn, wn);
             }
         }
         if (st == SQ_OK && !first && r->o->on_layer) {
-            const double nt = (double)r->N * (double)wn;
-            sq_qlayer_report lr = {l, r->n_layers, err / nt, upd > 0 ? err / upd : 0, r->N * r->L, sq_now() - t_layer};
+            const double nt = (double)r->seq.N * (double)wn;
+            sq_qlayer_report lr = {l, r->n_layers, err / nt, upd > 0 ? err / upd : 0, r->seq.N * r->seq.L, sq_now() - t_layer};
             r->o->on_layer(r->o->user, &lr);
         }
     }
@@ -581,7 +466,7 @@ static sq_status gptq_stored(run *r) {
     for (int32_t l = 0; l < r->n_layers && st == SQ_OK; l++)
         for (int g = 0; g < 4 && st == SQ_OK; g++) {
             if (!group_planned(r, l, g)) continue;
-            const sq_calib_entry *e = sq_calib_entry_at(r->calib, l, G_POINT[g]);
+            const sq_calib_entry *e = sq_calib_entry_at(r->calib, l, SQ_SEQ_POINT[g]);
             if (!e || e->width != width_of(r, g))
                 return sq_errorf(SQ_ERR_FORMAT, "calib.h5 has no statistics for layer %d input %d", l, g);
             st = gptq_group(r, l, g, e->xtx, e->n_tokens);
@@ -637,19 +522,19 @@ static bool awq_group_applies(const run *r, int g) {
  * squared difference from the FP outputs Y; *upd (optional) gets the summed squared FP
  * update Y - X of those windows. */
 static double block_error(run *r, int32_t l, const int64_t *wins, int64_t n, sq_status *st, double *upd) {
-    const size_t wn = (size_t)r->L * (size_t)r->dim;
-    win_job *jobs = r->jobs;
+    const size_t wn = (size_t)r->seq.L * (size_t)r->dim;
+    sq_seq_job *jobs = r->seq.jobs;
     double err = 0;
     for (int64_t k = 0; k < n; k++) {
         memset(&jobs[k], 0, sizeof jobs[k]);
-        jobs[k].in = win_of(r, r->X, wins[k]);
-        jobs[k].out = r->scratch + (size_t)k * wn;
+        jobs[k].in = sq_seq_win(&r->seq, r->seq.X, wins[k]);
+        jobs[k].out = r->seq.scratch + (size_t)k * wn;
     }
-    if ((*st = run_jobs(r, l, jobs, n))) return 0;
+    if ((*st = sq_seq_run(&r->seq, l, jobs, n))) return 0;
     if (upd) *upd = 0;
     for (int64_t k = 0; k < n; k++) {
-        err += sq_diff(r->scratch + (size_t)k * wn, win_of(r, r->Y, wins[k]), wn);
-        if (upd) *upd += sq_diff(win_of(r, r->Y, wins[k]), win_of(r, r->X, wins[k]), wn);
+        err += sq_seq_sq_diff(r->seq.scratch + (size_t)k * wn, sq_seq_win(&r->seq, r->seq.Y, wins[k]), wn);
+        if (upd) *upd += sq_seq_sq_diff(sq_seq_win(&r->seq, r->seq.Y, wins[k]), sq_seq_win(&r->seq, r->seq.X, wins[k]), wn);
     }
     return err;
 }
@@ -705,8 +590,8 @@ static sq_status awq_loss(void *user, const float *scales, double *loss) {
     sq_status st = SQ_OK;
     sq_rtn_opts ro = {.range = SQ_RTN_RANGE_AWQ, .mse = r->o->mse};
     double total = 0, count = 0;
-    for (int i = 0; i < G_N[a->g] && st == SQ_OK; i++) {
-        int32_t k = planned(r, a->l, G_ROLES[a->g][i]);
+    for (int i = 0; i < SQ_SEQ_N_ROLES[a->g] && st == SQ_OK; i++) {
+        int32_t k = planned(r, a->l, SQ_SEQ_ROLES[a->g][i]);
         if (k < 0) continue;
         const sq_qplan_entry *e = &r->plan->e[k];
         const float *w = tensor_f32(r, e->name);
@@ -722,13 +607,13 @@ static sq_status awq_loss(void *user, const float *scales, double *loss) {
         }
     }
     if (st == SQ_OK && !a->H) {
-        const size_t wn = (size_t)r->L * (size_t)r->dim;
+        const size_t wn = (size_t)r->seq.L * (size_t)r->dim;
         total = block_error(r, a->l, a->wins, a->n_wins, &st, NULL);
         count = (double)a->n_wins * (double)wn;
     }
-    for (int i = 0; i < G_N[a->g]; i++) { /* restore the FP weights */
+    for (int i = 0; i < SQ_SEQ_N_ROLES[a->g]; i++) { /* restore the FP weights */
         char nm[SQ_MAX_NAME];
-        layer_mat(r->m, a->l, G_ROLES[a->g][i])->data = tensor_f32(r, role_tensor(nm, sizeof nm, a->l, G_ROLES[a->g][i]));
+        layer_mat(r->m, a->l, SQ_SEQ_ROLES[a->g][i])->data = tensor_f32(r, role_tensor(nm, sizeof nm, a->l, SQ_SEQ_ROLES[a->g][i]));
     }
     *loss = count > 0 ? total / count : 0;
     return st;
@@ -786,8 +671,8 @@ static sq_status awq_fold(run *r, int32_t l, const awq_group *ag, const float *s
         return st;
     }
     mark_modified(r, pw);
-    for (int i = 0; i < G_N[ag->g]; i++) {
-        role_tensor(nm, sizeof nm, l, G_ROLES[ag->g][i]);
+    for (int i = 0; i < SQ_SEQ_N_ROLES[ag->g]; i++) {
+        role_tensor(nm, sizeof nm, l, SQ_SEQ_ROLES[ag->g][i]);
         int32_t ti = tensor_index(r, nm);
         if ((st = sq_awq_scale_cols((float *)r->c->tensors[ti].data, r->c->tensors[ti].shape[0], cols, s))) return st;
         r->modified[ti] = true;
@@ -816,13 +701,13 @@ static sq_status awq_scale_group(run *r, int32_t l, const awq_group *ag, const d
     }
     for (int64_t j = 0; j < cols; j++) x_mean[j] = (float)(abs_sum[j] / (double)n_tokens);
     int64_t duo_group = 0;
-    for (int i = 0; i < G_N[g]; i++) {
+    for (int i = 0; i < SQ_SEQ_N_ROLES[g]; i++) {
         char nm[SQ_MAX_NAME];
-        role_tensor(nm, sizeof nm, l, G_ROLES[g][i]);
+        role_tensor(nm, sizeof nm, l, SQ_SEQ_ROLES[g][i]);
         int32_t ti = tensor_index(r, nm);
         lin[n_lin].w = (const float *)r->c->tensors[ti].data;
         lin[n_lin++].rows = r->c->tensors[ti].shape[0];
-        int32_t k = planned(r, l, G_ROLES[g][i]);
+        int32_t k = planned(r, l, SQ_SEQ_ROLES[g][i]);
         if (k >= 0 && !duo_group) duo_group = sq_qscheme_group_len(&r->plan->e[k].scheme, cols);
         if (k >= 0 && !(lc->buf[i] = malloc((size_t)(r->plan->e[k].rows * cols) * sizeof(float)))) {
             st = sq_errorf(SQ_ERR_OOM, "out of memory");
@@ -856,8 +741,8 @@ static sq_status awq_quantize_group(run *r, int32_t l, int g, const float *x_row
                                     double loss) {
     sq_status st = SQ_OK;
     const int64_t cols = width_of(r, g);
-    for (int i = 0; i < G_N[g] && st == SQ_OK; i++) {
-        const sq_role role = G_ROLES[g][i];
+    for (int i = 0; i < SQ_SEQ_N_ROLES[g] && st == SQ_OK; i++) {
+        const sq_role role = SQ_SEQ_ROLES[g][i];
         int32_t k = planned(r, l, role);
         if (k < 0) continue;
         const sq_qplan_entry *e = &r->plan->e[k];
@@ -878,16 +763,16 @@ static sq_status awq_quantize_group(run *r, int32_t l, int g, const float *x_row
 
 static sq_status awq_sequential(run *r) {
     sq_status st = SQ_OK;
-    const int64_t n_tok = r->N * r->L;
-    const size_t wn = (size_t)r->L * (size_t)r->dim;
+    const int64_t n_tok = r->seq.N * r->seq.L;
+    const size_t wn = (size_t)r->seq.L * (size_t)r->dim;
     /* the windows the scale search runs, spread evenly */
-    int64_t n_w = r->o->awq_windows > 0 && r->o->awq_windows < r->N ? r->o->awq_windows : r->N;
-    if (n_w > r->n_scratch) n_w = r->n_scratch;
+    int64_t n_w = r->o->awq_windows > 0 && r->o->awq_windows < r->seq.N ? r->o->awq_windows : r->seq.N;
+    if (n_w > r->seq.n_scratch) n_w = r->seq.n_scratch;
     const int32_t maxw = width_of(r, 0) > width_of(r, 3) ? (width_of(r, 0) > width_of(r, 1) ? width_of(r, 0) : width_of(r, 1))
                                                          : (width_of(r, 3) > width_of(r, 1) ? width_of(r, 3) : width_of(r, 1));
     int64_t *wins = malloc((size_t)n_w * sizeof *wins);
     float *sc[4] = {NULL}, *x = malloc((size_t)maxw * (size_t)maxw * sizeof *x);
-    double *pack = malloc(sq_calib_pack_doubles(maxw, (int64_t)CHUNK_WINDOWS * r->L) * sizeof(double));
+    double *pack = malloc(sq_calib_pack_doubles(maxw, (int64_t)CHUNK_WINDOWS * r->seq.L) * sizeof(double));
     sq_calib_entry *ent[4] = {NULL};
     bool ok = wins && x && pack;
     for (int p = 0; p < 4 && ok; p++) ok = (sc[p] = malloc((size_t)maxw * sizeof(float))) != NULL;
@@ -895,8 +780,8 @@ static sq_status awq_sequential(run *r) {
         st = sq_errorf(SQ_ERR_OOM, "out of memory");
         goto done;
     }
-    for (int64_t k = 0; k < n_w; k++) wins[k] = k * r->N / n_w;
-    win_job *jobs = r->jobs;
+    for (int64_t k = 0; k < n_w; k++) wins[k] = k * r->seq.N / n_w;
+    sq_seq_job *jobs = r->seq.jobs;
     for (int32_t l = 0; l < r->n_layers && st == SQ_OK; l++) {
         const double t_layer = sq_now();
         bool any = false;
@@ -906,16 +791,16 @@ static sq_status awq_sequential(run *r) {
          * stores them for the non-sequential mode */
         for (int p = 0; p < 4 && any && st == SQ_OK; p++)
             if (!(ent[p] = entry_new(width_of(r, p)))) st = sq_errorf(SQ_ERR_OOM, "out of memory");
-        for (int64_t c0 = 0; c0 < r->N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
-            const int64_t nc = r->N - c0 < CHUNK_WINDOWS ? r->N - c0 : CHUNK_WINDOWS;
+        for (int64_t c0 = 0; c0 < r->seq.N && st == SQ_OK; c0 += CHUNK_WINDOWS) {
+            const int64_t nc = r->seq.N - c0 < CHUNK_WINDOWS ? r->seq.N - c0 : CHUNK_WINDOWS;
             for (int64_t i = 0; i < nc; i++) {
-                jobs[i].in = win_of(r, r->X, c0 + i);
-                jobs[i].out = win_of(r, r->Y, c0 + i);
+                jobs[i].in = sq_seq_win(&r->seq, r->seq.X, c0 + i);
+                jobs[i].out = sq_seq_win(&r->seq, r->seq.Y, c0 + i);
                 for (int p = 0; p < 4; p++)
-                    jobs[i].cap[p] = any ? r->capbuf[p] + (size_t)i * (size_t)r->L * (size_t)width_of(r, p) : NULL;
+                    jobs[i].cap[p] = any ? r->seq.capbuf[p] + (size_t)i * (size_t)r->seq.L * (size_t)width_of(r, p) : NULL;
             }
-            if ((st = run_jobs(r, l, jobs, nc)) || !any) continue;
-            for (int p = 0; p < 4; p++) sq_calib_entry_add(ent[p], r->capbuf[p], nc * r->L, pack);
+            if ((st = sq_seq_run(&r->seq, l, jobs, nc)) || !any) continue;
+            for (int p = 0; p < 4; p++) sq_calib_entry_add(ent[p], r->seq.capbuf[p], nc * r->seq.L, pack);
         }
         if (st || !any) goto next;
         double alpha[4], gl[4];
@@ -934,7 +819,7 @@ static sq_status awq_sequential(run *r) {
         if (st == SQ_OK && r->o->on_layer) { /* the quantized block on the search windows */
             double upd = 0, err = block_error(r, l, wins, n_w, &st, &upd);
             sq_qlayer_report lr = {l, r->n_layers, err / ((double)n_w * (double)wn), upd > 0 ? err / upd : 0,
-                                   n_w * r->L, sq_now() - t_layer};
+                                   n_w * r->seq.L, sq_now() - t_layer};
             if (st == SQ_OK) r->o->on_layer(r->o->user, &lr);
         }
     next:; /* AWQ: the next block's inputs come from the FP block */
@@ -942,9 +827,9 @@ static sq_status awq_sequential(run *r) {
             entry_free(ent[p]);
             ent[p] = NULL;
         }
-        float *t = r->X;
-        r->X = r->Y;
-        r->Y = t;
+        float *t = r->seq.X;
+        r->seq.X = r->seq.Y;
+        r->seq.Y = t;
     }
 done:
     for (int p = 0; p < 4; p++) {
@@ -970,7 +855,7 @@ static sq_status awq_stored(run *r) {
         const sq_calib_entry *e[4];
         double alpha[4], loss[4];
         for (int g = 0; g < 4; g++) {
-            e[g] = sq_calib_entry_at(r->calib, l, G_POINT[g]);
+            e[g] = sq_calib_entry_at(r->calib, l, SQ_SEQ_POINT[g]);
             if (!e[g] || e[g]->width != width_of(r, g)) {
                 st = sq_errorf(SQ_ERR_FORMAT, "calib.h5 has no statistics for layer %d input %d", l, g);
                 goto done;
@@ -997,7 +882,7 @@ done:
 
 /* ===== Packing ===== */
 
-static sq_status pack_tensor(sq_tensor *t, const sq_qweight *q) {
+sq_status sq_qweight_pack_tensor(sq_tensor *t, const sq_qweight *q) {
     const sq_type ty = sq_qtype_of_bits(q->scheme.bits);
     const sq_qparams qp = {.group = (int32_t)sq_qscheme_group_len(&q->scheme, q->cols), .asym = q->scheme.asym};
     sq_status st = sq_qparams_validate(ty, qp, q->cols, t->name);
@@ -1019,6 +904,24 @@ static sq_status pack_tensor(sq_tensor *t, const sq_qweight *q) {
     t->type = ty;
     t->q = qp;
     t->nbytes = (size_t)q->rows * rb;
+    return SQ_OK;
+}
+
+sq_status sq_tensor_from_f32(sq_tensor *t, sq_type want) {
+    const int64_t n = sq_tensor_numel(t);
+    size_t nb = sq_tensor_expected_bytes(want, t->n_dims, t->shape);
+    void *buf = malloc(nb + 1);
+    if (!buf) return sq_errorf(SQ_ERR_OOM, "out of memory");
+    sq_status st = sq_convert_rows(buf, want, t->data, SQ_TYPE_F32, n);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    if (t->owns_data) free(t->data);
+    t->data = buf;
+    t->owns_data = true;
+    t->type = want;
+    t->nbytes = nb;
     return SQ_OK;
 }
 
@@ -1121,40 +1024,18 @@ sq_status sq_quantize_checkpoint(sq_checkpoint *c, const sq_qplan *plan, const s
     for (int32_t k = 0; k < plan->n && st == SQ_OK; k++) {
         if (!plan->e[k].quantize) continue;
         sq_tensor *t = sq_checkpoint_find(c, plan->e[k].name);
-        if ((st = pack_tensor(t, &r->qw[k])) == SQ_OK) st = sq_checkpoint_set_quant_info(c, &r->info[k]);
+        if ((st = sq_qweight_pack_tensor(t, &r->qw[k])) == SQ_OK) st = sq_checkpoint_set_quant_info(c, &r->info[k]);
     }
     for (int32_t i = 0; i < c->n_tensors && st == SQ_OK; i++) {
         sq_tensor *t = &c->tensors[i];
         const sq_qplan_entry *e = sq_qplan_find(plan, t->name);
         sq_type want = e && e->keep_type >= 0 ? (sq_type)e->keep_type : r->modified[i] ? SQ_TYPE_F32 : orig[i];
         if (sq_type_is_quant(t->type) || want == SQ_TYPE_F32) continue;
-        const int64_t n = sq_tensor_numel(t);
-        size_t nb = sq_tensor_expected_bytes(want, t->n_dims, t->shape);
-        void *buf = malloc(nb + 1);
-        if (!buf) {
-            st = sq_errorf(SQ_ERR_OOM, "out of memory");
-            break;
-        }
-        if ((st = sq_convert_rows(buf, want, t->data, SQ_TYPE_F32, n))) {
-            free(buf);
-            break;
-        }
-        if (t->owns_data) free(t->data);
-        t->data = buf;
-        t->owns_data = true;
-        t->type = want;
-        t->nbytes = nb;
+        st = sq_tensor_from_f32(t, want);
     }
 done:
-    for (int t = 0; r->ws && t < r->n_wk; t++) sq_state_free(r->ws[t]);
+    sq_seq_free(&r->seq);
     sq_model_free(r->m);
-    free(r->ws);
-    free(r->wc);
-    free(r->X);
-    free(r->Y);
-    free(r->scratch);
-    free(r->jobs);
-    for (int g = 0; g < 4; g++) free(r->capbuf[g]);
     for (int32_t k = 0; r->qw && k < plan->n; k++) sq_qweight_free(&r->qw[k]);
     free(r->qw);
     free(r->info);

@@ -164,6 +164,13 @@ void sq_qrun_opts_default(sq_qrun_opts *o, sq_qmethod m);
  * width, the AWQ search's windows); otherwise 0. */
 uint64_t sq_qrun_cache_bytes(const sq_config *cfg, const sq_qrun_opts *o, int64_t n_samples, int32_t seq_len);
 
+/* Replaces a float tensor's data by the packed runnable rows (q8g..q3g) of its quantized
+ * weights (squish-quantize and squish-prune's joint mode). */
+sq_status sq_qweight_pack_tensor(sq_tensor *t, const sq_qweight *q);
+
+/* Converts an f32 tensor's data to `want` (a float type), as the tools' runs end. */
+sq_status sq_tensor_from_f32(sq_tensor *t, sq_type want);
+
 /* Reloads the calibration data calib.h5 recorded (`data_path`, or `override_path` when
  * non-NULL; a relative recorded path is also looked up beside calib.h5), checks its
  * SHA-256 and that every window lies inside it, and tokenizes it as squish-calibrate did.
