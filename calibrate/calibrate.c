@@ -13,7 +13,7 @@
 
 #include "../core/calib.h"
 #include "../core/util.h"
-#include "../runtime/cli.h"
+#include "../core/cli.h"
 #include "../runtime/sqz.h"
 #include "../tools/tools.h"
 
@@ -62,10 +62,11 @@ static void usage(FILE *fp) {
 
 typedef struct {
     const char *cmd; /* NULL (calibrate), "imatrix", "info" */
-    const char *model, *data, *field, *out, *imatrix, *json, *tokenizer;
-    bool format_set, seq_len_set, quiet, json_flag;
+    sq_cli_common cli; /* -t, --json FILE, --tokenizer, -q */
+    const char *model, *data, *field, *out, *imatrix;
+    bool format_set, seq_len_set, json_flag;
     sq_calib_format format;
-    int64_t samples, seq_len, threads;
+    int64_t samples, seq_len;
     uint64_t seed;
 } cal_cli;
 
@@ -123,24 +124,12 @@ static int parse(int argc, char **argv, cal_cli *o) {
                 o->json_flag = true;
             } else {
                 VAL();
-                o->json = v;
+                o->cli.json = v;
             }
-        } else if (sq_cli_is(a, "-t", "--threads")) {
-            VAL();
-            st = sq_cli_int(a, v, 1, 1024, &o->threads);
-        } else if (sq_cli_is(a, NULL, "--tokenizer")) {
-            VAL();
-            o->tokenizer = v;
-        } else if (sq_cli_is(a, "-q", "--quiet")) {
-            o->quiet = true;
-        } else if (a[0] == '-' && a[1]) {
-            st = sq_errorf(SQ_ERR_ARG, "unknown option '%s' (see squish-calibrate --help)", a);
         } else if (!o->cmd && !o->model && (!strcmp(a, "imatrix") || !strcmp(a, "info"))) {
             o->cmd = a;
-        } else if (!o->model) {
-            o->model = a;
-        } else {
-            st = sq_errorf(SQ_ERR_ARG, "unexpected argument '%s'", a);
+        } else if (!sq_cli_common_opt(argc, argv, &i, SQ_CLI_THREADS | SQ_CLI_TOKENIZER | SQ_CLI_QUIET, &o->cli, &st)) {
+            st = sq_cli_positional(a, &o->model, "squish-calibrate", "");
         }
         if (st) return 1;
 #undef VAL
@@ -189,7 +178,7 @@ static sq_status load_model(const cal_cli *o, sq_model **m, char hex[65]) {
         return st ? st : sq_calib_model_sha256(o->model, NULL, hex);
     }
     sq_checkpoint c = {0};
-    sq_status st = sq_import_any(o->model, o->tokenizer, &c);
+    sq_status st = sq_import_any(o->model, o->cli.tokenizer, &c);
     if (st) return st;
     if ((st = sq_calib_model_sha256(o->model, &c, hex)) == SQ_OK) {
         st = sq_model_from_tensors(m, &c.cfg, &c.vocab, c.tensors, c.n_tensors, true);
@@ -266,7 +255,7 @@ static int run_imatrix(const cal_cli *o) {
 
 static sq_status write_json(const cal_cli *o, const sq_calib *c, const sq_calib_data *d, double seconds) {
     sq_atomic_file f;
-    sq_status st = sq_atomic_open(&f, o->json);
+    sq_status st = sq_atomic_open(&f, o->cli.json);
     if (st) return st;
     FILE *fp = f.fp;
     fprintf(fp, "{\n  \"tool\": \"squish-calibrate %s\",\n  \"output\": ", sq_version());
@@ -288,22 +277,13 @@ static sq_status write_json(const cal_cli *o, const sq_calib *c, const sq_calib_
         sq_json_string(fp, o->imatrix, strlen(o->imatrix));
     }
     fprintf(fp, "\n}\n");
-    if (ferror(fp)) {
-        sq_atomic_abort(&f);
-        return sq_errorf(SQ_ERR_IO, "%s: write failed", o->json);
-    }
-    return sq_atomic_commit(&f);
+    return sq_json_finish(&f, o->cli.json);
 }
 
 int sq_calibrate_main(int argc, char **argv) {
     cal_cli o;
     int rc = parse(argc, argv, &o);
-    if (rc < 0) return 0;
-    if (rc > 0) {
-        fprintf(stderr, "squish-calibrate: %s\n", sq_last_error());
-        return 1;
-    }
-    if (o.threads) sq_set_num_threads((int)o.threads);
+    if ((rc = sq_cli_begin("squish-calibrate", rc, o.cli.threads)) >= 0) return rc;
     if (o.cmd && !strcmp(o.cmd, "info")) return run_info(&o);
     if (o.cmd) return run_imatrix(&o);
 
@@ -316,7 +296,7 @@ int sq_calibrate_main(int argc, char **argv) {
     sq_status st;
 
     if ((st = sq_check_out_path(o.out, "output")) || (o.imatrix && (st = sq_check_out_path(o.imatrix, "--imatrix-out"))) ||
-        (o.json && (st = sq_check_out_path(o.json, "--json"))))
+        (o.cli.json && (st = sq_check_out_path(o.cli.json, "--json"))))
         goto fail;
     if (!sq_file_exists(o.data) || sq_is_dir(o.data)) {
         st = sq_errorf(SQ_ERR_IO, "%s: no such file (--data)", o.data);
@@ -336,7 +316,7 @@ int sq_calibrate_main(int argc, char **argv) {
     if ((st = sq_tokenizer_init(&tok, m->vocab))) goto fail;
     const bool add_bos = m->vocab->add_bos && m->vocab->bos_id >= 0;
     if ((st = sq_calib_data_load(&d, o.data, o.format, o.field, tok, add_bos))) goto fail;
-    if (!o.quiet)
+    if (!o.cli.quiet)
         fprintf(stderr, "squish-calibrate: %s: %llu bytes -> %lld documents, %lld tokens (model and data loaded in %.2f s)\n",
                 o.data, (unsigned long long)d.n_bytes, (long long)d.n_docs, (long long)d.n_tokens, sq_now() - t_load);
 
@@ -367,15 +347,15 @@ int sq_calibrate_main(int argc, char **argv) {
     if ((st = sq_calib_windows_draw(&d, o.data, o.samples, L, o.seed, c.windows))) goto fail;
 
     code = 2;
-    progress_ctx pc = {o.quiet, isatty(2) != 0, sq_now(), L, c.windows};
-    if (!o.quiet)
+    progress_ctx pc = {o.cli.quiet, isatty(2) != 0, sq_now(), L, c.windows};
+    if (!o.cli.quiet)
         fprintf(stderr, "squish-calibrate: %lld windows x %d tokens, %d layers, %d threads\n", (long long)o.samples, L,
                 m->cfg.n_layers, sq_num_threads());
     if ((st = sq_calib_collect(&c, m, &d, c.windows, o.samples, L, progress, &pc))) goto fail;
     const double seconds = sq_now() - pc.t0;
     if ((st = sq_calib_write(o.out, &c))) goto fail;
     if (o.imatrix && (st = sq_calib_write_imatrix(o.imatrix, &c))) goto fail;
-    if (o.json && (st = write_json(&o, &c, &d, seconds))) goto fail;
+    if (o.cli.json && (st = write_json(&o, &c, &d, seconds))) goto fail;
 
     const long long n_tok = (long long)o.samples * L;
     printf("%s: %lld windows x %d tokens = %lld tokens from %s (%s, %lld tokens, seed %llu); %d inputs in %d layers; "

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../core/checkpoint.h"
+#include "../core/cli.h"
 #include "../core/util.h"
 #include "../runtime/cli.h"
 #include "../runtime/sqz.h"
@@ -84,15 +85,9 @@ static int parse(int argc, char **argv, conv_opts *o) {
             o->dense = true;
         } else if (sq_cli_is(a, "-v", "--verbose")) {
             sq_log_set_level(SQ_LOG_DEBUG);
-        } else if (a[0] == '-' && a[1]) {
-            sq_errorf(SQ_ERR_ARG, "unknown option '%s' (see squish-convert --help)", a);
-            return 1;
         } else if (!o->cmd && !o->src && (!strcmp(a, "import") || !strcmp(a, "export") || !strcmp(a, "info"))) {
             o->cmd = a;
-        } else if (!o->src) {
-            o->src = a;
-        } else {
-            sq_errorf(SQ_ERR_ARG, "unexpected argument '%s'", a);
+        } else if (sq_cli_positional(a, &o->src, "squish-convert", "")) {
             return 1;
         }
     }
@@ -340,12 +335,9 @@ static int cmd_convert(const conv_opts *o, int argc, char **argv) {
         sq_log(SQ_LOG_DEBUG, "squish-convert: writing GGUF %s", o->out);
         if ((st = export_gguf(&c, o->src, o->out))) goto fail;
     } else if (to_h5) {
-        free(c.tool_version);
-        free(c.command_line);
         char tool[64];
         snprintf(tool, sizeof tool, "squish-convert %s", sq_version());
-        c.tool_version = sq_strdup(tool);
-        c.command_line = sq_command_line("squish-convert", argc, argv);
+        if ((st = sq_checkpoint_set_made_by(&c, tool, "squish-convert", argc, argv))) goto fail;
         sq_log(SQ_LOG_DEBUG, "squish-convert: writing model store %s", o->out);
         if ((st = sq_store_write(o->out, &c))) goto fail;
     } else {

@@ -52,10 +52,11 @@ static void usage(FILE *fp) {
 }
 
 typedef struct {
-    const char *model, *text, *save, *kld, *json, *tokenizer;
+    sq_cli_common cli; /* -t, --json, --tokenizer, -q */
+    const char *model, *text, *save, *kld;
     sq_eval_opts e;
     bool ctx_set, no_verify;
-    int64_t top_k, threads;
+    int64_t top_k;
 } eval_cli;
 
 static int parse(int argc, char **argv, eval_cli *o) {
@@ -97,29 +98,16 @@ static int parse(int argc, char **argv, eval_cli *o) {
         } else if (sq_cli_is(a, NULL, "--kld")) {
             VAL();
             o->kld = v;
-        } else if (sq_cli_is(a, NULL, "--json")) {
-            VAL();
-            o->json = v;
-        } else if (sq_cli_is(a, "-t", "--threads")) {
-            VAL();
-            st = sq_cli_int(a, v, 1, 1024, &o->threads);
-        } else if (sq_cli_is(a, NULL, "--tokenizer")) {
-            VAL();
-            o->tokenizer = v;
         } else if (sq_cli_is(a, NULL, "--no-verify")) {
             o->no_verify = true;
-        } else if (sq_cli_is(a, "-q", "--quiet")) {
-            o->e.progress = false;
-        } else if (a[0] == '-' && a[1]) {
-            st = sq_errorf(SQ_ERR_ARG, "unknown option '%s' (see squish-eval --help)", a);
-        } else if (!o->model) {
-            o->model = a;
-        } else {
-            st = sq_errorf(SQ_ERR_ARG, "unexpected argument '%s'", a);
+        } else if (!sq_cli_common_opt(argc, argv, &i, SQ_CLI_THREADS | SQ_CLI_JSON | SQ_CLI_TOKENIZER | SQ_CLI_QUIET,
+                                      &o->cli, &st)) {
+            st = sq_cli_positional(a, &o->model, "squish-eval", "");
         }
         if (st) return 1;
 #undef VAL
     }
+    if (o->cli.quiet) o->e.progress = false;
     if (!o->model) return sq_errorf(SQ_ERR_ARG, "no model given (see squish-eval --help)"), 1;
     if (!o->text && !o->kld) return sq_errorf(SQ_ERR_ARG, "give --text FILE (or --kld BASE to reuse its tokens)"), 1;
     if (o->save && o->kld) return sq_errorf(SQ_ERR_ARG, "--save-logits and --kld cannot be combined"), 1;
@@ -133,7 +121,7 @@ static sq_status load_model(const eval_cli *o, sq_model **m, char *kind, size_t 
         return sq_model_open(m, o->model, !o->no_verify);
     }
     sq_checkpoint c = {0};
-    sq_status st = sq_import_any(o->model, o->tokenizer, &c);
+    sq_status st = sq_import_any(o->model, o->cli.tokenizer, &c);
     if (st) return st;
     snprintf(kind, kind_len, "%s", sq_store_is_hdf5(o->model) ? "store" : (c.source_format ? c.source_format : "?"));
     st = sq_model_from_tensors(m, &c.cfg, &c.vocab, c.tensors, c.n_tensors, true);
@@ -148,12 +136,7 @@ static const char *proto_name(sq_protocol p) { return p == SQ_PROTOCOL_GPTQ ? "g
 int sq_eval_main(int argc, char **argv) {
     eval_cli o;
     int rc = parse(argc, argv, &o);
-    if (rc < 0) return 0;
-    if (rc > 0) {
-        fprintf(stderr, "squish-eval: %s\n", sq_last_error());
-        return 1;
-    }
-    if (o.threads) sq_set_num_threads((int)o.threads);
+    if ((rc = sq_cli_begin("squish-eval", rc, o.cli.threads)) >= 0) return rc;
 
     int code = 1;
     sq_model *m = NULL;
@@ -242,11 +225,11 @@ int sq_eval_main(int argc, char **argv) {
     if (o.save) printf("saved base log-probs (top-%lld) to %s\n", (long long)(o.top_k ? o.top_k : m->cfg.vocab_size),
                        o.save);
 
-    if (o.json) {
-        char *tmp = sq_atomic_tmp_name(o.json);
+    if (o.cli.json) {
+        char *tmp = sq_atomic_tmp_name(o.cli.json);
         if (!tmp || !(jf = fopen(tmp, "w"))) {
             free(tmp);
-            st = sq_errorf(SQ_ERR_IO, "%s: cannot write", o.json);
+            st = sq_errorf(SQ_ERR_IO, "%s: cannot write", o.cli.json);
             goto fail;
         }
         fprintf(jf, "{\n  \"tool\": \"squish-eval %s\",\n  \"model\": ", sq_version());
@@ -284,8 +267,8 @@ int sq_eval_main(int argc, char **argv) {
         fprintf(jf, "\n}\n");
         int bad = fclose(jf) != 0;
         jf = NULL;
-        if (bad || (st = sq_atomic_rename(tmp, o.json))) {
-            if (bad) st = sq_errorf(SQ_ERR_IO, "%s: write failed", o.json);
+        if (bad || (st = sq_atomic_rename(tmp, o.cli.json))) {
+            if (bad) st = sq_errorf(SQ_ERR_IO, "%s: write failed", o.cli.json);
             free(tmp);
             goto fail;
         }

@@ -50,11 +50,12 @@ static void usage(FILE *fp) {
 }
 
 typedef struct {
-    const char *model, *prompt, *prompt_file, *json;
-    int64_t n_predict, top_k, threads, ctx;
+    sq_cli_common cli; /* -t, --json, -q */
+    const char *model, *prompt, *prompt_file;
+    int64_t n_predict, top_k, ctx;
     double temp, top_p;
     uint64_t seed;
-    bool seed_set, no_bos, no_verify, ids, quiet, ignore_eos;
+    bool seed_set, no_bos, no_verify, ids, ignore_eos;
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o) {
@@ -95,15 +96,9 @@ static int parse(int argc, char **argv, run_opts *o) {
             st = sq_cli_int(a, v, 0, INT64_MAX, &iv);
             o->seed = (uint64_t)iv;
             o->seed_set = true;
-        } else if (sq_cli_is(a, "-t", "--threads")) {
-            VAL();
-            st = sq_cli_int(a, v, 1, 1024, &o->threads);
         } else if (sq_cli_is(a, "-c", "--ctx")) {
             VAL();
             st = sq_cli_int(a, v, 1, 1 << 24, &o->ctx);
-        } else if (sq_cli_is(a, NULL, "--json")) {
-            VAL();
-            o->json = v;
         } else if (sq_cli_is(a, NULL, "--no-bos")) {
             o->no_bos = true;
         } else if (sq_cli_is(a, NULL, "--ignore-eos")) {
@@ -112,16 +107,8 @@ static int parse(int argc, char **argv, run_opts *o) {
             o->no_verify = true;
         } else if (sq_cli_is(a, NULL, "--ids")) {
             o->ids = true;
-        } else if (sq_cli_is(a, "-q", "--quiet")) {
-            o->quiet = true;
-        } else if (a[0] == '-' && a[1]) {
-            sq_errorf(SQ_ERR_ARG, "unknown option '%s' (see squish-run --help)", a);
-            return 1;
-        } else if (!o->model) {
-            o->model = a;
-        } else {
-            sq_errorf(SQ_ERR_ARG, "unexpected argument '%s' (one model file only)", a);
-            return 1;
+        } else if (!sq_cli_common_opt(argc, argv, &i, SQ_CLI_THREADS | SQ_CLI_JSON | SQ_CLI_QUIET, &o->cli, &st)) {
+            st = sq_cli_positional(a, &o->model, "squish-run", " (one model file only)");
         }
         (void)dv;
         if (st) return 1;
@@ -142,12 +129,7 @@ static int parse(int argc, char **argv, run_opts *o) {
 int sq_run_main(int argc, char **argv) {
     run_opts o;
     int rc = parse(argc, argv, &o);
-    if (rc < 0) return 0;
-    if (rc > 0) {
-        fprintf(stderr, "squish-run: %s\n", sq_last_error());
-        return 1;
-    }
-    if (o.threads) sq_set_num_threads((int)o.threads);
+    if ((rc = sq_cli_begin("squish-run", rc, o.cli.threads)) >= 0) return rc;
 
     int code = 2;
     sq_model *m = NULL;
@@ -196,7 +178,7 @@ int sq_run_main(int argc, char **argv) {
     }
     int64_t want = (int64_t)n_ids + o.n_predict;
     if (want > ctx) {
-        if (!o.quiet)
+        if (!o.cli.quiet)
             fprintf(stderr, "squish-run: generating %lld tokens, not %lld: the context is %lld tokens\n",
                     (long long)(ctx - n_ids), (long long)o.n_predict, (long long)ctx);
         want = ctx;
@@ -243,7 +225,7 @@ int sq_run_main(int argc, char **argv) {
             fwrite(piece, 1, (size_t)len, stdout);
         }
         fflush(stdout);
-        if (o.json) {
+        if (o.cli.json) {
             if (out_len + (size_t)len + 1 > out_cap) {
                 out_cap = (out_cap + (size_t)len + 1) * 2;
                 char *nb = realloc(out_text, out_cap);
@@ -264,16 +246,16 @@ int sq_run_main(int argc, char **argv) {
     fflush(stdout);
 
     double pps = t_prompt > 0 ? n_ids / t_prompt : 0, gps = t_gen > 0 ? n_gen / t_gen : 0;
-    if (!o.quiet)
+    if (!o.cli.quiet)
         fprintf(stderr,
                 "squish-run: load %.3f s | prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | "
                 "%d threads, %s kernels, seed %llu\n",
                 t_load, n_ids, pps, n_gen, gps, sq_num_threads(), sq_kernels_get()->name,
                 (unsigned long long)o.seed);
-    if (o.json) {
-        jf = fopen(o.json, "w");
+    if (o.cli.json) {
+        jf = fopen(o.cli.json, "w");
         if (!jf) {
-            st = sq_errorf(SQ_ERR_IO, "%s: cannot write the JSON summary", o.json);
+            st = sq_errorf(SQ_ERR_IO, "%s: cannot write the JSON summary", o.cli.json);
             goto fail;
         }
         fprintf(jf, "{\n  \"model\": ");
@@ -291,7 +273,7 @@ int sq_run_main(int argc, char **argv) {
         fprintf(jf, "\n}\n");
         if (fclose(jf) != 0) {
             jf = NULL;
-            st = sq_errorf(SQ_ERR_IO, "%s: write failed", o.json);
+            st = sq_errorf(SQ_ERR_IO, "%s: write failed", o.cli.json);
             goto fail;
         }
         jf = NULL;
