@@ -366,8 +366,7 @@ int sq_calibrate_main(int argc, char **argv) {
     code = 0;
     goto done;
 fail:
-    if (st == SQ_ERR_OOM || st == SQ_ERR_INTERNAL) code = 2;
-    fprintf(stderr, "squish-calibrate: %s\n", sq_last_error());
+    code = sq_cli_fail("squish-calibrate", st, code);
 done:
     sq_calib_free(&c);
     sq_calib_data_free(&d);

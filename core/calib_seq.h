@@ -5,14 +5,17 @@
  * thread; a capture hook copies the inputs of a block's linears (attention in, o in, FFN in,
  * down in) of the window a worker runs. The caller changes a block's weights between passes,
  * so block l+1 sees the inputs the changed block l makes. Everything derived from several
- * windows is combined by the caller in window order, so nothing depends on the thread count. */
+ * windows is combined by the caller in window order, so nothing depends on the thread count.
+ * Also here: reloading the calibration data calib.h5 names, which the windows index. */
 #ifndef SQ_CALIB_SEQ_H
 #define SQ_CALIB_SEQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../runtime/model.h"
+#include "../runtime/tokenizer.h"
 #include "calib.h"
 
 #define SQ_SEQ_CHUNK 8 /* windows per parallel batch (the capture buffers hold this many) */
@@ -55,6 +58,12 @@ sq_status sq_seq_run(sq_seq *s, int32_t layer, const sq_seq_job *jobs, int64_t n
 /* Window i of a [N * L * dim] cache. */
 float *sq_seq_win(const sq_seq *s, float *base, int64_t i);
 void sq_seq_free(sq_seq *s);
+/* Reloads the calibration data calib.h5 recorded (`data_path`, or `override_path` when
+ * non-NULL; a relative recorded path is also looked up beside calib.h5), checks its
+ * SHA-256 and that every window lies inside it, and tokenizes it as squish-calibrate did.
+ * Errors name both hashes or the missing file. */
+sq_status sq_calib_data_reload(const sq_calib *c, const char *calib_path, const char *override_path,
+                               const sq_tokenizer *tok, bool add_bos, sq_calib_data *out);
 /* sum over n of (a - b)^2 in double */
 double sq_seq_sq_diff(const float *a, const float *b, size_t n);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "calib_seq.h"
 #include "util.h"
 
 /* ===== Options ===== */
@@ -105,7 +106,8 @@ sq_status sq_wtool_check(const sq_wtool_opts *o, const char *tool) {
 
 /* ===== Inputs ===== */
 
-sq_status sq_wtool_load(const sq_wtool_opts *o, const char *advice, sq_checkpoint *c) {
+sq_status sq_wtool_load(const sq_wtool_opts *o, const char *advice, sq_wtool_run *w) {
+    sq_checkpoint *c = &w->c;
     sq_status st;
     if ((st = sq_check_out_path(o->out, "output")) || (o->cli.json && (st = sq_check_out_path(o->cli.json, "--json"))))
         return st;
@@ -120,17 +122,32 @@ sq_status sq_wtool_load(const sq_wtool_opts *o, const char *advice, sq_checkpoin
     return SQ_OK;
 }
 
-sq_status sq_wtool_calib(const sq_wtool_opts *o, const sq_checkpoint *c, sq_calib *cal, char model_sha[65],
-                         char calib_sha[65]) {
+sq_status sq_wtool_calib(const sq_wtool_opts *o, sq_wtool_run *w) {
     sq_status st;
-    if ((st = sq_calib_model_sha256(o->model, c, model_sha)) || !o->calib) return st;
-    if ((st = sq_calib_read(o->calib, cal))) return st;
-    if ((st = sq_calib_check_model(cal, model_sha))) {
+    if ((st = sq_calib_model_sha256(o->model, &w->c, w->model_sha)) || !o->calib) return st;
+    if ((st = sq_calib_read(o->calib, &w->cal))) return st;
+    if ((st = sq_calib_check_model(&w->cal, w->model_sha))) {
         sq_error_prefix(o->calib);
         return st;
     }
-    if ((st = sq_calib_check_config(cal, &c->cfg))) return st;
-    return sq_sha256_file(o->calib, calib_sha, NULL);
+    if ((st = sq_calib_check_config(&w->cal, &w->c.cfg))) return st;
+    return sq_sha256_file(o->calib, w->calib_sha, NULL);
+}
+
+sq_status sq_wtool_data(const sq_wtool_opts *o, sq_wtool_run *w) {
+    sq_status st = sq_tokenizer_init(&w->tok, &w->c.vocab);
+    if (st) return st;
+    const bool add_bos = w->c.vocab.add_bos && w->c.vocab.bos_id >= 0;
+    return sq_calib_data_reload(&w->cal, o->calib, o->calib_data, w->tok, add_bos, &w->data);
+}
+
+void sq_wtool_run_free(sq_wtool_run *w) {
+    sq_progress_free(&w->prog);
+    sq_tokenizer_free(w->tok);
+    w->tok = NULL;
+    sq_calib_data_free(&w->data);
+    sq_calib_free(&w->cal);
+    sq_checkpoint_free(&w->c);
 }
 
 /* Records an input file whose SHA-256 is already known. */
@@ -155,13 +172,12 @@ sq_status sq_checkpoint_set_made_by(sq_checkpoint *c, const char *label, const c
     return c->tool_version && c->command_line ? SQ_OK : sq_errorf(SQ_ERR_OOM, "out of memory");
 }
 
-sq_status sq_wtool_provenance(sq_checkpoint *c, const sq_wtool_opts *o, const char *tool, int argc, char **argv,
-                              const char *model_sha, const char *calib_sha) {
+sq_status sq_wtool_provenance(sq_wtool_run *w, const sq_wtool_opts *o, const char *tool, int argc, char **argv) {
     char label[64];
     snprintf(label, sizeof label, "squish %s", sq_version());
-    sq_status st = sq_checkpoint_set_made_by(c, label, tool, argc, argv);
-    if (!st && !sq_is_dir(o->model) && sq_store_is_hdf5(o->model)) st = add_source(c, o->model, model_sha);
-    if (!st && o->calib) st = add_source(c, o->calib, calib_sha);
+    sq_status st = sq_checkpoint_set_made_by(&w->c, label, tool, argc, argv);
+    if (!st && !sq_is_dir(o->model) && sq_store_is_hdf5(o->model)) st = add_source(&w->c, o->model, w->model_sha);
+    if (!st && o->calib) st = add_source(&w->c, o->calib, w->calib_sha);
     return st;
 }
 

@@ -12,6 +12,7 @@
 
 #include "../runtime/cli.h"
 #include "../runtime/fileio.h"
+#include "../runtime/tokenizer.h"
 #include "calib.h"
 #include "checkpoint.h"
 
@@ -46,25 +47,6 @@ sq_status sq_wtool_opt(int argc, char **argv, int *i, sq_wtool_opts *o, const ch
 /* After the loop: a model and an -o OUT.h5 were given. */
 sq_status sq_wtool_check(const sq_wtool_opts *o, const char *tool);
 
-/* ===== Their inputs ===== */
-
-/* The output paths can be written (-o, --json), the model and --calib exist, and the model
- * imports with no tensor quantized already ("...; <advice>"). */
-sq_status sq_wtool_load(const sq_wtool_opts *o, const char *advice, sq_checkpoint *c);
-/* The model's SHA-256 (sq_calib_model_sha256), and with --calib its statistics, checked
- * against the model, and the file's SHA-256. */
-sq_status sq_wtool_calib(const sq_wtool_opts *o, const sq_checkpoint *c, sq_calib *cal, char model_sha[65],
-                         char calib_sha[65]);
-/* Provenance of the written store: "squish <version>", the command line (without -t) and
- * the input files (an HDF5 model store and --calib) with their known SHA-256. */
-sq_status sq_wtool_provenance(sq_checkpoint *c, const sq_wtool_opts *o, const char *tool, int argc, char **argv,
-                              const char *model_sha, const char *calib_sha);
-/* tool_version = `label` (e.g. "squish 0.1.0"), command_line = `tool` argv[1..] (without -t),
- * replacing what the checkpoint had. */
-sq_status sq_checkpoint_set_made_by(sq_checkpoint *c, const char *label, const char *tool, int argc, char **argv);
-/* Size of a file in bytes, 0 if it cannot be read. */
-uint64_t sq_file_bytes(const char *path);
-
 /* ===== Progress ===== */
 
 /* One transformer block after its linears changed (the sequential modes). */
@@ -92,6 +74,36 @@ void *sq_progress_next(sq_progress *p, size_t size);
 /* on_layer callback (user = sq_progress): keeps the report and prints its line unless quiet. */
 void sq_progress_block(void *user, const sq_block_report *r);
 void sq_progress_free(sq_progress *p);
+
+/* ===== Their inputs and run ===== */
+
+/* What a run of squish-quantize or squish-prune holds (their plan aside). */
+typedef struct {
+    sq_checkpoint c;
+    sq_calib cal;       /* --calib */
+    sq_calib_data data; /* sequential mode: calib.h5's data, reloaded */
+    sq_tokenizer *tok;
+    sq_progress prog;
+    char model_sha[65], calib_sha[65];
+} sq_wtool_run;
+
+/* The output paths can be written (-o, --json), the model and --calib exist, and the model
+ * imports into w->c with no tensor quantized already ("...; <advice>"). */
+sq_status sq_wtool_load(const sq_wtool_opts *o, const char *advice, sq_wtool_run *w);
+/* The model's SHA-256 (sq_calib_model_sha256), and with --calib its statistics, checked
+ * against the model, and the file's SHA-256. */
+sq_status sq_wtool_calib(const sq_wtool_opts *o, sq_wtool_run *w);
+/* Sequential mode: the model's tokenizer and calib.h5's data, reloaded (--calib-data). */
+sq_status sq_wtool_data(const sq_wtool_opts *o, sq_wtool_run *w);
+/* Provenance of the written store: "squish <version>", the command line (without -t) and
+ * the input files (an HDF5 model store and --calib) with their known SHA-256. */
+sq_status sq_wtool_provenance(sq_wtool_run *w, const sq_wtool_opts *o, const char *tool, int argc, char **argv);
+void sq_wtool_run_free(sq_wtool_run *w);
+/* tool_version = `label` (e.g. "squish 0.1.0"), command_line = `tool` argv[1..] (without -t),
+ * replacing what the checkpoint had. */
+sq_status sq_checkpoint_set_made_by(sq_checkpoint *c, const char *label, const char *tool, int argc, char **argv);
+/* Size of a file in bytes, 0 if it cannot be read. */
+uint64_t sq_file_bytes(const char *path);
 
 /* ===== JSON ===== */
 

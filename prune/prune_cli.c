@@ -242,39 +242,32 @@ int sq_prune_main(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if ((rc = sq_cli_begin("squish-prune", rc, o.c.cli.threads)) >= 0) return rc;
     int code = 1;
-    sq_checkpoint c = {0};
     sq_qplan plan = {0};
-    sq_calib cal = {0};
-    sq_calib_data data = {0};
-    sq_tokenizer *tok = NULL;
     sq_sparse_info *recs = NULL;
     int32_t n_recs = 0;
-    sq_progress prog = {.quiet = o.c.cli.quiet};
-    char model_sha[65] = "", calib_sha[65] = "";
+    sq_wtool_run w = {.prog = {.quiet = o.c.cli.quiet}};
     sq_status st;
     const double t_start = sq_now();
 
-    if ((st = sq_wtool_load(&o.c, "prune the float model", &c))) goto fail;
+    if ((st = sq_wtool_load(&o.c, "prune the float model", &w))) goto fail;
     sq_qplan_spec spec = {.targets = o.c.targets,
                           .n_targets = o.c.n_targets,
                           .ignore = o.c.ignore,
                           .n_ignore = o.c.n_ignore,
                           .scheme = o.run.scheme};
-    if ((st = sq_qplan_build(&plan, &c.cfg, &spec))) goto fail;
+    if ((st = sq_qplan_build(&plan, &w.c.cfg, &spec))) goto fail;
     if (plan.n_quant == 0) {
         st = sq_errorf(SQ_ERR_ARG, "nothing to prune: every targeted tensor is ignored");
         goto fail;
     }
-    if ((st = sq_prune_check(&c, &plan, &o.run))) goto fail;
-    if ((st = sq_wtool_calib(&o.c, &c, &cal, model_sha, calib_sha))) goto fail;
+    if ((st = sq_prune_check(&w.c, &plan, &o.run))) goto fail;
+    if ((st = sq_wtool_calib(&o.c, &w))) goto fail;
     if (o.run.sequential) {
-        if ((st = sq_tokenizer_init(&tok, &c.vocab))) goto fail;
-        const bool add_bos = c.vocab.add_bos && c.vocab.bos_id >= 0;
-        if ((st = sq_qcalib_data_load(&cal, o.c.calib, o.c.calib_data, tok, add_bos, &data))) goto fail;
+        if ((st = sq_wtool_data(&o.c, &w))) goto fail;
         if (!o.c.cli.quiet)
             fprintf(stderr, "squish-prune: %s sequential: %lld windows x %d tokens from %s (%.1f MiB of activations)\n",
-                    sq_prune_method_name(o.run.method), (long long)cal.n_samples, cal.seq_len, cal.data_path,
-                    (double)sq_prune_cache_bytes(&c.cfg, cal.n_samples, cal.seq_len) / 1048576.0);
+                    sq_prune_method_name(o.run.method), (long long)w.cal.n_samples, w.cal.seq_len, w.cal.data_path,
+                    (double)sq_prune_cache_bytes(&w.c.cfg, w.cal.n_samples, w.cal.seq_len) / 1048576.0);
     }
     char pat[48];
     sq_prune_pattern_str(pat, sizeof pat, &o.run.pattern);
@@ -285,36 +278,36 @@ int sq_prune_main(int argc, char **argv) {
     code = 2;
     o.run.on_tensor = on_tensor;
     o.run.on_layer = sq_progress_block;
-    o.run.user = &prog;
+    o.run.user = &w.prog;
     const double t0 = sq_now();
-    if ((st = sq_prune_checkpoint(&c, &plan, &o.run, o.c.calib ? &cal : NULL, o.run.sequential ? &data : NULL, &recs,
+    if ((st = sq_prune_checkpoint(&w.c, &plan, &o.run, o.c.calib ? &w.cal : NULL, o.run.sequential ? &w.data : NULL, &recs,
                                   &n_recs))) {
         if (st == SQ_ERR_ARG) code = 1;
         goto fail;
     }
     const double t_prune = sq_now() - t0;
-    if (prog.oom) {
+    if (w.prog.oom) {
         st = sq_errorf(SQ_ERR_OOM, "out of memory");
         goto fail;
     }
-    if ((st = sq_wtool_provenance(&c, &o.c, "squish-prune", argc, argv, model_sha, calib_sha))) goto fail;
-    if ((st = sq_store_write(o.c.out, &c))) goto fail;
+    if ((st = sq_wtool_provenance(&w, &o.c, "squish-prune", argc, argv))) goto fail;
+    if ((st = sq_store_write(o.c.out, &w.c))) goto fail;
     const uint64_t file_bytes = sq_file_bytes(o.c.out);
     int64_t n_w = 0, n_z = 0;
     for (int32_t i = 0; i < n_recs; i++) {
-        const sq_tensor *t = sq_checkpoint_find(&c, recs[i].name);
+        const sq_tensor *t = sq_checkpoint_find(&w.c, recs[i].name);
         if (!t) continue;
         n_w += sq_tensor_numel(t);
         n_z += (int64_t)(recs[i].sparsity * (double)sq_tensor_numel(t) + 0.5);
     }
     if (o.c.cli.json &&
-        (st = write_json(&o, &prog, &c, recs, n_recs, model_sha, calib_sha, sq_now() - t_start, file_bytes)))
+        (st = write_json(&o, &w.prog, &w.c, recs, n_recs, w.model_sha, w.calib_sha, sq_now() - t_start, file_bytes)))
         goto fail;
     if (o.run.pattern.kind == SQ_PAT_FFN || o.run.pattern.kind == SQ_PAT_HEADS)
         printf("%s: %s %s%s, %d matrices shrunk (hidden_dim %d, heads %d, kv heads %d); file %llu bytes; %.2f s "
                "(pruning %.2f s, %d threads)\n",
                o.c.out, sq_prune_method_name(o.run.method), pat, o.run.sequential ? " sequential" : "", n_recs,
-               c.cfg.hidden_dim, c.cfg.n_heads, c.cfg.n_kv_heads, (unsigned long long)file_bytes, sq_now() - t_start,
+               w.c.cfg.hidden_dim, w.c.cfg.n_heads, w.c.cfg.n_kv_heads, (unsigned long long)file_bytes, sq_now() - t_start,
                t_prune, sq_num_threads());
     else
         printf("%s: %s %s%s%s, %d matrices pruned, %.2f%% of their weights zero; file %llu bytes; %.2f s (pruning "
@@ -325,15 +318,10 @@ int sq_prune_main(int argc, char **argv) {
     code = 0;
     goto done;
 fail:
-    if (st == SQ_ERR_OOM || st == SQ_ERR_INTERNAL) code = 2;
-    fprintf(stderr, "squish-prune: %s\n", sq_last_error());
+    code = sq_cli_fail("squish-prune", st, code);
 done:
-    sq_progress_free(&prog);
     free(recs);
-    sq_tokenizer_free(tok);
-    sq_calib_data_free(&data);
-    sq_calib_free(&cal);
     sq_qplan_free(&plan);
-    sq_checkpoint_free(&c);
+    sq_wtool_run_free(&w);
     return code;
 }

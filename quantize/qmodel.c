@@ -58,52 +58,6 @@ uint64_t sq_qrun_cache_bytes(const sq_config *cfg, const sq_qrun_opts *o, int64_
     return 2 * per + (n_scratch * L * (uint64_t)cfg->dim + CHUNK_WINDOWS * L * widths) * sizeof(float);
 }
 
-/* ===== Calibration data ===== */
-
-sq_status sq_qcalib_data_load(const sq_calib *c, const char *calib_path, const char *override_path,
-                              const sq_tokenizer *tok, bool add_bos, sq_calib_data *out) {
-    memset(out, 0, sizeof *out);
-    const char *rec = c->data_path ? c->data_path : "";
-    char *beside = NULL;
-    const char *path = override_path;
-    if (!path) {
-        if (sq_file_exists(rec) && !sq_is_dir(rec)) {
-            path = rec;
-        } else if (rec[0] && rec[0] != '/' && calib_path) {
-            char *dir = sq_path_dirname(calib_path);
-            beside = dir ? sq_path_join(dir, rec) : NULL;
-            free(dir);
-            if (!beside) return sq_errorf(SQ_ERR_OOM, "out of memory");
-            if (sq_file_exists(beside) && !sq_is_dir(beside)) path = beside;
-        }
-    }
-    if (!path || !sq_file_exists(path) || sq_is_dir(path)) {
-        sq_status st = override_path
-                           ? sq_errorf(SQ_ERR_IO, "%s: no such file (--calib-data)", override_path)
-                           : sq_errorf(SQ_ERR_IO,
-                                       "%s: the calibration data '%s' it was made from is not found (sequential mode "
-                                       "re-runs its windows); give its location with --calib-data FILE, or use "
-                                       "--no-sequential", calib_path ? calib_path : "calib.h5", rec);
-        free(beside);
-        return st;
-    }
-    sq_status st = sq_calib_data_load(out, path, c->data_format, c->data_field, tok, add_bos);
-    if (st == SQ_OK && strcmp(out->sha256, c->data_sha256) != 0)
-        st = sq_errorf(SQ_ERR_ARG, "%s: data sha256 %s, but %s was made from data with sha256 %s (the file changed "
-                                   "since calibration)", path, out->sha256, calib_path ? calib_path : "calib.h5",
-                       c->data_sha256);
-    if (st == SQ_OK && out->n_tokens != c->n_tokens)
-        st = sq_errorf(SQ_ERR_ARG, "%s: tokenizes to %lld tokens, %s recorded %lld (another tokenizer?)", path,
-                       (long long)out->n_tokens, calib_path ? calib_path : "calib.h5", (long long)c->n_tokens);
-    for (int64_t i = 0; st == SQ_OK && i < c->n_samples; i++)
-        if (!sq_calib_window_tokens(out, c->windows[i], c->seq_len))
-            st = sq_errorf(SQ_ERR_FORMAT, "%s: window %lld (document %lld, offset %lld) lies outside the data", path,
-                           (long long)i, (long long)c->windows[i].doc, (long long)c->windows[i].offset);
-    free(beside);
-    if (st) sq_calib_data_free(out);
-    return st;
-}
-
 /* ===== The run ===== */
 
 #define N_ROLES (SQ_ROLE_LM_HEAD + 1)

@@ -22,6 +22,7 @@
 
 #include "../core/calib.h"
 #include "../core/checkpoint.h"
+#include "../core/calib_seq.h"
 #include "../core/cli.h"
 #include "../runtime/model.h"
 #include "quant.h"
@@ -171,12 +172,7 @@ sq_status sq_qweight_pack_tensor(sq_tensor *t, const sq_qweight *q);
 /* Converts an f32 tensor's data to `want` (a float type), as the tools' runs end. */
 sq_status sq_tensor_from_f32(sq_tensor *t, sq_type want);
 
-/* Reloads the calibration data calib.h5 recorded (`data_path`, or `override_path` when
- * non-NULL; a relative recorded path is also looked up beside calib.h5), checks its
- * SHA-256 and that every window lies inside it, and tokenizes it as squish-calibrate did.
- * Errors name both hashes or the missing file. */
-sq_status sq_qcalib_data_load(const sq_calib *c, const char *calib_path, const char *override_path,
-                              const sq_tokenizer *tok, bool add_bos, sq_calib_data *out);
+/* Reloading calib.h5's data for the sequential mode: sq_calib_data_reload (core/calib_seq.h) */
 
 /* Quantizes the planned tensors of c in place. c's float tensors are converted to f32 for
  * the run; afterwards every planned tensor is a packed q8g/q4g/q3g tensor (sq_qrow_pack),

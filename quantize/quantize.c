@@ -306,18 +306,13 @@ int sq_quantize_main(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if ((rc = sq_cli_begin("squish-quantize", rc, o.c.cli.threads)) >= 0) return rc;
     int code = 1; /* input errors until the quantization starts, then runtime failures */
-    sq_checkpoint c = {0};
     sq_qplan plan = {0};
-    sq_calib cal = {0};
-    sq_calib_data data = {0};
-    sq_tokenizer *tok = NULL;
-    sq_progress prog = {.quiet = o.c.cli.quiet};
-    char model_sha[65] = "", calib_sha[65] = "";
+    sq_wtool_run w = {.prog = {.quiet = o.c.cli.quiet}};
     timings tm = {0};
     sq_status st;
     const double t_start = sq_now();
 
-    if ((st = sq_wtool_load(&o.c, "quantize from the float model", &c))) goto fail;
+    if ((st = sq_wtool_load(&o.c, "quantize from the float model", &w))) goto fail;
     sq_qplan_spec spec = {.targets = o.c.targets,
                           .n_targets = o.c.n_targets,
                           .ignore = o.c.ignore,
@@ -325,36 +320,34 @@ int sq_quantize_main(int argc, char **argv) {
                           .overrides = o.overrides,
                           .n_overrides = o.n_overrides,
                           .scheme = {.bits = o.c.bits, .group = o.c.group, .asym = o.c.asym}};
-    if ((st = sq_qplan_build(&plan, &c.cfg, &spec))) goto fail;
-    if (o.verbose) print_plan(&o, &plan, &c);
+    if ((st = sq_qplan_build(&plan, &w.c.cfg, &spec))) goto fail;
+    if (o.verbose) print_plan(&o, &plan, &w.c);
     if (plan.n_quant == 0) {
         st = sq_errorf(SQ_ERR_ARG, "nothing to quantize: every targeted tensor is ignored or kept");
         goto fail;
     }
-    if ((st = sq_wtool_calib(&o.c, &c, &cal, model_sha, calib_sha))) goto fail;
+    if ((st = sq_wtool_calib(&o.c, &w))) goto fail;
     tm.load = sq_now() - t_start;
     if (o.run.sequential) {
         const double t0 = sq_now();
-        uint64_t need = sq_qrun_cache_bytes(&c.cfg, &o.run, cal.n_samples, cal.seq_len), have = phys_bytes();
+        uint64_t need = sq_qrun_cache_bytes(&w.c.cfg, &o.run, w.cal.n_samples, w.cal.seq_len), have = phys_bytes();
         int64_t model_bytes = 0;
-        for (int32_t i = 0; i < c.n_tensors; i++) model_bytes += sq_tensor_numel(&c.tensors[i]) * 4;
+        for (int32_t i = 0; i < w.c.n_tensors; i++) model_bytes += sq_tensor_numel(&w.c.tensors[i]) * 4;
         if (have && (double)(need + (uint64_t)model_bytes) > 0.85 * (double)have) {
             st = sq_errorf(SQ_ERR_ARG,
                            "sequential mode caches %lld windows x %d tokens x dim %d activations twice plus scratch "
                            "(%.2f GiB) and the f32 model (%.2f GiB), more than this machine's %.2f GiB of memory "
                            "allows; "
                            "calibrate with fewer --samples or a shorter --seq-len, or use --no-sequential",
-                           (long long)cal.n_samples, cal.seq_len, c.cfg.dim, (double)need / 1073741824.0,
+                           (long long)w.cal.n_samples, w.cal.seq_len, w.c.cfg.dim, (double)need / 1073741824.0,
                            (double)model_bytes / 1073741824.0, (double)have / 1073741824.0);
             goto fail;
         }
-        if ((st = sq_tokenizer_init(&tok, &c.vocab))) goto fail;
-        const bool add_bos = c.vocab.add_bos && c.vocab.bos_id >= 0;
-        if ((st = sq_qcalib_data_load(&cal, o.c.calib, o.c.calib_data, tok, add_bos, &data))) goto fail;
+        if ((st = sq_wtool_data(&o.c, &w))) goto fail;
         tm.data = sq_now() - t0;
         if (!o.c.cli.quiet)
             fprintf(stderr, "squish-quantize: %s sequential: %lld windows x %d tokens from %s (%.1f MiB of activations)\n",
-                    sq_qmethod_name(o.method), (long long)cal.n_samples, cal.seq_len, cal.data_path,
+                    sq_qmethod_name(o.method), (long long)w.cal.n_samples, w.cal.seq_len, w.cal.data_path,
                     (double)need / 1048576.0);
     }
     if (!o.c.cli.quiet) {
@@ -368,30 +361,30 @@ int sq_quantize_main(int argc, char **argv) {
     code = 2;
     o.run.on_tensor = on_tensor;
     o.run.on_layer = sq_progress_block;
-    o.run.user = &prog;
+    o.run.user = &w.prog;
     double t0 = sq_now();
-    if ((st = sq_quantize_checkpoint(&c, &plan, &o.run, o.c.calib ? &cal : NULL, o.run.sequential ? &data : NULL,
-                                     o.c.calib ? calib_sha : NULL)))
+    if ((st = sq_quantize_checkpoint(&w.c, &plan, &o.run, o.c.calib ? &w.cal : NULL, o.run.sequential ? &w.data : NULL,
+                                     o.c.calib ? w.calib_sha : NULL)))
         goto fail;
     tm.quantize = sq_now() - t0;
-    if (prog.oom) {
+    if (w.prog.oom) {
         st = sq_errorf(SQ_ERR_OOM, "out of memory");
         goto fail;
     }
     /* provenance: the inputs and the command */
-    if ((st = sq_wtool_provenance(&c, &o.c, "squish-quantize", argc, argv, model_sha, calib_sha))) goto fail;
+    if ((st = sq_wtool_provenance(&w, &o.c, "squish-quantize", argc, argv))) goto fail;
     t0 = sq_now();
-    if ((st = sq_store_write(o.c.out, &c))) goto fail;
+    if ((st = sq_store_write(o.c.out, &w.c))) goto fail;
     tm.write = sq_now() - t0;
     tm.total = sq_now() - t_start;
 
     int64_t n_w = 0, n_b = 0;
-    for (int32_t i = 0; i < c.n_tensors; i++) {
-        n_w += sq_tensor_numel(&c.tensors[i]);
-        n_b += (int64_t)c.tensors[i].nbytes;
+    for (int32_t i = 0; i < w.c.n_tensors; i++) {
+        n_w += sq_tensor_numel(&w.c.tensors[i]);
+        n_b += (int64_t)w.c.tensors[i].nbytes;
     }
     const uint64_t file_bytes = sq_file_bytes(o.c.out);
-    if (o.c.cli.json && (st = write_json(&o, &plan, &prog, &c, model_sha, calib_sha, &tm, n_w, n_b, file_bytes))) goto fail;
+    if (o.c.cli.json && (st = write_json(&o, &plan, &w.prog, &w.c, w.model_sha, w.calib_sha, &tm, n_w, n_b, file_bytes))) goto fail;
     char sch[48];
     sq_qscheme ds = {.bits = o.c.bits, .group = o.c.group, .asym = o.c.asym};
     scheme_str(sch, sizeof sch, &ds);
@@ -403,14 +396,9 @@ int sq_quantize_main(int argc, char **argv) {
     code = 0;
     goto done;
 fail:
-    if (st == SQ_ERR_OOM || st == SQ_ERR_INTERNAL) code = 2;
-    fprintf(stderr, "squish-quantize: %s\n", sq_last_error());
+    code = sq_cli_fail("squish-quantize", st, code);
 done:
-    sq_progress_free(&prog);
-    sq_tokenizer_free(tok);
-    sq_calib_data_free(&data);
-    sq_calib_free(&cal);
     sq_qplan_free(&plan);
-    sq_checkpoint_free(&c);
+    sq_wtool_run_free(&w);
     return code;
 }

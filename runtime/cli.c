@@ -90,6 +90,11 @@ int sq_cli_begin(const char *tool, int rc, int64_t threads) {
     return -1;
 }
 
+int sq_cli_fail(const char *tool, sq_status st, int code) {
+    fprintf(stderr, "%s: %s\n", tool, sq_last_error());
+    return st == SQ_ERR_OOM || st == SQ_ERR_INTERNAL ? 2 : code;
+}
+
 double sq_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

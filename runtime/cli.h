@@ -41,6 +41,9 @@ sq_status sq_cli_positional(const char *a, const char **slot, const char *tool, 
  * the exit status 0, rc > 0 prints "<tool>: <message>" and gives 1; otherwise the thread
  * count is set when threads > 0 and it gives -1 (go on). */
 int sq_cli_begin(const char *tool, int rc, int64_t threads);
+/* The end of a tool's main on failure: prints "<tool>: <message>" and gives the exit status,
+ * 2 for out-of-memory and internal errors, else `code`. */
+int sq_cli_fail(const char *tool, sq_status st, int code);
 /* Seconds on a monotonic clock. */
 double sq_now(void);
 /* Writes s as a JSON string literal (with quotes) to fp. */

@@ -672,16 +672,16 @@ SQ_TEST(input_errors) {
     SQ_CHECKF(strstr(sq_last_error(), other) && strstr(sq_last_error(), f.cal.model_sha256), "%s", sq_last_error());
     /* the calibration data: reloaded and checked */
     sq_calib_data d;
-    SQ_CHECK_OK(sq_qcalib_data_load(&f.cal, NULL, NULL, f.tok, true, &d));
+    SQ_CHECK_OK(sq_calib_data_reload(&f.cal, NULL, NULL, f.tok, true, &d));
     SQ_CHECK(d.n_tokens == f.d.n_tokens);
     sq_calib_data_free(&d);
     write_text(tmp_path("changed.txt"), "the cat sat on the mat");
-    SQ_CHECK(sq_qcalib_data_load(&f.cal, NULL, tmp_path("changed.txt"), f.tok, true, &d) == SQ_ERR_ARG);
+    SQ_CHECK(sq_calib_data_reload(&f.cal, NULL, tmp_path("changed.txt"), f.tok, true, &d) == SQ_ERR_ARG);
     SQ_CHECKF(strstr(sq_last_error(), f.cal.data_sha256) && strstr(sq_last_error(), "changed"), "%s", sq_last_error());
-    SQ_CHECK(sq_qcalib_data_load(&f.cal, NULL, tmp_path("missing.txt"), f.tok, true, &d) == SQ_ERR_IO);
+    SQ_CHECK(sq_calib_data_reload(&f.cal, NULL, tmp_path("missing.txt"), f.tok, true, &d) == SQ_ERR_IO);
     free(f.cal.data_path);
     f.cal.data_path = sq_strdup("no/such/calib.txt");
-    SQ_CHECK(sq_qcalib_data_load(&f.cal, "x/calib.h5", NULL, f.tok, true, &d) == SQ_ERR_IO);
+    SQ_CHECK(sq_calib_data_reload(&f.cal, "x/calib.h5", NULL, f.tok, true, &d) == SQ_ERR_IO);
     SQ_CHECKF(strstr(sq_last_error(), "no/such/calib.txt") && strstr(sq_last_error(), "--no-sequential"), "%s",
               sq_last_error());
     /* gptq without statistics, a checkpoint already quantized */
