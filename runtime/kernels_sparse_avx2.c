@@ -331,7 +331,7 @@ SQ_INLINE void smatmul(sq_type type, float *y, int64_t ldy, const float *x, cons
             const float *xt = x + t * cols;
             __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
             float tail = 0.0f;
-            if (L.m) {
+            if (type != SQ_TYPE_SMASK_F16 && type != SQ_TYPE_SMASK_F32) { /* a constant after inlining */
                 int64_t s = 0;
                 for (; s + 16 <= L.n_vals; s += 16) {
                     a0 = nm8(&L, row, xt, s, off, shifts, mmask, a0);

@@ -72,7 +72,7 @@ SQ_INLINE __m512 pick32(const float *xs, __m512i c) {
  * decoded once per block of tokens. Each token's arithmetic is the same whatever nt is, so
  * results depend only on (cols, row), never on T or the row range. */
 #define STB 4 /* tokens per streaming pass */
-SQ_INLINE void srow_dots(const sq_slayout *L, const int vb, const uint8_t *row, const float *x, int64_t cols, const int nt,
+SQ_INLINE void srow_dots(const sq_slayout *L, const int nm, const int vb, const uint8_t *row, const float *x, int64_t cols, const int nt,
                          __m512i off, __m512i shifts, __m512i mmask, float *out) {
     __m512 a0[STB], a1[STB], a2[STB], a3[STB];
     float tail[STB];
@@ -84,7 +84,7 @@ SQ_INLINE void srow_dots(const sq_slayout *L, const int vb, const uint8_t *row, 
         a3[t] = _mm512_setzero_ps();
         tail[t] = 0.0f;
     }
-    if (L->m) {
+    if (nm) { /* nm and vb are constants after inlining: each type's function holds one loop */
         int64_t s = 0;
         for (; s + 16 <= L->n_vals; s += 16) { /* even chunks of 16 slots into a0, odd ones into a1 */
             __m512i c;
@@ -173,7 +173,7 @@ SQ_INLINE void srow_dots(const sq_slayout *L, const int vb, const uint8_t *row, 
     }
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++)
-        out[t] = L->m ? _mm512_reduce_add_ps(_mm512_add_ps(a0[t], a1[t])) + tail[t]
+        out[t] = nm ? _mm512_reduce_add_ps(_mm512_add_ps(a0[t], a1[t])) + tail[t]
                       : _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0[t], a1[t]), _mm512_add_ps(a2[t], a3[t]))) + tail[t];
 }
 
@@ -347,16 +347,17 @@ SQ_INLINE void smatmul(sq_type type, float *y, int64_t ldy, const float *x, cons
         off = _mm512_loadu_si512(o);
     }
     const int vb = type == SQ_TYPE_S24_F16 || type == SQ_TYPE_S48_F16 || type == SQ_TYPE_SMASK_F16 ? 2 : 4;
+    const int nm = type != SQ_TYPE_SMASK_F16 && type != SQ_TYPE_SMASK_F32;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
         float out[STB];
         int64_t t = 0;
         for (; t + STB <= T; t += STB) { /* a few tokens: STB tokens per pass over the row */
-            srow_dots(&L, vb, row, x + t * cols, cols, STB, off, shifts, mmask, out);
+            srow_dots(&L, nm, vb, row, x + t * cols, cols, STB, off, shifts, mmask, out);
             for (int k = 0; k < STB; k++) y[(t + k) * ldy + r] = out[k];
         }
         for (; t < T; t++) { /* decoding (T = 1) and the last tokens */
-            srow_dots(&L, vb, row, x + t * cols, cols, 1, off, shifts, mmask, out);
+            srow_dots(&L, nm, vb, row, x + t * cols, cols, 1, off, shifts, mmask, out);
             y[t * ldy + r] = out[0];
         }
     }
