@@ -86,44 +86,40 @@ static int parse(int argc, char **argv, cal_cli *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         sq_status st = SQ_OK;
-#define VAL() \
-    if (!(v = sq_cli_value(argc, argv, &i))) return 1;
-        if (sq_cli_is(a, "-h", "--help")) {
-            usage(stdout);
-            return -1;
-        } else if (sq_cli_is(a, NULL, "--data")) {
-            VAL();
+        if (sq_cli_help(a, usage)) return -1;
+        if (sq_cli_is(a, NULL, "--data")) {
+            SQ_CLI_VALUE(v);
             o->data = v;
         } else if (sq_cli_is(a, NULL, "--format")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_calib_format_from_name(v, &o->format);
             o->format_set = true;
         } else if (sq_cli_is(a, NULL, "--field")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             if (!*v) st = sq_errorf(SQ_ERR_ARG, "--field: empty member name");
             o->field = v;
         } else if (sq_cli_is(a, NULL, "--samples")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 1, 1 << 24, &o->samples);
         } else if (sq_cli_is(a, NULL, "--seq-len")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 1, 1 << 24, &o->seq_len);
             o->seq_len_set = true;
         } else if (sq_cli_is(a, NULL, "--seed")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = parse_seed(a, v, &o->seed);
         } else if (sq_cli_is(a, "-o", "--output")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             o->out = v;
         } else if (sq_cli_is(a, NULL, "--imatrix-out")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             o->imatrix = v;
         } else if (sq_cli_is(a, NULL, "--json")) {
             /* info --json prints JSON; otherwise --json FILE */
             if (o->cmd && !strcmp(o->cmd, "info") && !strchr(a, '=')) {
                 o->json_flag = true;
             } else {
-                VAL();
+                SQ_CLI_VALUE(v);
                 o->cli.json = v;
             }
         } else if (!o->cmd && !o->model && (!strcmp(a, "imatrix") || !strcmp(a, "info"))) {
@@ -132,7 +128,6 @@ static int parse(int argc, char **argv, cal_cli *o) {
             st = sq_cli_positional(a, &o->model, "squish-calibrate", "");
         }
         if (st) return 1;
-#undef VAL
     }
     if (o->cmd) {
         if (!o->model) return sq_errorf(SQ_ERR_ARG, "%s: give a calib.h5 (see squish-calibrate --help)", o->cmd), 1;

@@ -63,17 +63,15 @@ static int parse(int argc, char **argv, conv_opts *o) {
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        if (sq_cli_is(a, "-h", "--help")) {
-            usage(stdout);
-            return -1;
-        } else if (sq_cli_is(a, "-o", "--output")) {
-            if (!(v = sq_cli_value(argc, argv, &i))) return 1;
+        if (sq_cli_help(a, usage)) return -1;
+        if (sq_cli_is(a, "-o", "--output")) {
+            SQ_CLI_VALUE(v);
             o->out = v;
         } else if (sq_cli_is(a, NULL, "--tokenizer")) {
-            if (!(v = sq_cli_value(argc, argv, &i))) return 1;
+            SQ_CLI_VALUE(v);
             o->tokenizer = v;
         } else if (sq_cli_is(a, NULL, "--dtype")) {
-            if (!(v = sq_cli_value(argc, argv, &i))) return 1;
+            SQ_CLI_VALUE(v);
             if (sq_type_from_name(v, &o->dtype)) {
                 sq_errorf(SQ_ERR_ARG, "--dtype: expected f32, f16 or bf16, got '%s'", v);
                 return 1;

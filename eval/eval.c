@@ -68,35 +68,31 @@ static int parse(int argc, char **argv, eval_cli *o) {
         const char *a = argv[i], *v;
         int64_t x;
         sq_status st = SQ_OK;
-#define VAL() \
-    if (!(v = sq_cli_value(argc, argv, &i))) return 1;
-        if (sq_cli_is(a, "-h", "--help")) {
-            usage(stdout);
-            return -1;
-        } else if (sq_cli_is(a, NULL, "--text")) {
-            VAL();
+        if (sq_cli_help(a, usage)) return -1;
+        if (sq_cli_is(a, NULL, "--text")) {
+            SQ_CLI_VALUE(v);
             o->text = v;
         } else if (sq_cli_is(a, NULL, "--protocol")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             if (!strcmp(v, "gptq")) o->e.protocol = SQ_PROTOCOL_GPTQ;
             else if (!strcmp(v, "llamacpp")) o->e.protocol = SQ_PROTOCOL_LLAMACPP;
             else st = sq_errorf(SQ_ERR_ARG, "--protocol: expected gptq or llamacpp, got '%s'", v);
         } else if (sq_cli_is(a, "-c", "--ctx")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 4, 1 << 20, &x);
             o->e.ctx = (int32_t)x;
             o->ctx_set = true;
         } else if (sq_cli_is(a, NULL, "--chunks")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 1, INT64_MAX, &o->e.max_windows);
         } else if (sq_cli_is(a, NULL, "--save-logits")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             o->save = v;
         } else if (sq_cli_is(a, NULL, "--top-k")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 0, 1 << 24, &o->top_k);
         } else if (sq_cli_is(a, NULL, "--kld")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             o->kld = v;
         } else if (sq_cli_is(a, NULL, "--no-verify")) {
             o->no_verify = true;
@@ -105,7 +101,6 @@ static int parse(int argc, char **argv, eval_cli *o) {
             st = sq_cli_positional(a, &o->model, "squish-eval", "");
         }
         if (st) return 1;
-#undef VAL
     }
     if (o->cli.quiet) o->e.progress = false;
     if (!o->model) return sq_errorf(SQ_ERR_ARG, "no model given (see squish-eval --help)"), 1;

@@ -107,17 +107,13 @@ static int parse(int argc, char **argv, pr_cli *o) {
         int64_t x;
         double f;
         sq_status st = SQ_OK;
-#define VAL() \
-    if (!(v = sq_cli_value(argc, argv, &i))) return 1;
-        if (sq_cli_is(a, "-h", "--help")) {
-            usage(stdout);
-            return -1;
-        } else if (sq_cli_is(a, NULL, "--method")) {
-            VAL();
+        if (sq_cli_help(a, usage)) return -1;
+        if (sq_cli_is(a, NULL, "--method")) {
+            SQ_CLI_VALUE(v);
             o->has_method = true;
             st = sq_prune_method_from_name(v, &o->run.method);
         } else if (sq_cli_is(a, NULL, "--sparsity")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             /* range checked with the pattern, for one message */
             if ((st = sq_cli_float(a, v, -1e9, 1e9, &f)) == SQ_OK) {
                 if (f < 0) st = sq_errorf(SQ_ERR_ARG, "--sparsity %s: must be at least 0", v);
@@ -125,23 +121,22 @@ static int parse(int argc, char **argv, pr_cli *o) {
                 o->sparsity = f;
             }
         } else if (sq_cli_is(a, NULL, "--pattern")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             o->pattern = v;
         } else if (sq_cli_is(a, NULL, "--data")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             o->c.calib_data = v; /* --calib-data too */
         } else if (sq_cli_is(a, NULL, "--embed-bits") || sq_cli_is(a, NULL, "--head-bits")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             if ((st = sq_cli_int(a, v, 1, 64, &x)) == SQ_OK && (st = sq_qscheme_check_cli((int32_t)x, 0, a)) == SQ_OK)
                 *(strcmp(a, "--head-bits") ? &o->embed_bits : &o->head_bits) = (int32_t)x;
         } else if (sq_cli_is(a, NULL, "--seed")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 0, INT64_MAX, &o->seed);
         } else {
             st = sq_wtool_opt(argc, argv, &i, &o->c, "squish-prune");
         }
         if (st) return 1;
-#undef VAL
     }
     if (sq_wtool_check(&o->c, "squish-prune")) return 1;
     if (!o->has_method) return sq_errorf(SQ_ERR_ARG, "no method given: add --method magnitude, wanda or sparsegpt"), 1;

@@ -110,13 +110,9 @@ static int parse(int argc, char **argv, qz_cli *o) {
         const char *a = argv[i], *v;
         int64_t x;
         sq_status st = SQ_OK;
-#define VAL() \
-    if (!(v = sq_cli_value(argc, argv, &i))) return 1;
-        if (sq_cli_is(a, "-h", "--help")) {
-            usage(stdout);
-            return -1;
-        } else if (sq_cli_is(a, NULL, "--method")) {
-            VAL();
+        if (sq_cli_help(a, usage)) return -1;
+        if (sq_cli_is(a, NULL, "--method")) {
+            SQ_CLI_VALUE(v);
             o->has_method = true;
             if (!strcmp(v, "rtn")) o->method = SQ_QMETHOD_RTN;
             else if (!strcmp(v, "gptq")) o->method = SQ_QMETHOD_GPTQ;
@@ -125,7 +121,7 @@ static int parse(int argc, char **argv, qz_cli *o) {
         } else if (sq_cli_is(a, NULL, "--mse")) {
             o->run.mse = true;
         } else if (sq_cli_is(a, NULL, "--override")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_add_pattern(o->overrides, &o->n_overrides, "--override", v);
         } else if (sq_cli_is(a, NULL, "--act-order")) {
             o->run.act_order = o->set_act = true;
@@ -138,7 +134,7 @@ static int parse(int argc, char **argv, qz_cli *o) {
         } else if (sq_cli_is(a, NULL, "--no-awq-clip")) {
             o->set_clip = true;
         } else if (sq_cli_is(a, NULL, "--awq-windows")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             if ((st = sq_cli_int(a, v, 1, 1 << 24, &x)) == SQ_OK) o->run.awq_windows = (int32_t)x;
             o->set_windows = true;
         } else if (sq_cli_is(a, "-v", "--verbose")) {
@@ -147,7 +143,6 @@ static int parse(int argc, char **argv, qz_cli *o) {
             st = sq_wtool_opt(argc, argv, &i, &o->c, "squish-quantize");
         }
         if (st) return 1;
-#undef VAL
     }
     if (sq_wtool_check(&o->c, "squish-quantize")) return 1;
     if (!o->has_method) return sq_errorf(SQ_ERR_ARG, "no method given: add --method rtn, gptq or awq"), 1;

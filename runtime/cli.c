@@ -54,6 +54,12 @@ const char *sq_cli_value(int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+bool sq_cli_help(const char *arg, void (*usage)(FILE *)) {
+    if (!sq_cli_is(arg, "-h", "--help")) return false;
+    usage(stdout);
+    return true;
+}
+
 bool sq_cli_common_opt(int argc, char **argv, int *i, unsigned which, sq_cli_common *c, sq_status *st) {
     const char *a = argv[*i], *v = NULL;
     const bool threads = (which & SQ_CLI_THREADS) && sq_cli_is(a, "-t", "--threads");

@@ -23,6 +23,13 @@ bool sq_cli_is(const char *arg, const char *a, const char *b);
  * Returns NULL (with a message) if the value is missing. */
 const char *sq_cli_value(int argc, char **argv, int *i);
 
+/* -h, --help: prints usage(stdout) and returns true (the tool then exits 0). */
+bool sq_cli_help(const char *arg, void (*usage)(FILE *));
+/* In a tool's loop over argv (index i): the value of the option at argv[i] into v, or
+ * return 1 from the parser (the message names the option) when it is missing. */
+#define SQ_CLI_VALUE(v) \
+    if (!((v) = sq_cli_value(argc, argv, &i))) return 1
+
 /* The options tools spell alike; each tool takes those in its `which` (a mask). */
 enum { SQ_CLI_THREADS = 1, SQ_CLI_JSON = 2, SQ_CLI_TOKENIZER = 4, SQ_CLI_QUIET = 8 };
 typedef struct {

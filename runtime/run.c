@@ -68,36 +68,32 @@ static int parse(int argc, char **argv, run_opts *o) {
         int64_t iv;
         double dv;
         sq_status st = SQ_OK;
-#define VAL() \
-    if (!(v = sq_cli_value(argc, argv, &i))) return 1;
-        if (sq_cli_is(a, "-h", "--help")) {
-            usage(stdout);
-            return -1;
-        } else if (sq_cli_is(a, "-p", "--prompt")) {
-            VAL();
+        if (sq_cli_help(a, usage)) return -1;
+        if (sq_cli_is(a, "-p", "--prompt")) {
+            SQ_CLI_VALUE(v);
             o->prompt = v;
         } else if (sq_cli_is(a, "-f", "--file")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             o->prompt_file = v;
         } else if (sq_cli_is(a, "-n", "--n-predict")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 0, 1 << 30, &o->n_predict);
         } else if (sq_cli_is(a, NULL, "--temp")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_float(a, v, 0, 100, &o->temp);
         } else if (sq_cli_is(a, NULL, "--top-p")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_float(a, v, 0, 1, &o->top_p);
         } else if (sq_cli_is(a, NULL, "--top-k")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 0, 1 << 30, &o->top_k);
         } else if (sq_cli_is(a, NULL, "--seed")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 0, INT64_MAX, &iv);
             o->seed = (uint64_t)iv;
             o->seed_set = true;
         } else if (sq_cli_is(a, "-c", "--ctx")) {
-            VAL();
+            SQ_CLI_VALUE(v);
             st = sq_cli_int(a, v, 1, 1 << 24, &o->ctx);
         } else if (sq_cli_is(a, NULL, "--no-bos")) {
             o->no_bos = true;
@@ -112,7 +108,6 @@ static int parse(int argc, char **argv, run_opts *o) {
         }
         (void)dv;
         if (st) return 1;
-#undef VAL
     }
     if (!o->model) {
         sq_errorf(SQ_ERR_ARG, "no model given (usage: squish-run MODEL.sqz -p \"prompt\" -n 256; see --help)");
