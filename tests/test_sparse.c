@@ -65,7 +65,7 @@ static void *make_dense(sq_type t, int64_t rows, int64_t cols, double density, u
             }
         } else if (!sq_type_is_sparse(t) || t == SQ_TYPE_SMASK_F16 || t == SQ_TYPE_SMASK_F32) {
             for (int64_t c = 0; c < cols; c++)
-                if (sq_tiny_uniform(rng) < density) put(row, vb, c, rand_val(rng, vb));
+                if ((sq_tiny_uniform(rng) + 1.0f) * 0.5f < density) put(row, vb, c, rand_val(rng, vb)); /* [0, 1) */
         } else {
             for (int64_t g = 0; g < cols / m; g++) {
                 int keep = (int)(sq_tiny_rand(rng) % 5 == 0 ? sq_tiny_rand(rng) % (uint64_t)(n + 1) : (uint64_t)n);
