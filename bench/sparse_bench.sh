@@ -53,7 +53,7 @@ for m in $MODELS; do
         "$MK" --shape tinyllama ${args[$m]} -o "$f" || { echo "sparse_bench.sh: make_bench_model failed" >&2; exit 1; }
     fi
     types=$("$BIN/squish-convert" info "$f" | awk '/_proj\.weight/ {print $2}' | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')
-    size=$(stat -c %s "$f")
+    size=$(stat -L -c %s "$f")
     cmd=("$BIN/squish-run" "$f" -p "$PROMPT" -n "$NTOK" --temp 0 --ignore-eos -t "$THREADS" -q --json "$OUT/run.json")
     { printf '$'; printf ' %q' "${cmd[@]}"; echo; } >> "$OUT/commands.log"
     "$BIN/squish-run" "$f" -p "$PROMPT" -n 4 --temp 0 -t "$THREADS" -q >/dev/null 2>&1 # warm-up: page cache
