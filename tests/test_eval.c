@@ -343,7 +343,7 @@ SQ_TEST(top_k_matches_full_sort) {
         const int32_t ks[] = {1, 3, n / 2, n - 1, n};
         for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
             int32_t k = ks[j];
-            if (k < 1) continue;
+            if (k < 1 || k > n) continue;
             sq_top_k(x, n, k, idx);
             int ok = 1;
             for (int32_t i = 0; i < k; i++) ok &= idx[i] == ref[i].i;
