@@ -148,18 +148,6 @@ SQ_INLINE void expand16(int nm, int vb, const sinfo *si, const uint8_t *row, int
     }
 }
 
-/* Stored values before column k0 (a multiple of 8) of a bitmask row, at most K. */
-SQ_INLINE int64_t mask_prefix(const sq_slayout *L, const uint8_t *row, int64_t k0) {
-    int64_t n = 0, b = 0;
-    for (; 8 * b + 64 <= k0; b += 8) {
-        uint64_t u;
-        memcpy(&u, row + b, 8);
-        n += __builtin_popcountll(u);
-    }
-    for (; 8 * b < k0; b++) n += __builtin_popcount(row[b]);
-    return n < L->n_vals ? n : L->n_vals;
-}
-
 /* wp[k*NR + j] = dense W[r + j][k0 + k] for j < nrows (<= NR), k < kc; 0 for j >= nrows.
  * k0 is a multiple of 64 (KC or KC_STACK), so 16-column chunks start on 8 slots. */
 SQ_INLINE void pack_tile_s(int nm, int vb, float *wp, const uint8_t *w, size_t rb, int64_t r, int nrows, int64_t k0,
@@ -171,7 +159,7 @@ SQ_INLINE void pack_tile_s(int nm, int vb, float *wp, const uint8_t *w, size_t r
         const uint8_t *base = w + (size_t)(r + part * 8) * rb;
         int64_t cur[8] = {0};
         if (!nm)
-            for (int j = 0; j < nh; j++) cur[j] = mask_prefix(si->L, base + (size_t)j * rb, k0);
+            for (int j = 0; j < nh; j++) cur[j] = sq_smask_prefix(si->L, base + (size_t)j * rb, k0);
         for (int kk = 0; kk < kc; kk += 16) {
             const int kn = kc - kk < 16 ? kc - kk : 16;
             for (int j = 0; j < 8; j++) {

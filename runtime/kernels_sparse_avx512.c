@@ -251,18 +251,6 @@ SQ_INLINE void expand32(int nm, int vb, const sinfo *si, const uint8_t *row, int
     }
 }
 
-/* Stored values before column k0 (a multiple of 8) of a bitmask row, at most K. */
-SQ_INLINE int64_t mask_prefix(const sq_slayout *L, const uint8_t *row, int64_t k0) {
-    int64_t n = 0, b = 0;
-    for (; 8 * b + 64 <= k0; b += 8) {
-        uint64_t u;
-        memcpy(&u, row + b, 8);
-        n += __builtin_popcountll(u);
-    }
-    for (; 8 * b < k0; b++) n += __builtin_popcount(row[b]);
-    return n < L->n_vals ? n : L->n_vals;
-}
-
 /* wp[k*NR + j] = dense W[r + j][k0 + k] for j < nrows (<= NR), k < kc; 0 for j >= nrows.
  * k0 is a multiple of 64 (KC or KC_STACK), so chunks of 32 columns start on 16 slots. */
 SQ_INLINE void pack_tile_s(int nm, int vb, float *wp, const uint8_t *w, size_t rb, int64_t r, int nrows, int64_t k0,
@@ -274,7 +262,7 @@ SQ_INLINE void pack_tile_s(int nm, int vb, float *wp, const uint8_t *w, size_t r
         const uint8_t *base = w + (size_t)(r + half * 16) * rb;
         int64_t cur[16] = {0};
         if (!nm)
-            for (int j = 0; j < nh; j++) cur[j] = mask_prefix(si->L, base + (size_t)j * rb, k0);
+            for (int j = 0; j < nh; j++) cur[j] = sq_smask_prefix(si->L, base + (size_t)j * rb, k0);
         for (int kk = 0; kk < kc; kk += 32) {
             float *dst = wp + (size_t)kk * NR + half * 16;
             const int kn = kc - kk < 32 ? kc - kk : 32;

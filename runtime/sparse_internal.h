@@ -93,4 +93,17 @@ static inline float sq_sval(const sq_slayout *L, const uint8_t *row, int64_t v) 
     return f;
 }
 
+/* Stored values before column k0 (a multiple of 8) of a bitmask row, at most K: where the
+ * packed GEMMs' tile expansion starts its value cursor. */
+static inline int64_t sq_smask_prefix(const sq_slayout *L, const uint8_t *row, int64_t k0) {
+    int64_t n = 0, b = 0;
+    for (; 8 * b + 64 <= k0; b += 8) {
+        uint64_t u;
+        memcpy(&u, row + b, 8);
+        n += __builtin_popcountll(u);
+    }
+    for (; 8 * b < k0; b++) n += __builtin_popcount(row[b]);
+    return n < L->n_vals ? n : L->n_vals;
+}
+
 #endif
