@@ -6,7 +6,7 @@
 # protocol, ctx 256, the model's eval.txt), printed as a Markdown table with bits per
 # weight (every tensor, scales included), PPL, dPPL, mean KLD and same-top-1.
 #
-#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|asym|variants|nonseq|goals|mixed|all|SET,SET...]
+#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|asym|variants|nonseq|goals|mixed|curve|all|SET,SET...]
 #
 # Variables: BUILD (build), SQUISH_SHARED (../shared), OUT (bench/out/quant), THREADS (2),
 # CHUNKS (evaluate only the first N windows; default all), SAMPLES (128), ONLY (an extended
@@ -112,6 +112,21 @@ table_model() {
             rows+=("rtn w4 g128, head + embedding w5 row asym|rtn|4|128|$h5")
             rows+=("awq w4 g128, head + embedding w5 row asym|awq|4|128|$h5")
         fi
+    fi
+    if want curve; then
+        # accuracy against bits: every matrix (the embedding too) at one width, GPTQ asym act-order,
+        # one scale per row (the cheapest layout on 64-wide rows), then the embedding wider
+        for b in 4 5 6 8; do
+            local r="--asym --act-order --override re:.*down_proj=sym"
+            rows+=("gptq w$b row asym act-order (down sym), head w$b row asym|gptq|$b|row|$r --override model.embed_tokens=bits:$b,group:row,asym")
+        done
+        for s in "4 6" "5 6" "6 8"; do
+            set -- $s
+            local r="--asym --act-order --override re:.*down_proj=sym"
+            rows+=("gptq w$1 row asym act-order (down sym), head w$2 row asym|gptq|$1|row|$r --override model.embed_tokens=bits:$2,group:row,asym")
+        done
+        # the 5-bit row with the value and down projections at 6 bits too (llama.cpp's _M layouts widen those)
+        rows+=("gptq w5 row asym act-order (down sym), v + down w6, head w6 row asym|gptq|5|row|--asym --act-order --override re:.*down_proj=sym --override re:.*(v_proj|down_proj)=bits:6 --override model.embed_tokens=bits:6,group:row,asym")
     fi
     if want nonseq; then
         # sequential (the main rows) vs non-sequential, same settings otherwise
