@@ -179,8 +179,12 @@ sq_status sq_convert_rows(void *dst, sq_type to, const void *src, sq_type from, 
 
 int64_t sq_tensor_numel(const sq_tensor *t) {
     int64_t n = 1;
-    for (int32_t i = 0; i < t->n_dims; i++) n *= t->shape[i];
-    return n;
+    bool bad = false;
+    for (int32_t i = 0; i < t->n_dims; i++) {
+        if (t->shape[i] == 0) return 0;
+        if (t->shape[i] < 0 || __builtin_mul_overflow(n, t->shape[i], &n)) bad = true;
+    }
+    return bad ? -1 : n;
 }
 
 size_t sq_tensor_expected_bytes(sq_type t, int32_t n_dims, const int64_t *shape) {

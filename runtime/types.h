@@ -143,6 +143,8 @@ typedef struct {
     bool owns_data;              /* free(data) on release when true (else borrowed: mmap) */
 } sq_tensor;
 
+/* Element count; 0 when any dimension is 0, -1 when a dimension is negative or the product
+ * does not fit in int64 (shapes read from a file before they are checked). */
 int64_t sq_tensor_numel(const sq_tensor *t);
 /* Bytes the data of this float type and shape occupies (rows x row_bytes); 0 on overflow. */
 size_t sq_tensor_expected_bytes(sq_type t, int32_t n_dims, const int64_t *shape);

@@ -149,6 +149,11 @@ SQ_TEST(hostile_files_rejected) {
     EDIT_SEALED("five dims", SQ_ERR_FORMAT, img[nd_at] = 5);
     EDIT_SEALED("shape disagrees with size", SQ_ERR_FORMAT, wr64(img + dims_at, rd64(d + dims_at) + 1));
     EDIT_SEALED("overflowing shape", SQ_ERR_FORMAT, wr64(img + dims_at, 1ull << 62));
+    /* found by tests/fuzz/fuzz_readers.py (sqzq-run): two dimensions that each pass the
+     * per-dimension bound but whose product overflows int64 (UBSan: signed overflow in
+     * sq_tensor_numel while deciding whether a zero byte size is an empty tensor) */
+    EDIT_SEALED("shape product overflows int64", SQ_ERR_FORMAT,
+                wr64(img + dims_at, 1ull << 61); wr64(img + dims_at + 8, 1ull << 61));
     EDIT_SEALED("offset past end", SQ_ERR_FORMAT, wr64(img + off_at, n));
     EDIT_SEALED("offset unaligned", SQ_ERR_FORMAT, wr64(img + off_at, 8));
     EDIT_SEALED("nbytes too large", SQ_ERR_FORMAT, wr64(img + nb_at, ~0ull));
