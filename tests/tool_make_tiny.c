@@ -1,20 +1,25 @@
 /* tool_make_tiny.c - writes a tiny random-weight checkpoint for the CLI tests:
  *   tool_make_tiny hf DIR        Hugging Face directory (safetensors F32, tokenizer.model)
+ *   tool_make_tiny hf-bpe DIR    the same with a byte-level BPE tokenizer.json (and F16 weights)
  *   tool_make_tiny llama2c DIR   llama2.c v0 DIR/model.bin + DIR/tokenizer.bin
  */
 #include "tinymodel.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3 || (strcmp(argv[1], "hf") && strcmp(argv[1], "llama2c"))) {
-        fprintf(stderr, "usage: tool_make_tiny hf|llama2c DIR\n");
+    if (argc != 3 || (strcmp(argv[1], "hf") && strcmp(argv[1], "hf-bpe") && strcmp(argv[1], "llama2c"))) {
+        fprintf(stderr, "usage: tool_make_tiny hf|hf-bpe|llama2c DIR\n");
         return 1;
     }
     sq_tiny_spec s = sq_tiny_spec_default();
+    if (!strcmp(argv[1], "hf-bpe")) {
+        s.bpe = true;
+        s.type = SQ_TYPE_F16;
+    }
     sq_checkpoint c;
     sq_status st = sq_tiny_checkpoint(&s, &c);
     if (!st) st = sq_tiny_mkdir(argv[2]);
     if (!st) {
-        if (!strcmp(argv[1], "hf")) {
+        if (strcmp(argv[1], "llama2c")) {
             st = sq_tiny_write_hf(&c, argv[2], 0);
         } else {
             char *p = sq_path_join(argv[2], "model.bin");
