@@ -235,7 +235,12 @@ sq_status sq_recipe_compare(const char *const *items, int n, const sq_run_opts *
     if (n < 1) return sq_errorf(SQ_ERR_ARG, "compare: expected at least one recipe or run directory");
     row *w = calloc((size_t)n, sizeof *w);
     if (!w) return sq_errorf(SQ_ERR_OOM, "out of memory");
-    sq_status st = SQ_OK;
+    const char *pre = prefix ? prefix : "compare";
+    /* make the output directory before running anything, so a bad -o fails in a second, not
+     * after every recipe has run */
+    char *odir = sq_path_dirname(pre);
+    sq_status st = odir ? sq_drv_mkdirs(odir) : sq_errorf(SQ_ERR_OOM, "out of memory");
+    free(odir);
     for (int i = 0; i < n && !st; i++) {
         char dir[PATH_MAX];
         st = sq_drv_ensure_run(items[i], opts, dir, sizeof dir);
@@ -301,7 +306,6 @@ sq_status sq_recipe_compare(const char *const *items, int n, const sq_run_opts *
     char *js = cJSON_Print(j);
     char *svg = make_svg(w, n);
     char path[PATH_MAX + 8];
-    const char *pre = prefix ? prefix : "compare";
     snprintf(path, sizeof path, "%s.md", pre);
     st = md ? sq_drv_write_text(path, md) : sq_errorf(SQ_ERR_OOM, "out of memory");
     if (!st) {

@@ -54,6 +54,8 @@ char *sq_recipe_default_dir(const sq_recipe *r);
 void *sq_drv_load_json(const char *path);
 /* Writes text atomically. */
 sq_status sq_drv_write_text(const char *path, const char *text);
+/* mkdir -p PATH (0755); an error names the first directory that could not be made. */
+sq_status sq_drv_mkdirs(const char *path);
 
 /* A finished run for ITEM: a run directory with manifest.json, or a recipe whose run
  * directory (runs/<name>) is used, after running the recipe when it has no manifest yet

@@ -369,7 +369,7 @@ static void clean_tmp(const char *dir) {
     closedir(d);
 }
 
-static sq_status mkdirs(const char *path) {
+sq_status sq_drv_mkdirs(const char *path) {
     char buf[PATH_MAX];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++) {
@@ -639,7 +639,8 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
                 arg(c, "--override");
                 arg(c, "%s", spec);
             }
-            snprintf(label, sizeof label, "%s %d-bit g%s %s", s->method, s->bits, g, s->symmetric ? "sym" : "asym");
+            snprintf(label, sizeof label, "%s %d-bit %s%s %s", s->method, s->bits, s->group == 0 ? "" : "g", g,
+                     s->symmetric ? "sym" : "asym");
         } else {
             if (s->sparsity >= 0) {
                 arg(c, "--sparsity");
@@ -945,7 +946,7 @@ sq_status sq_recipe_run(const sq_recipe *r, const sq_run_opts *opts, bool *gates
     *gates_ok = true;
     char *def = opts->out_dir ? NULL : sq_recipe_default_dir(r);
     const char *d = opts->out_dir ? opts->out_dir : def;
-    sq_status st = d ? mkdirs(d) : sq_errorf(SQ_ERR_OOM, "out of memory");
+    sq_status st = d ? sq_drv_mkdirs(d) : sq_errorf(SQ_ERR_OOM, "out of memory");
     if (!st && !realpath(d, c.dir)) st = sq_errorf(SQ_ERR_IO, "%s: %s", d, strerror(errno));
     free(def);
     if (st) return st;
@@ -956,7 +957,7 @@ sq_status sq_recipe_run(const sq_recipe *r, const sq_run_opts *opts, bool *gates
          * bytes, wherever the cache lives (an earlier run's own .cache directory is kept, and
          * the shared cache then named by its absolute path) */
         char abs[PATH_MAX];
-        if ((st = mkdirs(opts->cache_dir))) return st;
+        if ((st = sq_drv_mkdirs(opts->cache_dir))) return st;
         if (!realpath(opts->cache_dir, abs)) return sq_errorf(SQ_ERR_IO, "%s: %s", opts->cache_dir, strerror(errno));
         char *lnk = dpath(&c, ".cache");
         if (!lnk) return sq_errorf(SQ_ERR_OOM, "out of memory");
@@ -967,8 +968,8 @@ sq_status sq_recipe_run(const sq_recipe *r, const sq_run_opts *opts, bool *gates
     }
     if (opts->threads > 0) snprintf(c.tstr, sizeof c.tstr, "%d", opts->threads);
     char *cp = dpath(&c, c.cache), *lp = dpath(&c, "logs");
-    st = cp && lp ? mkdirs(cp) : sq_errorf(SQ_ERR_OOM, "out of memory");
-    if (!st) st = mkdirs(lp);
+    st = cp && lp ? sq_drv_mkdirs(cp) : sq_errorf(SQ_ERR_OOM, "out of memory");
+    if (!st) st = sq_drv_mkdirs(lp);
     if (!st) {
         clean_tmp(c.dir);
         clean_tmp(cp);

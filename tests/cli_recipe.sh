@@ -234,6 +234,15 @@ b1=$(stat -c %s "$T/r1/model.sqz"); b4=$(stat -c %s "$T/r4/model.sqz")
 printf '%s\n' "$out" | grep -q "| gptq | [0-9.]* | $b1 |" && printf '%s\n' "$out" | grep -q "| rtn8 | [0-9.]* | $b4 |" \
     && [ "$b4" -gt "$b1" ] && pass compare_sizes || fail compare_sizes "$b1 $b4"
 
+# -o into directories that do not exist yet: made (runs are reused, so this is quick)
+"$SQ" recipe compare "$T/r1" "$T/r4" -o "$T/new/sub/cmp" >/dev/null 2>&1 && [ -s "$T/new/sub/cmp.md" ] \
+    && pass compare_makes_dir || fail compare_makes_dir "no $T/new/sub/cmp.md"
+# and where one cannot be made, it fails before running anything, naming the directory
+: > "$T/afile"
+out=$("$SQ" recipe compare "$T/rtn8.yaml" -o "$T/afile/x/cmp" 2>&1); rc=$?
+[ $rc != 0 ] && printf '%s' "$out" | grep -q "afile" && ! printf '%s' "$out" | grep -q "recipe run" \
+    && pass compare_bad_dir || fail compare_bad_dir "exit $rc: $out"
+
 # ----- schema error from the command line -----
 printf 'version: 1\nmodel: hf\nstages:\n  - quantize: {method: rtn, bits: 7}\n' > "$T/bad.yaml"
 expect_fail schema_error "bad.yaml:4:35: stages\[0\].quantize.bits: expected one of 8, 6, 5, 4, 3, got 7" \
