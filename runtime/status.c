@@ -7,11 +7,19 @@
 
 static _Thread_local char last_error[1024];
 
+/* Messages are one line: names and values copied from a hostile file may hold newlines or
+ * other control bytes, which become '?'. */
+static void one_line(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 sq_status sq_errorf(sq_status code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    one_line(last_error);
     return code;
 }
 
@@ -28,6 +36,7 @@ void sq_error_prefix(const char *prefix) {
     memcpy(tmp + n + 2, last_error, rest);
     tmp[n + 2 + rest] = '\0';
     memcpy(last_error, tmp, sizeof last_error);
+    one_line(last_error);
 }
 
 const char *sq_status_name(sq_status s) {

@@ -173,6 +173,9 @@ SQ_TEST(hostile_files_rejected) {
     {
         const size_t kind_at = 128 + 4 + 2 + strlen("config.arch");
         EDIT_SEALED("unknown metadata kind", SQ_ERR_FORMAT, img[kind_at] = 42);
+        /* found by tests/fuzz/fuzz_readers.py (sqz-eval): a key holding a newline was echoed
+         * into the error, which then spanned two lines */
+        EDIT_SEALED("key with a newline in an error", SQ_ERR_FORMAT, img[kind_at] = 42; img[kind_at - 3] = '\n');
         EDIT_SEALED("string longer than section", SQ_ERR_FORMAT, wr64(img + kind_at + 1, 0xFFFFFFFF));
     }
     (void)meta_size;
