@@ -5,9 +5,10 @@ Builds small valid seed files with the tools of a build (tiny Hugging Face direc
 llama2.c checkpoints, .sqz, GGUF, HDF5 stores, calib.h5, saved base logits, recipes),
 applies seeded mutations (bit flips, bytes set to 0x00/0xFF/0x7F/0x80, 16/32/64-bit fields
 set to huge, negative or boundary values, truncation, removed/duplicated/inserted ranges, and
-for text formats numbers replaced by extreme values), runs the reading tool on each mutant
+for text formats numbers replaced by extreme values; for HDF5 files also structural edits made
+with the HDF5 API by h5mutate.c: attributes/datasets removed, retyped, reshaped), runs the reading tool on each mutant
 with a timeout and flags:
-  san      an AddressSanitizer / UBSan / LeakSanitizer report
+  san      an AddressSanitizer / UBSan / LeakSanitizer report (san-hdf5: inside libhdf5)
   signal   death by a signal
   timeout  no exit within the time limit (a hang or a huge allocation)
   exit     an exit status other than 0 and 1
@@ -219,6 +220,7 @@ def make_seeds(bin_dir, tools_dir, S, shared):
     run([B('squish-quantize'), S + '/m.h5', '-o', S + '/q.h5', '--method', 'rtn', '--bits', '4', '--group', '32',
          '--asym', '-q'])
     run([B('squish-convert'), 'export', S + '/q.h5', '-o', S + '/q.sqz'])
+    run([B('squish-prune'), S + '/m.h5', '-o', S + '/p.h5', '--method', 'magnitude', '--pattern', '2:4', '-q'])
     run([B('squish-calibrate'), S + '/m.h5', '--data', S + '/text.txt', '--samples', '2', '--seq-len', '16',
          '-o', S + '/cal.h5', '-q'])
     run([B('squish-eval'), S + '/m.sqz', '--text', S + '/text.txt', '--ctx', '32', '--top-k', '4',
@@ -235,6 +237,20 @@ def make_seeds(bin_dir, tools_dir, S, shared):
         os.makedirs(S + '/s260', exist_ok=True)
         shutil.copy(stories + '/stories260K.bin', S + '/s260/model.bin')
         shutil.copy(stories + '/tok512.bin', S + '/s260/tokenizer.bin')
+
+
+def build_h5mutate(top):
+    """Compiles tests/fuzz/h5mutate.c (structural HDF5 mutations) into the work directory."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'h5mutate.c')
+    exe = os.path.join(top, 'h5mutate')
+    try:
+        flags = subprocess.run(['pkg-config', '--cflags', '--libs', 'hdf5'], stdout=subprocess.PIPE,
+                               check=True).stdout.decode().split()
+        subprocess.run(['cc', '-std=c11', '-O1', '-D_DEFAULT_SOURCE', src, '-o', exe] + flags + ['-lm'], check=True)
+    except (OSError, subprocess.CalledProcessError):
+        print('fuzz_readers: cannot build h5mutate; the h5s-* targets are skipped')
+        return None
+    return exe
 
 
 def sqz_hot(path):
@@ -301,6 +317,22 @@ TARGETS = {
     'h5-calib': dict(file='cal.h5', cmd=['squish-quantize', '{S}/m.h5', '--calib', '{F}', '-o', '{O}.h5', '--method',
                                          'gptq', '--bits', '4', '--group', '32', '-q', '-t', '1'], hot=lambda p: 8192,
                      out='{O}.h5'),
+    # structural HDF5 mutations (tests/fuzz/h5mutate.c): the content libhdf5 reads but squish must check
+    'h5s-store': dict(file='m.h5', cmd=['squish-convert', 'export', '{F}', '-o', '{O}.sqz'], h5=True, out='{O}.sqz'),
+    'h5s-qstore': dict(file='q.h5', cmd=['squish-convert', 'export', '{F}', '-o', '{O}.sqz'], h5=True,
+                       out='{O}.sqz'),
+    'h5s-qstore-eval': dict(file='q.h5', cmd=['squish-eval', '{F}', '--text', '{S}/text.txt', '--ctx', '16',
+                                              '--chunks', '2', '-q', '-t', '1'], h5=True),
+    'h5s-pstore': dict(file='p.h5', cmd=['squish-convert', 'export', '{F}', '-o', '{O}.sqz'], h5=True,
+                       out='{O}.sqz'),
+    'h5s-quantize': dict(file='m.h5', cmd=['squish-quantize', '{F}', '-o', '{O}.h5', '--method', 'rtn', '--bits', '4',
+                                           '--group', '32', '-q', '-t', '1'], h5=True, out='{O}.h5'),
+    'h5s-calib': dict(file='cal.h5', cmd=['squish-quantize', '{S}/m.h5', '--calib', '{F}', '-o', '{O}.h5', '--method',
+                                          'gptq', '--bits', '4', '--group', '32', '-q', '-t', '1'], h5=True,
+                      out='{O}.h5'),
+    'h5s-calib-prune': dict(file='cal.h5', cmd=['squish-prune', '{S}/m.h5', '--calib', '{F}', '-o', '{O}.h5',
+                                                '--method', 'wanda', '--sparsity', '0.5', '--no-sequential', '-q',
+                                                '-t', '1'], h5=True, out='{O}.h5'),
     'kld': dict(file='base.kld', cmd=['squish-eval', '{S}/m.sqz', '--kld', '{F}', '-q', '-t', '1'], hot=lambda p: 256,
                 fix=kld_fix),
     'recipe': dict(file='recipe.yaml', cmd=['squish', 'recipe', 'validate', '{F}'], text=True),
@@ -316,8 +348,11 @@ def classify(t, rc, err, mutant_name, dir_name, out_path, timed_out):
     flags = []
     if timed_out:
         return ['timeout']
-    if SAN_RE.search(err):
-        flags.append('san')
+    m = SAN_RE.search(err)
+    if m:
+        # a report whose top frames are inside libhdf5 is the library's (a corrupt file), not ours
+        top = err[m.start():].split(b'\n    #4 ')[0]
+        flags.append('san-hdf5' if b'libhdf5' in top else 'san')
     if rc < 0 or rc >= 128:
         flags.append('signal')
     elif rc not in (0, 1) and not flags and not t['cmd'][0] == 'squish':
@@ -325,7 +360,8 @@ def classify(t, rc, err, mutant_name, dir_name, out_path, timed_out):
     if rc == 0 and t.get('strict'):
         flags.append('accepted')
     if rc != 0 and not flags:
-        lines = [l for l in err.decode(errors='replace').split('\n') if l.strip()]
+        # one error line naming the file; warnings may come before it
+        lines = [l for l in err.decode(errors='replace').split('\n') if l.strip() and not l.startswith('warning: ')]
         names = [mutant_name] + ([dir_name] if dir_name else [])
         if len(lines) != 1 or not any(n in lines[0] for n in names):
             flags.append('message')
@@ -365,6 +401,7 @@ def main():
         S = top + '/seeds'
         os.makedirs(S)
         make_seeds(bin_dir, tools_dir, S, a.shared)
+        h5mutate = build_h5mutate(top)
         W = top + '/work'
         for name in only:
             if name in skip:
@@ -382,8 +419,9 @@ def main():
             for i in range(a.first - 1, a.first + a.cases):
                 rnd = random.Random('%d:%s:%d' % (a.seed, name, i))
                 # case first-1 runs the seed itself, which must pass (or the target tests nothing)
-                m = data if i < a.first else mutate(rnd, data, hot, t.get('text', False), t.get('fix'))
-                if m == data and i >= a.first:
+                m = data if i < a.first or t.get('h5') else mutate(rnd, data, hot, t.get('text', False),
+                                                                      t.get('fix'))
+                if m == data and i >= a.first and not t.get('h5'):
                     counts['same'] = counts.get('same', 0) + 1
                     continue
                 shutil.rmtree(W, ignore_errors=True)
@@ -395,8 +433,17 @@ def main():
                 else:
                     D = W
                     F = os.path.join(W, 'fz-' + t['file'])
-                with open(F, 'wb') as f:
-                    f.write(m)
+                if t.get('h5') and i >= a.first:
+                    if not h5mutate:
+                        break
+                    r = subprocess.run([h5mutate, seed_file, F, str(a.seed * 1000003 + i)], stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT)
+                    what = r.stdout.decode(errors='replace').strip()
+                    m = open(F, 'rb').read() if os.path.exists(F) else b''
+                else:
+                    what = ''
+                    with open(F, 'wb') as f:
+                        f.write(m)
                 O = os.path.join(W, 'out')
                 sub = lambda s: s.replace('{F}', F).replace('{D}', D).replace('{O}', O).replace('{S}', S)
                 cmd = [os.path.join(bin_dir, t['cmd'][0])] + [sub(x) for x in t['cmd'][1:]]
@@ -420,11 +467,12 @@ def main():
                 for fl in flags:
                     counts[fl] = counts.get(fl, 0) + 1
                 if a.verbose and not flags:
-                    print('  %s case %d: exit %d: %s' % (name, i, rc, err.decode(errors='replace').strip()[:200]))
+                    print('  %s case %d: %sexit %d: %s' % (name, i, what + ': ' if what else '', rc, err.decode(errors='replace').strip()[:200]))
                 if flags:
                     total_flagged += 1
                     msg = err.decode(errors='replace').strip().split('\n')
-                    print('  %s case %d: %s: %s' % (name, i, ','.join(flags), ' | '.join(msg[:3])[:300]), flush=True)
+                    print('  %s case %d: %s: %s%s' % (name, i, ','.join(flags), what + ': ' if what else '',
+                                                        ' | '.join(msg[:3])[:300]), flush=True)
                     if a.keep:
                         kd = os.path.join(a.keep, '%s-%d' % (name, i))
                         os.makedirs(kd, exist_ok=True)
