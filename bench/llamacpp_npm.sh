@@ -9,6 +9,12 @@
 #   bash bench/llamacpp_npm.sh compare MODEL.gguf [TEXT] [CTX] [CHUNKS]
 #                                                            # squish-eval and llama.cpp on the same GGUF and text
 #   bash bench/llamacpp_npm.sh stories [CHUNKS]              # stories260K -> GGUF (squish-convert), then compare
+#   bash bench/llamacpp_npm.sh build-tools                   # llama-perplexity, -quantize, -bench, compiled from the
+#                                                            # llama.cpp source node-llama-cpp ships (a git bundle),
+#                                                            # linked to the prebuilt libraries (g++, ~30 s), in
+#                                                            # $LLAMACPP_NPM_DIR/build/bin (= LLAMA_CPP_DIR layout)
+#   bash bench/llamacpp_npm.sh llama-perplexity ARGS...      # run those tools (absolute paths for files)
+#   bash bench/llamacpp_npm.sh llama-quantize ARGS...        # (and llama-bench)
 #
 # Environment: LLAMACPP_NPM_DIR (default /work/llamacpp-npm), SQUISH_BIN (default ./build/bin), SHARED (default
 # ../shared), OUT (default bench/out/llamacpp-npm).
@@ -36,6 +42,40 @@ cmd_install() {
     ls "$NPM_DIR/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/"libllama*.so >/dev/null \
         || die "$NPM_DIR: no prebuilt libllama in @node-llama-cpp/linux-x64"
     echo "installed node-llama-cpp $NLC_VERSION with its prebuilt linux-x64 llama.cpp in $NPM_DIR"
+}
+
+libdir() { echo "$NPM_DIR/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"; }
+
+cmd_build_tools() {
+    local lib src tools bundle
+    lib="$(libdir)"; src="$NPM_DIR/llama.cpp-src"; tools="$NPM_DIR/build/bin"
+    bundle="$NPM_DIR/node_modules/node-llama-cpp/llama/gitRelease.bundle"
+    [ -f "$bundle" ] && [ -d "$lib" ] || die "$NPM_DIR: node-llama-cpp not installed (run: $0 install)"
+    command -v g++ >/dev/null || die "g++ not found (apt-get install g++)"
+    [ -d "$src/.git" ] || git -c advice.detachedHead=false clone -q "$bundle" "$src"
+    mkdir -p "$tools"
+    # the prebuilt ggml loads its CPU backend (the best libggml-cpu-*.so variant for this CPU) from the directory of
+    # the executable: link them there.
+    ln -sf "$lib"/libggml-cpu-*.so "$tools/"
+    local t
+    for t in perplexity quantize llama-bench; do
+        local srcs=("$src/tools/$t/$t.cpp" "$src/tools/$t/main.cpp") exe="$tools/llama-$t"
+        [ "$t" = llama-bench ] && exe="$tools/$t"
+        [ -f "$src/tools/$t/main.cpp" ] || srcs=("$src/tools/$t/$t.cpp")
+        g++ -std=c++17 -O2 -I"$src/include" -I"$src/ggml/include" -I"$src/common" -I"$src/vendor" \
+            "${srcs[@]}" -o "$exe.tmp" \
+            "$lib/libllama-common.so" "$lib"/libllama.v*.so "$lib"/libggml.v*.so "$lib/libggml-base.so" \
+            -Wl,-rpath,"$lib" -lpthread
+        mv "$exe.tmp" "$exe"
+    done
+    "$tools/llama-perplexity" --version 2>&1 | head -n 1
+    echo "built llama-perplexity, llama-quantize and llama-bench in $tools (LLAMA_CPP_DIR=$NPM_DIR for run_bench.sh)"
+}
+
+cmd_tool() {
+    local exe="$NPM_DIR/build/bin/$1"; shift
+    [ -x "$exe" ] || die "$exe: not built (run: $0 build-tools)"
+    "$exe" "$@"
 }
 
 cmd_ppl() {
@@ -77,5 +117,7 @@ case "${1:-}" in
     ppl) shift; cmd_ppl "$@" ;;
     compare) shift; cmd_compare "$@" ;;
     stories) shift; cmd_stories "$@" ;;
-    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+    build-tools) shift; cmd_build_tools "$@" ;;
+    llama-perplexity|llama-quantize|llama-bench) cmd_tool "$@" ;;
+    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

@@ -9,6 +9,10 @@
 //
 // usage: node bench/llamacpp_ppl.mjs MODEL.gguf --text FILE [--ctx 256] [--chunks K] [-t 1] [--json OUT]
 //        [--kv f16|f32] [--fa auto|on|off]   (KV cache type, flash attention; default f16, off)
+//        [--logits full|weight]   full (default): every scored position returns all n_vocab logits and the
+//                                 log-softmax is taken here in double; weight: llama.cpp's binding returns only the
+//                                 target's logit, the max logit and Σ exp(logit − max) (summed in float in the
+//                                 binding), several times faster for large vocabularies
 //        [--tokens-out FILE]   (write the evaluated token ids, one per line, for cross-checks)
 // node-llama-cpp is imported from $LLAMACPP_NPM_DIR (default /work/llamacpp-npm), see bench/llamacpp_npm.sh.
 import fs from "node:fs";
@@ -21,7 +25,7 @@ function die(msg) {
 }
 
 function parseArgs(argv) {
-    const a = {model: null, text: null, ctx: 256, chunks: 0, threads: 1, json: null, tokensOut: null, kv: "F16", fa: "off"};
+    const a = {model: null, text: null, ctx: 256, chunks: 0, threads: 1, json: null, tokensOut: null, kv: "F16", fa: "off", mode: "full"};
     for (let i = 0; i < argv.length; i++) {
         const k = argv[i];
         const val = () => {
@@ -41,6 +45,7 @@ function parseArgs(argv) {
         else if (k === "--tokens-out") a.tokensOut = val();
         else if (k === "--kv") a.kv = val().toUpperCase();
         else if (k === "--fa") a.fa = val();
+        else if (k === "--logits") a.mode = val();
         else if (k.startsWith("-")) die(`unknown option '${k}'`);
         else if (a.model === null) a.model = k;
         else die(`unexpected argument '${k}'`);
@@ -49,6 +54,7 @@ function parseArgs(argv) {
     if (a.ctx < 4 || a.ctx % 2 !== 0) die(`--ctx must be an even number >= 4 (got ${a.ctx})`);
     if (a.threads < 1) die("-t must be >= 1");
     if (a.kv !== "F16" && a.kv !== "F32") die(`--kv must be f16 or f32 (got '${a.kv}')`);
+    if (a.mode !== "full" && a.mode !== "weight") die(`--logits must be full or weight (got '${a.mode}')`);
     if (a.fa !== "auto" && a.fa !== "on" && a.fa !== "off") die(`--fa must be auto, on or off (got '${a.fa}')`);
     return a;
 }
@@ -103,19 +109,27 @@ for (let w = 0; w < nWin; w++) {
     await seq.clearHistory();
     const win = Array.from(tokens.subarray(w * ctxLen, (w + 1) * ctxLen));
     win[0] = bos;
-    const input = win.map((t, i) => (i >= first && i <= ctxLen - 2) ? [t, {generateNext: {logits: true}}] : t);
+    const want = (i) => args.mode === "full" ? {logits: true}
+        : {logits: {filter: {tokens: [win[i + 1]], includeTop: 1}}, totalLogitWeight: true};
+    const input = win.map((t, i) => (i >= first && i <= ctxLen - 2) ? [t, {generateNext: want(i)}] : t);
     const out = await seq.controlledEvaluate(input);
     for (let i = first; i <= ctxLen - 2; i++) {
-        const logits = out[i]?.next?.logits;
+        const next = out[i]?.next;
+        const logits = next?.logits;
         if (!logits) die(`window ${w}: llama.cpp returned no logits for position ${i}`);
-        if (vocabSeen === 0) vocabSeen = logits.size;
-        else if (logits.size !== vocabSeen) die(`window ${w}: logits for ${logits.size} tokens, expected ${vocabSeen}`);
-        let mx = -Infinity;
-        for (const v of logits.values()) if (v > mx) mx = v;
-        let s = 0;
-        for (const v of logits.values()) s += Math.exp(v - mx);
         const target = logits.get(win[i + 1]);
         if (target === undefined) die(`window ${w}: no logit for token ${win[i + 1]}`);
+        let mx = -Infinity, s = 0;
+        for (const v of logits.values()) if (v > mx) mx = v;
+        if (args.mode === "full") {
+            if (vocabSeen === 0) vocabSeen = logits.size;
+            else if (logits.size !== vocabSeen) die(`window ${w}: logits for ${logits.size} tokens, expected ${vocabSeen}`);
+            for (const v of logits.values()) s += Math.exp(v - mx);
+        } else {
+            // includeTop: 1 puts the maximum logit in the map (includeMax does not add it in 3.22.1); totalLogitWeight = Σ exp(logit − max) over the vocabulary
+            s = next.totalLogitWeight;
+            if (!(s >= 1)) die(`window ${w}: bad total logit weight ${s} at position ${i}`);
+        }
         const nll = -(target - mx - Math.log(s));
         sumNll += nll;
         sumNll2 += nll * nll;
@@ -132,11 +146,11 @@ const err = count > 1 && variance > 0 ? ppl * Math.sqrt(variance / (count - 1)) 
 const res = {
     engine: `llama.cpp via node-llama-cpp ${pkg.version} (prebuilt, ${llama.buildType})`,
     model: args.model, text: args.text, protocol: "llamacpp", ctx: ctxLen, windows: nWin, scored: count,
-    text_tokens: nTok, n_vocab: vocabSeen, threads: args.threads, kv_cache: args.kv, flash_attention: args.fa, ppl, ppl_err: err, mean_nll: mean, seconds: secs,
+    text_tokens: nTok, n_vocab: vocabSeen || null, logits_mode: args.mode, threads: args.threads, kv_cache: args.kv, flash_attention: args.fa, ppl, ppl_err: err, mean_nll: mean, seconds: secs,
     first_tokens: Array.from(tokens.subarray(0, 16)),
 };
 console.log(`ppl = ${ppl.toFixed(4)} ± ${err.toFixed(4)} mean_nll=${mean.toFixed(9)} (llama.cpp via node-llama-cpp ${pkg.version}, protocol=llamacpp, ` +
-    `ctx=${ctxLen}, windows=${nWin}, scored=${count}, text_tokens=${nTok}, n_vocab=${vocabSeen}, kv=${args.kv}, fa=${args.fa}, threads=${args.threads}, ` +
+    `ctx=${ctxLen}, windows=${nWin}, scored=${count}, text_tokens=${nTok}, logits=${args.mode}, kv=${args.kv}, fa=${args.fa}, threads=${args.threads}, ` +
     `${secs.toFixed(1)} s)`);
 if (args.json) {
     const tmp = `${args.json}.tmp${process.pid}`;
