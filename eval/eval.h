@@ -40,6 +40,7 @@ typedef struct sq_kld_base sq_kld_base;
 /* Opens and fully validates a base file (checksum included). */
 sq_status sq_kld_base_open(sq_kld_base **out, const char *path);
 void sq_kld_base_close(sq_kld_base *b);
+const char *sq_kld_base_path(const sq_kld_base *b); /* as opened, for messages */
 sq_protocol sq_kld_base_protocol(const sq_kld_base *b);
 int32_t sq_kld_base_ctx(const sq_kld_base *b);
 int32_t sq_kld_base_vocab(const sq_kld_base *b);

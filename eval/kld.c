@@ -230,6 +230,7 @@ void sq_kld_writer_abort(sq_kld_writer *w) {
 /* ===== Reader ===== */
 
 struct sq_kld_base {
+    char *path; /* for messages */
     sq_mapping map;
     sq_protocol protocol;
     int32_t ctx, n_vocab, k, n_windows;
@@ -242,7 +243,10 @@ struct sq_kld_base {
 sq_status sq_kld_base_open(sq_kld_base **out, const char *path) {
     *out = NULL;
     sq_kld_base *b = calloc(1, sizeof *b);
-    if (!b) return sq_errorf(SQ_ERR_OOM, "%s: out of memory", path);
+    if (!b || !(b->path = strdup(path))) {
+        free(b);
+        return sq_errorf(SQ_ERR_OOM, "%s: out of memory", path);
+    }
     sq_status st = sq_map_file(path, &b->map);
     if (st) goto fail;
     const uint8_t *p = b->map.data;
@@ -315,9 +319,11 @@ void sq_kld_base_close(sq_kld_base *b) {
     if (!b) return;
     sq_unmap_file(&b->map);
     free(b->tokens);
+    free(b->path);
     free(b);
 }
 
+const char *sq_kld_base_path(const sq_kld_base *b) { return b->path; }
 sq_protocol sq_kld_base_protocol(const sq_kld_base *b) { return b->protocol; }
 int32_t sq_kld_base_ctx(const sq_kld_base *b) { return b->ctx; }
 int32_t sq_kld_base_vocab(const sq_kld_base *b) { return b->n_vocab; }

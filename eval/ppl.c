@@ -68,20 +68,21 @@ sq_status sq_eval_perplexity(const sq_model *m, const int32_t *tokens, int64_t n
     uint64_t tok_hash = sq_vocab_hash(m->vocab);
 
     if (base) {
+        const char *bp = sq_kld_base_path(base);
         if (sq_kld_base_protocol(base) != o->protocol || sq_kld_base_ctx(base) != ctx)
-            return sq_errorf(SQ_ERR_ARG, "the base file was made with protocol %s, ctx %d; this run uses %s, ctx %d",
-                             sq_kld_base_protocol(base) == SQ_PROTOCOL_GPTQ ? "gptq" : "llamacpp",
+            return sq_errorf(SQ_ERR_ARG, "%s: the base file was made with protocol %s, ctx %d; this run uses %s, ctx %d",
+                             bp, sq_kld_base_protocol(base) == SQ_PROTOCOL_GPTQ ? "gptq" : "llamacpp",
                              sq_kld_base_ctx(base), o->protocol == SQ_PROTOCOL_GPTQ ? "gptq" : "llamacpp", ctx);
         if (sq_kld_base_vocab(base) != vocab)
-            return sq_errorf(SQ_ERR_ARG, "the base file has a vocabulary of %d, this model %d", sq_kld_base_vocab(base),
-                             vocab);
+            return sq_errorf(SQ_ERR_ARG, "%s: the base file has a vocabulary of %d, this model %d", bp,
+                             sq_kld_base_vocab(base), vocab);
         if (sq_kld_base_tokenizer_hash(base) != tok_hash)
-            return sq_errorf(SQ_ERR_ARG, "the base file was made with a different tokenizer (hash %016llx, this "
-                             "model %016llx)", (unsigned long long)sq_kld_base_tokenizer_hash(base),
+            return sq_errorf(SQ_ERR_ARG, "%s: the base file was made with a different tokenizer (hash %016llx, this "
+                             "model %016llx)", bp, (unsigned long long)sq_kld_base_tokenizer_hash(base),
                              (unsigned long long)tok_hash);
         if (n_windows > sq_kld_base_windows(base)) n_windows = sq_kld_base_windows(base);
         if (memcmp(tokens, sq_kld_base_tokens(base), (size_t)n_windows * ctx * sizeof(int32_t)) != 0)
-            return sq_errorf(SQ_ERR_ARG, "the text's tokens differ from the tokens stored in the base file");
+            return sq_errorf(SQ_ERR_ARG, "%s: the text's tokens differ from the tokens stored in the base file", bp);
     }
 
     sq_status st = SQ_OK;

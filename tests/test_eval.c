@@ -186,8 +186,11 @@ SQ_TEST(kld_exact_and_topk) {
         /* a different protocol or different tokens are refused */
         sq_eval_opts g = {.protocol = SQ_PROTOCOL_GPTQ, .ctx = ctx};
         SQ_CHECK(sq_eval_perplexity(mq, toks, n, &g, bk, NULL, 0, NULL, &r) == SQ_ERR_ARG);
+        /* each refusal names the base file (the fuzzer's kld target found them nameless) */
+        SQ_CHECKF(strstr(sq_last_error(), "top8.kld") != NULL, "message '%s'", sq_last_error());
         toks[5] ^= 1;
         SQ_CHECK(sq_eval_perplexity(mq, toks, n, &o, bk, NULL, 0, NULL, &r) == SQ_ERR_ARG);
+        SQ_CHECKF(strstr(sq_last_error(), "top8.kld") != NULL, "message '%s'", sq_last_error());
     }
     sq_kld_base_close(bf);
     sq_kld_base_close(bk);
