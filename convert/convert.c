@@ -220,8 +220,17 @@ static int cmd_info(const conv_opts *o) {
 
 /* ===== import / export ===== */
 
+/* A runnable file or GGUF needs a vocabulary; a model store may lack one (a hostile or
+ * damaged store without /tokenizer): say so about the source, not the output. */
+static sq_status need_tokenizer(const sq_checkpoint *c, const char *src) {
+    if (c->vocab.n_tokens > 0) return SQ_OK;
+    return sq_errorf(SQ_ERR_FORMAT, "%s: has no tokenizer, which a runnable file needs", src);
+}
+
 static sq_status export_sqz(const sq_checkpoint *c, const char *src, const char *out) {
     char store_hash[65] = "";
+    sq_status st0 = need_tokenizer(c, src);
+    if (st0) return st0;
     char *sources = NULL;
     size_t cap = 1;
     for (int32_t i = 0; i < c->n_sources; i++) cap += strlen(c->sources[i].path) + 100;
@@ -299,6 +308,8 @@ static char *model_name(const char *src) {
 
 static sq_status export_gguf(const sq_checkpoint *c, const char *src, const char *out) {
     char store_hash[65] = "";
+    sq_status st0 = need_tokenizer(c, src);
+    if (st0) return st0;
     sq_gguf_export_opts opts = {0};
     char *name = model_name(src);
     if (!name) return sq_errorf(SQ_ERR_OOM, "out of memory");

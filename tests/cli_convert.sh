@@ -58,6 +58,13 @@ expect_fail bad_dtype "dtype" "$BIN/squish-convert" import "$T/hf" -o "$T/x.h5" 
 expect_fail import_to_sqz "should end in .h5" "$BIN/squish-convert" import "$T/hf" -o "$T/x.sqz"
 expect_fail missing_input "nope" "$BIN/squish-convert" import "$T/nope" -o "$T/x.h5"
 no_file missing_input_no_output "$T/x.h5"
+# a store without /tokenizer (a damaged one reads as such; found by tests/fuzz/fuzz_readers.py):
+# the error names the store, not the output, and nothing is written
+"$TOOLS/tool_make_tiny" store-notok "$T/notok" >/dev/null
+expect_fail export_no_tokenizer "notok/model.h5: has no tokenizer" "$BIN/squish-convert" export "$T/notok/model.h5" -o "$T/x.sqz"
+no_file export_no_tokenizer_no_output "$T/x.sqz"
+expect_fail gguf_no_tokenizer "notok/model.h5: has no tokenizer" "$BIN/squish-convert" export "$T/notok/model.h5" -o "$T/x.gguf"
+no_file gguf_no_tokenizer_no_output "$T/x.gguf"
 
 # missing tokenizer
 mkdir -p "$T/notok" && cp "$T/hf/config.json" "$T/hf/model.safetensors" "$T/notok/"
