@@ -188,7 +188,29 @@ def mutate_text(rnd, d, hot):
     return mutate_bytes(rnd, d, hot)
 
 
+def mutate_safetensors(rnd, data):
+    """Mostly edits the JSON header as text (numbers in shapes and data_offsets, structure) and
+    rewrites its length prefix to match, so the header parses and the offsets/shapes get checked."""
+    n = struct.unpack_from('<Q', data)[0]
+    if n > len(data) - 8 or rnd.random() < 0.25:
+        return mutate(rnd, data, 8 + n, False, None)
+    h = bytearray(data[8:8 + n])
+    for _ in range(1 if rnd.random() < 0.6 else rnd.randrange(2, 4)):
+        op = rnd.randrange(4)
+        nums = list(NUM_RE.finditer(h))
+        if op < 3 and nums:
+            m = rnd.choice(nums)
+            v = rnd.choice(NUMBERS + [b'%d' % (int(m.group()) + rnd.choice([-1, 1, 2, 64]))
+                                      if m.group().lstrip(b'-').isdigit() else b'0'])
+            h[m.start():m.end()] = v
+        else:
+            h = mutate_text(rnd, h, 0)
+    return struct.pack('<Q', len(h)) + bytes(h) + data[8 + n:]
+
+
 def mutate(rnd, data, hot, text, fix):
+    if text == 'safetensors':
+        return mutate_safetensors(rnd, data)
     d = bytearray(data)
     for _ in range(1 if rnd.random() < 0.6 else rnd.randrange(2, 5)):
         d = mutate_text(rnd, d, hot) if text else mutate_bytes(rnd, d, hot)
@@ -264,10 +286,6 @@ def gguf_hot(path):
     return 12000
 
 
-def st_hot(path):
-    return 8 + struct.unpack_from('<Q', open(path, 'rb').read(8))[0]
-
-
 SQZ_SIZE = lambda rnd, d: sqz_fix(rnd, d, False)
 SQZ_RESEAL = lambda rnd, d: sqz_fix(rnd, d, True)
 
@@ -293,9 +311,9 @@ TARGETS = {
                      out='{O}.sqz'),
     'gguf-info': dict(file='m.gguf', cmd=['squish-convert', 'info', '{F}'], hot=gguf_hot),
     'safetensors': dict(dir='hf', file='model.safetensors', cmd=['squish-convert', '{D}', '-o', '{O}.sqz'],
-                        hot=st_hot, out='{O}.sqz'),
+                        text='safetensors', out='{O}.sqz'),
     'safetensors-bf16': dict(dir='bpe', file='model.safetensors', cmd=['squish-convert', 'import', '{D}', '-o',
-                                                                       '{O}.h5'], hot=st_hot, out='{O}.h5'),
+                                                                       '{O}.h5'], text='safetensors', out='{O}.h5'),
     'hf-config': dict(dir='hf', file='config.json', cmd=['squish-convert', '{D}', '-o', '{O}.sqz'], text=True,
                       out='{O}.sqz'),
     'hf-tokcfg': dict(dir='bpe', file='tokenizer_config.json', cmd=['squish-convert', '{D}', '-o', '{O}.sqz'],
@@ -337,7 +355,7 @@ TARGETS = {
                 fix=kld_fix),
     'recipe': dict(file='recipe.yaml', cmd=['squish', 'recipe', 'validate', '{F}'], text=True),
     'eval-json': dict(file='eval.json', cmd=['squish', 'recipe', 'check', '{S}/recipe.yaml', '--baseline', '{F}',
-                                             '--run', '{S}/nonexistent-run', '-q'], text=True),
+                                             '--run', '{S}/run', '-q'], text=True, ok=(3,)),  # 3: a gate failed
 }
 
 
@@ -355,11 +373,11 @@ def classify(t, rc, err, mutant_name, dir_name, out_path, timed_out):
         flags.append('san-hdf5' if b'libhdf5' in top else 'san')
     if rc < 0 or rc >= 128:
         flags.append('signal')
-    elif rc not in (0, 1) and not flags and not t['cmd'][0] == 'squish':
+    elif rc not in (0, 1) + t.get('ok', ()) and not flags:
         flags.append('exit')
     if rc == 0 and t.get('strict'):
         flags.append('accepted')
-    if rc != 0 and not flags:
+    if rc not in (0,) + t.get('ok', ()) and not flags:
         # one error line naming the file; warnings may come before it
         lines = [l for l in err.decode(errors='replace').split('\n') if l.strip() and not l.startswith('warning: ')]
         names = [mutant_name] + ([dir_name] if dir_name else [])
@@ -456,7 +474,7 @@ def main():
                 except subprocess.TimeoutExpired as e:
                     rc, err, timed_out = -999, e.stderr or b'', True
                 if i < a.first:
-                    if rc != 0 and not (name == 'eval-json' and rc == 2):
+                    if rc not in (0,) + t.get('ok', ()):
                         print('%-18s SEED FAILS (exit %d): %s' % (name, rc, err.decode(errors='replace')[:300]))
                         total_flagged += 1
                         break
