@@ -107,11 +107,12 @@ sq_status sq_gguf_qtype_for(const sq_tensor *t, uint32_t *out);
  * type's row bytes. *max_err (may be NULL): the largest |weight difference| (only Q4_1/Q5_1,
  * whose fp16 offset m = fp16(-s*z) rounds, are not exact). */
 sq_status sq_gguf_encode_qtensor(const sq_tensor *t, uint32_t gtype, void *dst, double *max_err);
-/* Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 */
+/* Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K */
 bool sq_gguf_qtype_importable(uint32_t gtype);
 /* Decodes a rows x cols GGUF matrix of an importable type into x's type, q, data and nbytes
  * (x owns the data, also on failure): Q4_0/Q5_0/Q8_0 -> q4g/q5g/q8g symmetric, groups of 32,
- * exactly; Q4_1/Q5_1 -> F32 (q*d + m). Non-finite d or m: SQ_ERR_FORMAT naming the tensor. */
+ * exactly; Q4_1/Q5_1 (q*d + m) and the K-quants -> F32 as ggml decodes them. A non-finite
+ * scale or offset: SQ_ERR_FORMAT naming the tensor. */
 sq_status sq_gguf_decode_qtensor(const char *path, const char *name, uint32_t gtype, const uint8_t *src,
                                  int64_t rows, int64_t cols, sq_tensor *x);
 

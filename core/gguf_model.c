@@ -591,8 +591,8 @@ sq_status sq_import_gguf(const char *path, sq_checkpoint *out) {
         sq_type ty;
         if (!sq_ggml_to_sq(t->type, &ty) && !sq_gguf_qtype_importable(t->type)) {
             st = sq_errorf(SQ_ERR_UNSUPPORTED,
-                           "%s: tensor '%s' is %s; squish imports F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 GGUF "
-                           "tensors",
+                           "%s: tensor '%s' is %s; squish imports F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K "
+                           "and Q6_K GGUF tensors",
                            path, t->name, sq_ggml_type_name(t->type));
             goto fail;
         }

@@ -1,5 +1,6 @@
 /* gguf_quant.c - squish's group-quantized rows <-> ggml's legacy 32-weight blocks (Q4_0,
- * Q4_1, Q5_0, Q5_1, Q8_0) for GGUF export and import (docs/gguf.md "Quantized tensors").
+ * Q4_1, Q5_0, Q5_1, Q8_0) for GGUF export and import, and the import of the K-quant
+ * super-blocks Q4_K, Q5_K, Q6_K as floats (docs/gguf.md "Quantized tensors").
  * Block layouts: FORMATS.md 6.4 and the structs of ggml-common.h (d, [m,] [qh,] qs; fp16
  * little-endian; Q4/Q5 low nibbles hold weights 0-15 of the block, high nibbles 16-31; Q5
  * qh bit j is bit 4 of weight j). Rows go through sq_qrow_unpack / sq_qrow_pack, so this
@@ -167,9 +168,73 @@ sq_status sq_gguf_encode_qtensor(const sq_tensor *t, uint32_t gtype, void *dst, 
 
 /* ===== Import ===== */
 
+static bool is_kquant(uint32_t gtype) {
+    return gtype == SQ_GGML_Q4_K || gtype == SQ_GGML_Q5_K || gtype == SQ_GGML_Q6_K;
+}
+
 bool sq_gguf_qtype_importable(uint32_t gtype) {
     return gtype == SQ_GGML_Q4_0 || gtype == SQ_GGML_Q4_1 || gtype == SQ_GGML_Q5_0 || gtype == SQ_GGML_Q5_1 ||
-           gtype == SQ_GGML_Q8_0;
+           gtype == SQ_GGML_Q8_0 || is_kquant(gtype);
+}
+
+/* The 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block (FORMATS.md 6.4). */
+static void kscale_min(const uint8_t *sc, int j, int *scale, int *min) {
+    if (j < 4) {
+        *scale = sc[j] & 63;
+        *min = sc[j + 4] & 63;
+    } else {
+        *scale = (sc[j + 4] & 15) | (sc[j - 4] >> 6) << 4;
+        *min = (sc[j + 4] >> 4) | (sc[j] >> 6) << 4;
+    }
+}
+
+/* One row of 256-weight super-blocks into floats, in ggml's operation order (a product of
+ * the super-block scale and the sub-block scale, times the code, minus the min's product).
+ * Q4_K: d, dmin, scales[12], qs[128]; Q5_K: d, dmin, scales[12], qh[32], qs[128]; Q6_K:
+ * ql[128], qh[64], int8 scales[16], d. false when a d/dmin is not finite. */
+static bool kquant_row(uint32_t gtype, const uint8_t *p, int64_t cols, float *y) {
+    const size_t bb = gtype == SQ_GGML_Q4_K ? 144 : gtype == SQ_GGML_Q5_K ? 176 : 210;
+    for (int64_t b0 = 0; b0 < cols; b0 += 256, p += bb) {
+        float *o = y + b0;
+        if (gtype == SQ_GGML_Q6_K) {
+            const uint8_t *ql = p, *qh = p + 128;
+            const int8_t *sc = (const int8_t *)(p + 192);
+            const float d = sq_f16_to_f32(get16(p + 208));
+            if (!isfinite(d)) return false;
+            for (int n = 0; n < 2; n++, ql += 64, qh += 32, sc += 8, o += 128)
+                for (int l = 0; l < 32; l++) {
+                    const int is = l / 16;
+                    const int q1 = ((ql[l] & 15) | ((qh[l] >> 0) & 3) << 4) - 32;
+                    const int q2 = ((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4) - 32;
+                    const int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+                    const int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+                    o[l] = d * (float)sc[is] * (float)q1;
+                    o[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                    o[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                    o[l + 96] = d * (float)sc[is + 6] * (float)q4;
+                }
+            continue;
+        }
+        const float d = sq_f16_to_f32(get16(p)), dmin = sq_f16_to_f32(get16(p + 2));
+        if (!isfinite(d) || !isfinite(dmin)) return false;
+        const uint8_t *sc = p + 4, *qh = p + 16, *qs = p + (gtype == SQ_GGML_Q5_K ? 48 : 16);
+        for (int c = 0; c < 4; c++, qs += 32, o += 64) { /* 64 weights: sub-blocks 2c and 2c + 1 */
+            int s1, m1, s2, m2;
+            kscale_min(sc, 2 * c, &s1, &m1);
+            kscale_min(sc, 2 * c + 1, &s2, &m2);
+            const float d1 = d * (float)s1, mm1 = dmin * (float)m1, d2 = d * (float)s2, mm2 = dmin * (float)m2;
+            for (int l = 0; l < 32; l++) {
+                int lo = qs[l] & 15, hi = qs[l] >> 4;
+                if (gtype == SQ_GGML_Q5_K) {
+                    lo += (qh[l] >> (2 * c) & 1) << 4;
+                    hi += (qh[l] >> (2 * c + 1) & 1) << 4;
+                }
+                o[l] = d1 * (float)lo - mm1;
+                o[l + 32] = d2 * (float)hi - mm2;
+            }
+        }
+    }
+    return true;
 }
 
 sq_status sq_gguf_decode_qtensor(const char *path, const char *name, uint32_t gtype, const uint8_t *src,
@@ -177,9 +242,9 @@ sq_status sq_gguf_decode_qtensor(const char *path, const char *name, uint32_t gt
     const size_t irb = sq_gguf_qrow_bytes(gtype, cols);
     if (!sq_gguf_qtype_importable(gtype) || irb == 0 || rows < 1)
         return sq_errorf(SQ_ERR_UNSUPPORTED, "%s: tensor '%s' is %s with %lld columns; squish imports Q4_0, Q4_1, "
-                         "Q5_0, Q5_1 and Q8_0 matrices of whole 32-weight blocks", path, name,
+                         "Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K matrices of whole blocks", path, name,
                          sq_ggml_type_name(gtype), (long long)cols);
-    const bool to_f32 = gtype == SQ_GGML_Q4_1 || gtype == SQ_GGML_Q5_1;
+    const bool to_f32 = gtype == SQ_GGML_Q4_1 || gtype == SQ_GGML_Q5_1 || is_kquant(gtype);
     x->type = to_f32 ? SQ_TYPE_F32 : gtype == SQ_GGML_Q4_0 ? SQ_TYPE_Q4G : gtype == SQ_GGML_Q5_0 ? SQ_TYPE_Q5G
                                                                                                    : SQ_TYPE_Q8G;
     x->q = to_f32 ? (sq_qparams){0} : (sq_qparams){.group = BLK, .asym = false};
@@ -197,6 +262,12 @@ sq_status sq_gguf_decode_qtensor(const char *path, const char *name, uint32_t gt
     for (int64_t r = 0; r < rows && !st; r++) {
         const uint8_t *p = src + (size_t)r * irb;
         float *w = to_f32 ? (float *)((uint8_t *)x->data + (size_t)r * orb) : NULL;
+        if (is_kquant(gtype)) {
+            if (!kquant_row(gtype, p, cols, w))
+                st = sq_errorf(SQ_ERR_FORMAT, "%s: tensor '%s' row %lld: a super-block scale is not finite", path,
+                               name, (long long)r);
+            continue;
+        }
         for (int64_t c0 = 0; c0 < cols && !st; c0 += BLK) {
             const float d = sq_f16_to_f32(get16(p));
             float m = 0.0f;

@@ -1367,6 +1367,73 @@ SQ_TEST(quantized_ragged_rows) {
     }
 }
 
+/* K-quant super-blocks decoded to floats: random blocks (finite scales) against the formulas
+ * of FORMATS.md 6.4 (Q4_K) and ggml's dequantize_row_q5_K/q6_K, written out here per weight. */
+static float kref(uint32_t gt, const uint8_t *b, int i) {
+    if (gt == SQ_GGML_Q6_K) {
+        const int half = i / 128, r = i % 128, quarter = r / 32, l = r % 32;
+        const uint8_t *ql = b + 64 * half, *qh = b + 128 + 32 * half;
+        const int8_t *sc = (const int8_t *)(b + 192) + 8 * half;
+        const int lowbits = quarter == 0 ? ql[l] & 15 : quarter == 1 ? ql[l + 32] & 15 : quarter == 2 ? ql[l] >> 4
+                                                                                                       : ql[l + 32] >> 4;
+        const int q = (lowbits | ((qh[l] >> (2 * quarter)) & 3) << 4) - 32;
+        return sq_f16_to_f32(le16(b + 208)) * (float)sc[l / 16 + 2 * quarter] * (float)q;
+    }
+    const int sub = i / 32, l = i % 32, c = sub / 2; /* sub-block 0..7, its 32 weights */
+    const uint8_t *sc = b + 4;
+    int scale, min;
+    if (sub < 4) scale = sc[sub] & 63, min = sc[sub + 4] & 63;
+    else scale = (sc[sub + 4] & 15) | (sc[sub - 4] >> 6) << 4, min = (sc[sub + 4] >> 4) | (sc[sub] >> 6) << 4;
+    const uint8_t *qs = b + (gt == SQ_GGML_Q5_K ? 48 : 16) + 32 * c;
+    int q = sub % 2 ? qs[l] >> 4 : qs[l] & 15;
+    if (gt == SQ_GGML_Q5_K) q += (b[16 + l] >> sub & 1) << 4;
+    const float d1 = sq_f16_to_f32(le16(b)) * (float)scale, m1 = sq_f16_to_f32(le16(b + 2)) * (float)min;
+    return d1 * (float)q - m1;
+}
+
+SQ_TEST(kquant_import) {
+    static const uint32_t types[3] = {SQ_GGML_Q4_K, SQ_GGML_Q5_K, SQ_GGML_Q6_K};
+    uint64_t rng = 12345;
+    for (int k = 0; k < 3; k++) {
+        const uint32_t gt = types[k];
+        const int64_t rows = 3, cols = 512;
+        const size_t bb = (size_t)sq_ggml_type_info_get(gt)->block_bytes, n = (size_t)rows * 2 * bb;
+        uint8_t *src = malloc(n);
+        for (size_t i = 0; i < n; i++) src[i] = (uint8_t)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+        for (size_t blk = 0; blk < (size_t)rows * 2; blk++) { /* finite fp16 scales in [2^-8, 2^-1) */
+            uint8_t *b = src + blk * bb;
+            for (int h = 0; h < 2; h++) {
+                uint8_t *d = gt == SQ_GGML_Q6_K ? b + 208 : b + 2 * h;
+                d[1] = (uint8_t)((d[1] & 0x83) | 0x18 | (uint8_t)(h << 2));
+                if (gt == SQ_GGML_Q6_K) break;
+            }
+        }
+        sq_tensor x = {0};
+        x.n_dims = 2;
+        x.shape[0] = rows;
+        x.shape[1] = cols;
+        SQ_CHECK_OK(sq_gguf_decode_qtensor("k.gguf", "w", gt, src, rows, cols, &x));
+        SQ_CHECK(x.type == SQ_TYPE_F32 && x.nbytes == (size_t)(rows * cols) * 4);
+        int bad = 0;
+        for (int64_t r = 0; r < rows && x.data; r++)
+            for (int64_t i = 0; i < cols; i++) {
+                float want = kref(gt, src + (size_t)(r * 2 + i / 256) * bb, (int)(i % 256));
+                float got = ((const float *)x.data)[r * cols + i];
+                if (memcmp(&want, &got, 4)) bad++;
+            }
+        SQ_CHECKF(bad == 0, "%s: %d weights differ from the reference", sq_ggml_type_name(gt), bad);
+        sq_tensor_release(&x);
+        /* a non-finite super-block scale is refused naming the tensor */
+        uint8_t *d = gt == SQ_GGML_Q6_K ? src + bb + 208 : src + bb;
+        d[0] = 0x00, d[1] = 0x7C; /* +inf in row 0's second super-block */
+        sq_tensor y = {0};
+        expect_fail(sq_gguf_decode_qtensor("k.gguf", "w", gt, src, rows, cols, &y), SQ_ERR_FORMAT,
+                    "k.gguf: tensor 'w' row 0: a super-block scale is not finite");
+        sq_tensor_release(&y);
+        free(src);
+    }
+}
+
 int main(void) {
     SQ_RUN(byte_layout);
     SQ_RUN(reader_value_types);
@@ -1381,6 +1448,7 @@ int main(void) {
     SQ_RUN(quantized_export_import);
     SQ_RUN(quantized_ragged_rows);
     SQ_RUN(quantized_permutation);
+    SQ_RUN(kquant_import);
     SQ_RUN(truncated_everywhere);
     SQ_RUN(fuzzed_bytes);
     SQ_RUN(shared_stories260k);
