@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../core/checkpoint.h"
+#include "../core/gguf.h"
 #include "../core/cli.h"
 #include "../core/util.h"
 #include "../runtime/cli.h"
@@ -30,8 +31,12 @@ static void usage(FILE *fp) {
             "SRC is a Hugging Face model directory (config.json, model.safetensors or a sharded\n"
             "model.safetensors.index.json, tokenizer.model or tokenizer.json), a .safetensors file in\n"
             "such a directory, a llama2.c checkpoint (.bin, v0/v1/v2; its tokenizer.bin is looked for\n"
-            "beside it, or give --tokenizer), a GGUF file (llama/qwen2, F32/F16/BF16), or a squish\n"
-            "model store (.h5). A .gguf output is written as llama.cpp's converter would (docs/gguf.md).\n"
+            "beside it, or give --tokenizer), a GGUF file (llama/qwen2; F32/F16/BF16, Q4_0/Q5_0/Q8_0\n"
+            "kept quantized, Q4_1/Q5_1/Q4_K/Q5_K/Q6_K decoded to f32), or a squish model store (.h5).\n"
+            "A .gguf output is written as llama.cpp's converter would (docs/gguf.md); a quantized store's\n"
+            "matrices become Q4_0/Q4_1 (4-bit sym/asym), Q5_0/Q5_1 (5-bit), Q8_0 (3-, 6-, 8-bit) blocks\n"
+            "with the same weights (Q4_1/Q5_1: offsets rounded to fp16); rows that are not a multiple of\n"
+            "32 wide become F16/F32.\n"
             "\n"
             "options:\n"
             "  -o, --output PATH     output file (.h5 model store, .sqz runnable file or .gguf)\n"
@@ -49,6 +54,7 @@ static void usage(FILE *fp) {
             "  squish-convert import ../shared/models/gutenberg-7m -o gutenberg.h5\n"
             "  squish-convert export gutenberg.h5 -o gutenberg.sqz\n"
             "  squish-convert export gutenberg.h5 -o gutenberg-f16.gguf --dtype f16\n"
+            "  squish-convert export gutenberg-w4.h5 -o gutenberg-w4.gguf    # squish-quantize output -> Q4_0\n"
             "  squish-convert ../shared/models/stories260K/stories260K.bin -o stories.sqz\n"
             "  squish-convert info gutenberg.sqz\n");
 }
@@ -306,11 +312,11 @@ static char *model_name(const char *src) {
     return s;
 }
 
-static sq_status export_gguf(const sq_checkpoint *c, const char *src, const char *out) {
+static sq_status export_gguf(const sq_checkpoint *c, const char *src, const char *out, sq_gguf_export_stats *stats) {
     char store_hash[65] = "";
     sq_status st0 = need_tokenizer(c, src);
     if (st0) return st0;
-    sq_gguf_export_opts opts = {0};
+    sq_gguf_export_opts opts = {.stats = stats};
     char *name = model_name(src);
     if (!name) return sq_errorf(SQ_ERR_OOM, "out of memory");
     opts.name = name;
@@ -339,10 +345,11 @@ static int cmd_convert(const conv_opts *o, int argc, char **argv) {
     }
     if (o->has_dtype && (st = sq_checkpoint_convert(&c, o->dtype))) goto fail;
     bool to_gguf = sq_str_ends_with(o->out, ".gguf");
+    sq_gguf_export_stats gstats = {0};
     bool to_h5 = !sq_str_ends_with(o->out, ".sqz") && !to_gguf;
     if (to_gguf) {
         sq_log(SQ_LOG_DEBUG, "squish-convert: writing GGUF %s", o->out);
-        if ((st = export_gguf(&c, o->src, o->out))) goto fail;
+        if ((st = export_gguf(&c, o->src, o->out, &gstats))) goto fail;
     } else if (to_h5) {
         char tool[64];
         snprintf(tool, sizeof tool, "squish-convert %s", sq_version());
@@ -359,9 +366,25 @@ static int cmd_convert(const conv_opts *o, int argc, char **argv) {
         weights += sq_tensor_numel(&c.tensors[i]);
         bytes += (int64_t)c.tensors[i].nbytes;
     }
+    if (to_gguf) bytes = gstats.tensor_bytes; /* the GGUF's own tensor data */
     printf("%s: %d tensors, %lld weights, %.2f MiB of tensor data (%.3f bpw), %s, %.2f s\n", o->out, c.n_tensors,
            (long long)weights, (double)bytes / 1048576.0, weights ? 8.0 * (double)bytes / (double)weights : 0.0,
            c.cfg.arch, sq_now() - t0);
+    if (to_gguf && gstats.n_from_quant > 0) {
+        char list[256] = "";
+        size_t n = 0;
+        for (uint32_t gt = 0; gt < sizeof gstats.matrices / sizeof gstats.matrices[0]; gt++)
+            if (gstats.matrices[gt] && n < sizeof list)
+                n += (size_t)snprintf(list + n, sizeof list - n, "%s%lld %s", n ? ", " : "",
+                                      (long long)gstats.matrices[gt], sq_ggml_type_name(gt));
+        if (gstats.max_abs_err > 0)
+            printf("%s: matrices: %s; %d were squish-quantized, largest weight change %.3g (Q4_1/Q5_1 offsets are "
+                   "fp16)\n",
+                   o->out, list, gstats.n_from_quant, gstats.max_abs_err);
+        else
+            printf("%s: matrices: %s; %d were squish-quantized, every weight exact\n", o->out, list,
+                   gstats.n_from_quant);
+    }
     sq_checkpoint_free(&c);
     return 0;
 fail:

@@ -115,7 +115,16 @@ sq_status sq_import_any(const char *src, const char *tokenizer_path, sq_checkpoi
 
 /* ===== Exporters ===== */
 
+/* What sq_export_gguf wrote, for the tool to report. */
 typedef struct {
+    int64_t matrices[40];     /* 2-D tensors written, per ggml type id (sq_ggml_type in gguf.h) */
+    int32_t n_from_quant;     /* of them, squish group-quantized tensors */
+    double max_abs_err;       /* largest |weight change| of those (only Q4_1/Q5_1's fp16 offsets round) */
+    int64_t tensor_bytes;     /* tensor data written (rope_freqs.weight included) */
+} sq_gguf_export_stats;
+
+typedef struct {
+    sq_gguf_export_stats *stats; /* filled when not NULL */
     const char *name;         /* general.name; NULL: the output file name without directory and .gguf */
     const char *store_path;   /* the model store exported from, recorded with store_sha256 (both may be NULL) */
     const char *store_sha256;

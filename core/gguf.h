@@ -94,6 +94,28 @@ const char *sq_ggml_type_name(uint32_t type);
 bool sq_ggml_to_sq(uint32_t ggml_type, sq_type *out);
 bool sq_ggml_from_sq(sq_type t, uint32_t *out);
 
+/* ===== Quantized tensors (gguf_quant.c; docs/gguf.md "Quantized tensors") ===== */
+
+/* Bytes of one row of `cols` weights of ggml type gtype; 0 when cols is not a whole number
+ * of the type's blocks or the type is unknown. */
+size_t sq_gguf_qrow_bytes(uint32_t gtype, int64_t cols);
+/* The GGUF type a 2-D squish group-quantized tensor is written as: Q4_0/Q4_1 (q4g sym/asym),
+ * Q5_0/Q5_1 (q5g), Q8_0 (q3g, q6g, q8g when every q - z fits in int8), else F16 when every
+ * weight is an fp16 value, else F32 (rows that are not whole 32-weight blocks too). */
+sq_status sq_gguf_qtype_for(const sq_tensor *t, uint32_t *out);
+/* Writes t (rows x cols, quantized) as gtype (from sq_gguf_qtype_for) into dst, rows x the
+ * type's row bytes. *max_err (may be NULL): the largest |weight difference| (only Q4_1/Q5_1,
+ * whose fp16 offset m = fp16(-s*z) rounds, are not exact). */
+sq_status sq_gguf_encode_qtensor(const sq_tensor *t, uint32_t gtype, void *dst, double *max_err);
+/* Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K */
+bool sq_gguf_qtype_importable(uint32_t gtype);
+/* Decodes a rows x cols GGUF matrix of an importable type into x's type, q, data and nbytes
+ * (x owns the data, also on failure): Q4_0/Q5_0/Q8_0 -> q4g/q5g/q8g symmetric, groups of 32,
+ * exactly; Q4_1/Q5_1 (q*d + m) and the K-quants -> F32 as ggml decodes them. A non-finite
+ * scale or offset: SQ_ERR_FORMAT naming the tensor. */
+sq_status sq_gguf_decode_qtensor(const char *path, const char *name, uint32_t gtype, const uint8_t *src,
+                                 int64_t rows, int64_t cols, sq_tensor *x);
+
 /* ===== Reader ===== */
 
 /* One metadata entry. A scalar is treated as an array of one element, so the element

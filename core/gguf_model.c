@@ -5,8 +5,9 @@
  * importer keeps them as stored and records rope_layout; the exporter permutes q/k weights
  * and biases (Meta[h*d + 2i + t] = HF[h*d + t*d/2 + i], q with n_heads, k with n_kv_heads)
  * when the checkpoint's layout differs from the architecture's, as llama.cpp's
- * convert_hf_to_gguf.py does. Keys, tokenizer and file_type follow that converter. Only
- * F32/F16/BF16 tensors for now; quantized GGUF types are refused naming the tensor.
+ * convert_hf_to_gguf.py does. Keys, tokenizer and file_type follow that converter. Tensors:
+ * F32/F16/BF16, and squish's group-quantized matrices <-> Q4_0/Q4_1/Q5_0/Q5_1/Q8_0
+ * (gguf_quant.c); other quantized GGUF types are refused naming the tensor.
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +22,11 @@
 #define FTYPE_ALL_F32 0u
 #define FTYPE_MOSTLY_F16 1u
 #define FTYPE_MOSTLY_BF16 32u
+#define FTYPE_MOSTLY_Q4_0 2u
+#define FTYPE_MOSTLY_Q4_1 3u
+#define FTYPE_MOSTLY_Q8_0 7u
+#define FTYPE_MOSTLY_Q5_0 8u
+#define FTYPE_MOSTLY_Q5_1 9u
 
 /* ===== Names ===== */
 
@@ -315,20 +321,37 @@ static sq_status read_tensors(const gctx *g, sq_checkpoint *c, bool uses_rope_fr
             goto fail;
         }
         sq_tensor x = {0};
-        sq_ggml_to_sq(t->type, &x.type); /* F32/F16/BF16: checked by sq_import_gguf */
         x.n_dims = s->n_dims;
         x.shape[0] = s->shape[0];
         x.shape[1] = s->n_dims == 2 ? s->shape[1] : 0;
-        x.nbytes = (size_t)t->nbytes;
         x.owns_data = true;
         x.name = sq_strdup(s->name);
-        x.data = sq_alloc_aligned(x.nbytes);
-        if (!x.name || !x.data) {
-            sq_tensor_release(&x);
-            st = sq_errorf(SQ_ERR_OOM, "%s: out of memory copying tensor '%s' (%zu bytes)", g->path, name, x.nbytes);
+        if (!x.name) {
+            st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", g->path);
             goto fail;
         }
-        if (x.nbytes) memcpy(x.data, t->data, x.nbytes);
+        if (!sq_ggml_to_sq(t->type, &x.type)) { /* quantized: checked by sq_import_gguf */
+            if (s->n_dims != 2) {
+                st = sq_errorf(SQ_ERR_FORMAT, "%s: 1-D tensor '%s' is %s; squish needs F32, F16 or BF16 there",
+                               g->path, name, sq_ggml_type_name(t->type));
+            } else {
+                st = sq_gguf_decode_qtensor(g->path, name, t->type, t->data, s->shape[0], s->shape[1], &x);
+            }
+            if (st) {
+                sq_tensor_release(&x);
+                goto fail;
+            }
+        } else {
+            x.nbytes = (size_t)t->nbytes;
+            x.data = sq_alloc_aligned(x.nbytes);
+            if (!x.data) {
+                sq_tensor_release(&x);
+                st = sq_errorf(SQ_ERR_OOM, "%s: out of memory copying tensor '%s' (%zu bytes)", g->path, name,
+                               x.nbytes);
+                goto fail;
+            }
+            if (x.nbytes) memcpy(x.data, t->data, x.nbytes);
+        }
         if ((st = sq_checkpoint_add(c, &x))) {
             sq_tensor_release(&x);
             goto fail;
@@ -566,10 +589,10 @@ sq_status sq_import_gguf(const char *path, sq_checkpoint *out) {
     for (int64_t i = 0; i < sq_gguf_n_tensors(f); i++) {
         const sq_gguf_tensor *t = sq_gguf_tensor_at(f, i);
         sq_type ty;
-        if (!sq_ggml_to_sq(t->type, &ty)) {
+        if (!sq_ggml_to_sq(t->type, &ty) && !sq_gguf_qtype_importable(t->type)) {
             st = sq_errorf(SQ_ERR_UNSUPPORTED,
-                           "%s: tensor '%s' is %s; squish imports F32, F16 and BF16 GGUF tensors (quantized types are "
-                           "not supported yet)",
+                           "%s: tensor '%s' is %s; squish imports F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K "
+                           "and Q6_K GGUF tensors",
                            path, t->name, sq_ggml_type_name(t->type));
             goto fail;
         }
@@ -617,15 +640,21 @@ static void pool_free(pool *pl) {
     free(pl->p);
 }
 
-/* general.file_type: the type holding most matrix weights. */
-static uint32_t file_type_of(const sq_checkpoint *c) {
-    int64_t w[SQ_TYPE_COUNT] = {0};
-    for (int32_t i = 0; i < c->n_tensors; i++)
-        if (c->tensors[i].n_dims == 2 && (int)c->tensors[i].type < SQ_TYPE_COUNT)
-            w[c->tensors[i].type] += sq_tensor_numel(&c->tensors[i]);
-    if (w[SQ_TYPE_BF16] > w[SQ_TYPE_F16] && w[SQ_TYPE_BF16] > w[SQ_TYPE_F32]) return FTYPE_MOSTLY_BF16;
-    if (w[SQ_TYPE_F16] > w[SQ_TYPE_F32]) return FTYPE_MOSTLY_F16;
-    return FTYPE_ALL_F32;
+/* general.file_type: the GGUF type holding the most matrix weights. */
+static uint32_t file_type_of(const int64_t *weights /* per ggml type id, 40 */) {
+    static const struct {
+        uint32_t gtype, ftype;
+    } map[] = {{SQ_GGML_F32, FTYPE_ALL_F32},     {SQ_GGML_F16, FTYPE_MOSTLY_F16},   {SQ_GGML_BF16, FTYPE_MOSTLY_BF16},
+               {SQ_GGML_Q4_0, FTYPE_MOSTLY_Q4_0}, {SQ_GGML_Q4_1, FTYPE_MOSTLY_Q4_1}, {SQ_GGML_Q5_0, FTYPE_MOSTLY_Q5_0},
+               {SQ_GGML_Q5_1, FTYPE_MOSTLY_Q5_1}, {SQ_GGML_Q8_0, FTYPE_MOSTLY_Q8_0}};
+    uint32_t best = FTYPE_ALL_F32;
+    int64_t most = 0;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (weights[map[i].gtype] > most) {
+            most = weights[map[i].gtype];
+            best = map[i].ftype;
+        }
+    return best;
 }
 
 /* Llama-3 per-frequency divisors (FORMATS.md 2, as llama.cpp's converter computes them). */
@@ -724,9 +753,31 @@ static sq_status write_provenance(sq_gguf_writer *w, const sq_checkpoint *c, con
     return SQ_OK;
 }
 
-/* One checkpoint tensor: 1-D as F32, q/k rows permuted when the layouts differ. */
+/* The GGUF type tensor s is written as: 1-D as F32, float matrices in their type,
+ * quantized ones as sq_gguf_qtype_for says. */
+static sq_status gguf_type_of(const char *path, const sq_checkpoint *c, const sq_tensor_spec *s, uint32_t *gt) {
+    const sq_tensor *t = sq_checkpoint_find(c, s->name);
+    if (s->n_dims == 1) {
+        *gt = SQ_GGML_F32;
+        return SQ_OK;
+    }
+    if (sq_type_is_quant(t->type)) {
+        sq_status st = sq_gguf_qtype_for(t, gt);
+        if (st) sq_error_prefix(path);
+        return st;
+    }
+    if (!sq_ggml_from_sq(t->type, gt))
+        return sq_errorf(SQ_ERR_UNSUPPORTED,
+                         "%s: tensor '%s' is %s, which squish cannot write to GGUF (F32, F16, BF16 and the group-"
+                         "quantized types; sparse tensors: export with --dense)",
+                         path, s->name, sq_type_name(t->type));
+    return SQ_OK;
+}
+
+/* One checkpoint tensor as GGUF type gt (gguf_type_of), q/k rows permuted when the layouts
+ * differ (whole rows, so block rows too). */
 static sq_status add_tensor(sq_gguf_writer *w, const char *path, const sq_checkpoint *c, const sq_tensor_spec *s,
-                            bool permute, bool to_interleaved, pool *pl) {
+                            uint32_t gt, bool permute, bool to_interleaved, pool *pl, sq_gguf_export_stats *stats) {
     const sq_tensor *t = sq_checkpoint_find(c, s->name);
     char name[96];
     gguf_name(s, name, sizeof name);
@@ -743,7 +794,22 @@ static sq_status add_tensor(sq_gguf_writer *w, const char *path, const sq_checkp
             return st;
         }
         data = (const uint8_t *)f;
-        type = SQ_TYPE_F32;
+    } else if (s->n_dims == 2 && sq_type_is_quant(type)) {
+        const int64_t cols = s->shape[1];
+        nbytes = sq_gguf_qrow_bytes(gt, cols) * (size_t)s->shape[0];
+        uint8_t *b = pool_alloc(pl, nbytes);
+        if (!b) return sq_errorf(SQ_ERR_OOM, "%s: out of memory encoding tensor '%s'", path, s->name);
+        double err = 0.0;
+        sq_status st = sq_gguf_encode_qtensor(t, gt, b, &err);
+        if (st) {
+            sq_error_prefix(path);
+            return st;
+        }
+        data = b;
+        if (stats) {
+            stats->n_from_quant++;
+            if (err > stats->max_abs_err) stats->max_abs_err = err;
+        }
     }
     int32_t heads = rope_heads(&c->cfg, s->role);
     if (permute && heads > 0) {
@@ -752,11 +818,8 @@ static sq_status add_tensor(sq_gguf_writer *w, const char *path, const sq_checkp
         permute_rows(p, data, heads, c->cfg.head_dim, nbytes / (size_t)s->shape[0], to_interleaved);
         data = p;
     }
-    uint32_t gt;
-    if (!sq_ggml_from_sq(type, &gt))
-        return sq_errorf(SQ_ERR_UNSUPPORTED,
-                         "%s: tensor '%s' is %s, which squish cannot write to GGUF yet (F32, F16, BF16)", path,
-                         s->name, sq_type_name(type));
+    if (stats && s->n_dims == 2 && gt < sizeof stats->matrices / sizeof stats->matrices[0]) stats->matrices[gt]++;
+    if (stats) stats->tensor_bytes += (int64_t)nbytes;
     uint64_t ne[2] = {(uint64_t)(s->n_dims == 2 ? s->shape[1] : s->shape[0]), (uint64_t)s->shape[0]};
     return sq_gguf_writer_add_tensor(w, name, gt, (uint32_t)s->n_dims, ne, data, nbytes);
 }
@@ -766,6 +829,7 @@ sq_status sq_export_gguf(const sq_checkpoint *c, const char *path, const sq_gguf
     sq_gguf_writer *w = NULL;
     sq_tensor_spec *spec = NULL;
     int32_t n_spec = 0;
+    uint32_t *gtypes = NULL;
     pool pl = {0};
     char *name = NULL;
     const sq_config *k = &c->cfg;
@@ -795,13 +859,31 @@ sq_status sq_export_gguf(const sq_checkpoint *c, const char *path, const sq_gguf
         st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", path);
         goto fail;
     }
+    /* the GGUF type of every tensor first: general.file_type names the most common one */
+    if ((st = sq_config_tensors(k, &spec, &n_spec))) {
+        sq_error_prefix(path);
+        goto fail;
+    }
+    if (!(gtypes = calloc((size_t)n_spec + 1, sizeof *gtypes))) {
+        st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", path);
+        goto fail;
+    }
+    int64_t weights[40] = {0};
+    bool any_quant = false;
+    for (int32_t i = 0; i < n_spec; i++) {
+        if ((st = gguf_type_of(path, c, &spec[i], &gtypes[i]))) goto fail;
+        if (spec[i].n_dims == 2 && gtypes[i] < 40) weights[gtypes[i]] += spec[i].shape[0] * spec[i].shape[1];
+        any_quant |= spec[i].n_dims == 2 && sq_ggml_to_sq(gtypes[i], &(sq_type){0}) == false;
+    }
+    if (opts && opts->stats) memset(opts->stats, 0, sizeof *opts->stats);
     if ((st = sq_gguf_writer_open(&w, path))) goto fail;
     char key[96];
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
 #define TRY(x) if ((st = (x))) goto fail
     TRY(sq_gguf_writer_add_str(w, "general.architecture", arch));
     TRY(sq_gguf_writer_add_str(w, "general.name", name));
-    TRY(sq_gguf_writer_add_u32(w, "general.file_type", file_type_of(c)));
+    TRY(sq_gguf_writer_add_u32(w, "general.file_type", file_type_of(weights)));
+    if (any_quant) TRY(sq_gguf_writer_add_u32(w, "general.quantization_version", 2));
     TRY(sq_gguf_writer_add_u32(w, KEY("block_count"), (uint32_t)k->n_layers));
     TRY(sq_gguf_writer_add_u32(w, KEY("context_length"), (uint32_t)k->max_seq_len));
     TRY(sq_gguf_writer_add_u32(w, KEY("embedding_length"), (uint32_t)k->dim));
@@ -833,18 +915,17 @@ sq_status sq_export_gguf(const sq_checkpoint *c, const char *path, const sq_gguf
         llama3_divisors(k, div);
         uint64_t ne = (uint64_t)(k->head_dim / 2);
         TRY(sq_gguf_writer_add_tensor(w, "rope_freqs.weight", SQ_GGML_F32, 1, &ne, div, ne * sizeof(float)));
-    }
-    if ((st = sq_config_tensors(k, &spec, &n_spec))) {
-        sq_error_prefix(path);
-        goto fail;
+        if (opts && opts->stats) opts->stats->tensor_bytes += (int64_t)(ne * sizeof(float));
     }
     for (int32_t i = 0; i < n_spec; i++)
-        TRY(add_tensor(w, path, c, &spec[i], permute, target == SQ_ROPE_INTERLEAVED, &pl));
+        TRY(add_tensor(w, path, c, &spec[i], gtypes[i], permute, target == SQ_ROPE_INTERLEAVED, &pl,
+                       opts ? opts->stats : NULL));
 #undef TRY
     st = sq_gguf_writer_finish(w);
 fail:
     sq_gguf_writer_close(w);
     free(spec);
+    free(gtypes);
     free(name);
     pool_free(&pl);
     return st;

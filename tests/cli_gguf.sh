@@ -2,7 +2,7 @@
 # cli_gguf.sh - GGUF from the command line (docs/gguf.md): squish-convert SRC -o m.gguf and
 # export STORE -o m.gguf (--dtype), GGUF as a source for import, info, a runnable file,
 # squish-run and squish-eval (same greedy ids and perplexity as the original checkpoint),
-# byte-identical repeated exports, and bad GGUF input: one-line errors naming the file,
+# quantized stores as Q4_0/Q4_1 GGUFs (the same perplexity as their .sqz), byte-identical repeated exports, and bad GGUF input: one-line errors naming the file,
 # exit status 1 and no output left behind. stories260K and gutenberg-7m when ../shared is here.
 source "$(dirname "$0")/lib_cli.sh"
 
@@ -34,6 +34,28 @@ p1=$("$BIN/squish-eval" "$T/hf" --text "$T/text.txt" --ctx 64 -q 2>&1 | grep -o 
 p2=$("$BIN/squish-eval" "$T/m.gguf" --text "$T/text.txt" --ctx 64 -q 2>&1 | grep -o 'ppl = [0-9.]*')
 [ -n "$p1" ] && [ "$p1" = "$p2" ] && pass eval_same_as_hf || fail eval_same_as_hf "'$p1' vs '$p2'"
 
+# quantized stores: Q4_0 (exact) and Q4_1 (fp16 offsets) GGUFs compute what the .sqz computes
+for a in sym asym; do
+    flag=""; [ $a = asym ] && flag=--asym
+    "$BIN/squish-quantize" "$T/m.h5" -o "$T/q$a.h5" --method rtn --bits 4 --group 64 $flag -q >/dev/null 2>&1 \
+        || fail "quantize_$a" "squish-quantize failed"
+    out=$("$BIN/squish-convert" export "$T/q$a.h5" -o "$T/q$a.gguf" 2>&1)
+    want="Q4_0; [0-9]* were squish-quantized, every weight exact"
+    [ $a = asym ] && want="Q4_1; [0-9]* were squish-quantized, largest weight change"
+    printf '%s' "$out" | grep -q "matrices: .*$want" && pass "gguf_types_$a" || fail "gguf_types_$a" "$out"
+    "$BIN/squish-convert" export "$T/q$a.h5" -o "$T/q$a.sqz" >/dev/null 2>&1
+    p1=$("$BIN/squish-eval" "$T/q$a.sqz" --text "$T/text.txt" --ctx 64 -q 2>&1 | grep -o 'ppl = [0-9.]*')
+    p2=$("$BIN/squish-eval" "$T/q$a.gguf" --text "$T/text.txt" --ctx 64 -q 2>&1 | grep -o 'ppl = [0-9.]*')
+    # symmetric: the same weights, so the same PPL to every printed digit; asymmetric: to 3 digits
+    if [ $a = sym ]; then [ -n "$p1" ] && [ "$p1" = "$p2" ]; else
+        awk -v a="${p1#ppl = }" -v b="${p2#ppl = }" 'BEGIN { exit !(a > 0 && (a - b < 1e-3 * a) && (b - a < 1e-3 * a)) }'
+    fi && pass "gguf_eval_same_$a" || fail "gguf_eval_same_$a" "'$p1' vs '$p2'"
+done
+# Q4_0 -> q4g (groups of 32) on import: a GGUF -> store -> GGUF round trip keeps the tensor types
+info=$("$BIN/squish-convert" info "$T/qsym.gguf" --json 2>&1)
+printf '%s' "$info" | grep -q '"name": "model.layers.0.self_attn.q_proj.weight", "type": "q4g"' \
+    && pass gguf_q4_0_imports_as_q4g || fail gguf_q4_0_imports_as_q4g "$(printf '%s' "$info" | head -c 300)"
+
 # the same command gives the same bytes
 for d in d1 d2; do
     mkdir -p "$T/$d"
@@ -56,7 +78,7 @@ no_file gguf_data_past_end_no_output "$T/x.h5"
 echo "not a model" > "$T/junk.gguf"
 expect_fail not_gguf "junk.gguf: not a GGUF file" "$BIN/squish-convert" info "$T/junk.gguf"
 expect_fail export_bad_ext "should end in .sqz or .gguf" "$BIN/squish-convert" export "$T/m.h5" -o "$T/x.bin"
-# a quantized tensor (the type field of blk.0.ffn_down.weight set to Q4_0) is refused by name
+# a quantized type squish does not import (the type field of blk.0.ffn_down.weight set to IQ4_NL) is refused by name
 if command -v python3 >/dev/null; then
     python3 - "$T/m.gguf" "$T/q4.gguf" <<'PY'
 import sys
@@ -65,10 +87,10 @@ name = b"blk.0.ffn_down.weight"
 at = d.index(name) + len(name)
 nd = int.from_bytes(d[at:at + 4], 'little')
 t = at + 4 + 8 * nd
-d[t:t + 4] = (2).to_bytes(4, 'little')   # GGML_TYPE_Q4_0
+d[t:t + 4] = (20).to_bytes(4, 'little')  # GGML_TYPE_IQ4_NL (not importable)
 open(sys.argv[2], 'wb').write(d)
 PY
-    expect_fail quantized_refused "q4.gguf: tensor 'blk.0.ffn_down.weight' is Q4_0" \
+    expect_fail quantized_refused "q4.gguf: tensor 'blk.0.ffn_down.weight' is IQ4_NL" \
         "$BIN/squish-convert" "$T/q4.gguf" -o "$T/q4.sqz"
     no_file quantized_no_output "$T/q4.sqz"
 else skip quantized_refused "python3 not available"; fi

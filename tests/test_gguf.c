@@ -3,7 +3,9 @@
  * the spec (llama.cpp is not available here); bit-exact checkpoint -> GGUF -> checkpoint round
  * trips (F32/F16/BF16, tied, GQA, head_dim, biases, RoPE scaling, BPE and padded vocabularies);
  * the HF -> Meta q/k permutation checked row by row and through the forward pass (logits to
- * 1e-5), qwen2 never permuted; llama.cpp's keys; refusals (quantized tensors, unknown
+ * 1e-5), qwen2 never permuted; llama.cpp's keys; quantized tensors (Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 blocks
+ * against a reference decoder written from FORMATS.md, export -> import exact but for the
+ * Q4_1/Q5_1 fp16 offsets, ragged rows as F16/F32); refusals (other quantized types, unknown
  * architecture/tokenizer/pre-tokenizer, missing keys); hostile files (hand-built defects, every
  * truncation, byte flips: one-line errors naming the file, no crash); stories260K and
  * gutenberg-7m (prompt logits vs REFERENCE_OUTPUTS.json) through GGUF when ../shared is here.
@@ -15,6 +17,7 @@
 #include "../runtime/tokenizer.h"
 #include "test.h"
 #include "tinymodel.h"
+#include "tinyquant.h"
 
 static char pbuf[8][1024];
 static int pk;
@@ -931,12 +934,16 @@ SQ_TEST(import_refusals) {
     const char *p = tp("refuse.gguf");
 #define FRESH() SQ_CHECK_OK(sq_export_gguf(&a, p, NULL))
     FRESH();
-    patch_tensor_type(p, "blk.0.ffn_down.weight", SQ_GGML_Q4_0);
-    expect_fail(sq_import_gguf(p, &b), SQ_ERR_UNSUPPORTED, "refuse.gguf: tensor 'blk.0.ffn_down.weight' is Q4_0");
+    patch_tensor_type(p, "blk.0.ffn_down.weight", SQ_GGML_IQ4_NL);
+    expect_fail(sq_import_gguf(p, &b), SQ_ERR_UNSUPPORTED, "refuse.gguf: tensor 'blk.0.ffn_down.weight' is IQ4_NL");
     SQ_CHECK(b.n_tensors == 0 && b.tensors == NULL);
     FRESH();
-    patch_tensor_type(p, "token_embd.weight", SQ_GGML_Q8_0);
-    expect_fail(sq_import_gguf(p, &b), SQ_ERR_UNSUPPORTED, "tensor 'token_embd.weight' is Q8_0");
+    patch_tensor_type(p, "token_embd.weight", SQ_GGML_Q8_1);
+    expect_fail(sq_import_gguf(p, &b), SQ_ERR_UNSUPPORTED, "tensor 'token_embd.weight' is Q8_1");
+    /* an importable block type where squish needs floats: a 1-D tensor */
+    FRESH();
+    patch_tensor_type(p, "blk.0.attn_norm.weight", SQ_GGML_Q8_0);
+    expect_fail(sq_import_gguf(p, &b), SQ_ERR_FORMAT, "1-D tensor 'blk.0.attn_norm.weight' is Q8_0");
     FRESH();
     patch_tensor_type(p, "output.weight", SQ_GGML_I32);
     expect_fail(sq_import_gguf(p, &b), SQ_ERR_UNSUPPORTED, "is I32");
@@ -1117,6 +1124,316 @@ SQ_TEST(shared_gutenberg) {
     sq_checkpoint_free(&c);
 }
 
+/* ===== Quantized tensors (docs/gguf.md "Quantized tensors") ===== */
+
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+/* ggml's legacy blocks decoded by FORMATS.md 6.4's formulas (Q5: qh bit j = bit 4 of weight
+ * j, ggml-common.h), written here independently of core/gguf_quant.c: the reference the
+ * exporter's bytes are checked against. y receives 32 weights. */
+static void ref_block(uint32_t gt, const uint8_t *b, float *y) {
+    const float d = sq_f16_to_f32(le16(b));
+    const bool has_m = gt == SQ_GGML_Q4_1 || gt == SQ_GGML_Q5_1, five = gt == SQ_GGML_Q5_0 || gt == SQ_GGML_Q5_1;
+    const float m = has_m ? sq_f16_to_f32(le16(b + 2)) : 0.0f;
+    const uint8_t *p = b + (has_m ? 4 : 2);
+    if (gt == SQ_GGML_Q8_0) {
+        for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)p[j];
+        return;
+    }
+    uint32_t qh = 0;
+    if (five) {
+        qh = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        p += 4;
+    }
+    for (int j = 0; j < 16; j++) {
+        int lo = p[j] & 15, hi = p[j] >> 4;
+        if (five) {
+            lo |= (int)((qh >> j) & 1) << 4;
+            hi |= (int)((qh >> (j + 16)) & 1) << 4;
+        }
+        if (has_m) {
+            float a = (float)lo * d, c = (float)hi * d; /* ggml: x*d + m */
+            y[j] = a + m;
+            y[j + 16] = c + m;
+        } else {
+            const int off = five ? 16 : 8;
+            y[j] = d * (float)(lo - off);
+            y[j + 16] = d * (float)(hi - off);
+        }
+    }
+}
+
+/* The rows x cols weights of a GGUF matrix: legacy blocks by ref_block, F16/F32 as stored. */
+static float *gguf_weights(const sq_gguf_tensor *t) {
+    const int64_t cols = (int64_t)t->ne[0], rows = (int64_t)t->ne[1];
+    float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+    const sq_ggml_type_info *ti = sq_ggml_type_info_get(t->type);
+    if (!w || !ti) abort();
+    for (int64_t i = 0; i < rows * cols; i += ti->block) {
+        const uint8_t *b = t->data + (size_t)(i / ti->block) * (size_t)ti->block_bytes;
+        if (t->type == SQ_GGML_F32) memcpy(&w[i], b, 4);
+        else if (t->type == SQ_GGML_F16) w[i] = sq_f16_to_f32(le16(b));
+        else ref_block(t->type, b, &w[i]);
+    }
+    return w;
+}
+
+/* The weights of a checkpoint matrix as floats (sq_qrow_dequant for quantized ones). */
+static float *ck_weights(const sq_tensor *t) {
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+    if (!w) abort();
+    const size_t rb = t->nbytes / (size_t)rows;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * rb;
+        if (sq_type_is_quant(t->type)) sq_qrow_dequant(t->type, t->q, cols, row, w + r * cols);
+        else if (sq_convert_rows(w + r * cols, SQ_TYPE_F32, row, t->type, cols)) abort();
+    }
+    return w;
+}
+
+/* Half an fp16 ulp of v: how far fp16(v) may be from v. */
+static double half_ulp16(double v) {
+    int e;
+    frexp(fabs(v), &e);
+    return ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10) / 2;
+}
+
+SQ_TEST(quantized_export_import) {
+    static const struct {
+        sq_type t;
+        int32_t group; /* 0 = one group per row */
+        bool asym;
+        uint32_t gt, ftype;
+        sq_type back; /* what the import gives */
+    } cases[] = {
+        {SQ_TYPE_Q4G, 128, false, SQ_GGML_Q4_0, 2, SQ_TYPE_Q4G}, {SQ_TYPE_Q4G, 32, true, SQ_GGML_Q4_1, 3, SQ_TYPE_F32},
+        {SQ_TYPE_Q5G, 64, false, SQ_GGML_Q5_0, 8, SQ_TYPE_Q5G},  {SQ_TYPE_Q5G, 0, true, SQ_GGML_Q5_1, 9, SQ_TYPE_F32},
+        {SQ_TYPE_Q8G, 128, false, SQ_GGML_Q8_0, 7, SQ_TYPE_Q8G}, {SQ_TYPE_Q3G, 64, true, SQ_GGML_Q8_0, 7, SQ_TYPE_Q8G},
+        {SQ_TYPE_Q6G, 32, false, SQ_GGML_Q8_0, 7, SQ_TYPE_Q8G},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        sq_tiny_spec s = sq_tiny_spec_default();
+        s.rope_layout = SQ_ROPE_INTERLEAVED; /* no q/k permutation: rows compare one to one */
+        s.seed = 40 + k;
+        sq_checkpoint a, b;
+        SQ_CHECK_OK(sq_tiny_checkpoint(&s, &a));
+        SQ_CHECK_OK(sq_tinyq_checkpoint(&a, cases[k].t, (sq_qparams){cases[k].group ? cases[k].group : 1 << 20,
+                                                                      cases[k].asym}, true));
+        char name[32];
+        snprintf(name, sizeof name, "q%zu.gguf", k);
+        sq_gguf_export_stats st;
+        SQ_CHECK_OK(sq_export_gguf(&a, tp(name), &(sq_gguf_export_opts){.stats = &st}));
+        sq_gguf *f = NULL;
+        SQ_CHECK_OK(sq_gguf_open(&f, tp(name)));
+        if (!f) return;
+        int64_t v = -1;
+        SQ_CHECKF(sq_gguf_kv_int(sq_gguf_find_kv(f, "general.file_type"), 0, &v) && v == cases[k].ftype,
+                  "case %zu: file_type %lld", k, (long long)v);
+        SQ_CHECK(sq_gguf_kv_int(sq_gguf_find_kv(f, "general.quantization_version"), 0, &v) && v == 2);
+        int32_t n_mat = 0;
+        bool bound_ok = true;
+        for (int64_t i = 0; i < sq_gguf_n_tensors(f); i++) {
+            const sq_gguf_tensor *t = sq_gguf_tensor_at(f, i);
+            if (t->n_dims != 2) continue;
+            n_mat++;
+            SQ_CHECKF(t->type == cases[k].gt, "case %zu: %s is %s", k, t->name, sq_ggml_type_name(t->type));
+        }
+        SQ_CHECK_OK(sq_import_gguf(tp(name), &b));
+        SQ_CHECK(st.n_from_quant == n_mat && st.matrices[cases[k].gt] == n_mat);
+        const bool exact = !cases[k].asym || (cases[k].t != SQ_TYPE_Q4G && cases[k].t != SQ_TYPE_Q5G);
+        SQ_CHECKF(exact ? st.max_abs_err == 0.0 : st.max_abs_err > 0.0, "case %zu: max_abs_err %g", k, st.max_abs_err);
+        for (int32_t i = 0; i < a.n_tensors; i++) {
+            const sq_tensor *x = &a.tensors[i], *y = sq_checkpoint_find(&b, x->name);
+            SQ_CHECK(y != NULL);
+            if (!y || x->n_dims != 2) continue;
+            SQ_CHECKF(y->type == cases[k].back && (y->type == SQ_TYPE_F32 || (y->q.group == 32 && !y->q.asym)),
+                      "case %zu: %s imported as %s g%d", k, x->name, sq_type_name(y->type), y->q.group);
+            const int64_t n = x->shape[0] * x->shape[1];
+            float *wa = ck_weights(x), *wb = ck_weights(y);
+            /* the GGUF bytes, decoded by the reference above, give the imported weights exactly */
+            const sq_gguf_tensor *gtn = NULL;
+            for (int64_t j = 0; j < sq_gguf_n_tensors(f); j++) {
+                const sq_gguf_tensor *t = sq_gguf_tensor_at(f, j);
+                if (t->n_dims == 2 && t->ne[0] == (uint64_t)x->shape[1] && t->ne[1] == (uint64_t)x->shape[0]) {
+                    float *wg = gguf_weights(t);
+                    if (memcmp(wg, wb, sizeof(float) * (size_t)n) == 0) gtn = t;
+                    free(wg);
+                }
+            }
+            SQ_CHECKF(gtn != NULL, "case %zu: %s: no GGUF tensor decodes to the imported weights", k, x->name);
+            /* and squish's own weights: bit-exact, except Q4_1/Q5_1's fp16 offsets */
+            const int64_t cols = x->shape[1], G = x->q.group >= cols ? cols : x->q.group;
+            const size_t rb = x->nbytes / (size_t)x->shape[0];
+            uint8_t *codes = malloc((size_t)cols), *zeros = malloc((size_t)cols);
+            float *sc = malloc(sizeof(float) * (size_t)cols);
+            for (int64_t r = 0; r < x->shape[0]; r++) {
+                sq_qrow_unpack(x->type, x->q, cols, (const uint8_t *)x->data + (size_t)r * rb, codes, sc, zeros);
+                for (int64_t c = 0; c < cols; c++) {
+                    const int64_t g = c / G;
+                    double d = fabs((double)wa[r * cols + c] - (double)wb[r * cols + c]);
+                    double lim = exact ? 0.0 : half_ulp16((double)sc[g] * zeros[g]) * 1.0000001;
+                    if (d > lim) bound_ok = false;
+                }
+            }
+            free(codes);
+            free(zeros);
+            free(sc);
+            free(wa);
+            free(wb);
+        }
+        SQ_CHECKF(bound_ok, "case %zu: a weight moved more than half an fp16 ulp of s*z", k);
+        if (k == 0 || k == 1) { /* hostile: a non-finite d (Q4_0) or m (Q4_1) is refused naming the tensor */
+            long off = -1;
+            for (int64_t j = 0; j < sq_gguf_n_tensors(f); j++) {
+                const sq_gguf_tensor *t = sq_gguf_tensor_at(f, j);
+                if (!strcmp(t->name, "blk.1.attn_k.weight"))
+                    off = (long)(sq_gguf_data_offset(f) + t->offset + 34 * (k == 0 ? 18 : 20)) + 2 * (long)k;
+            }
+            sq_gguf_close(f);
+            f = NULL;
+            const uint8_t nan16[2] = {0x00, 0x7E};
+            patch_file(tp(name), off, nan16, 2);
+            sq_checkpoint c;
+            expect_fail(sq_import_gguf(tp(name), &c), SQ_ERR_FORMAT, "tensor 'blk.1.attn_k.weight' row 17 block 0");
+        }
+        sq_gguf_close(f);
+        sq_checkpoint_free(&a);
+        sq_checkpoint_free(&b);
+    }
+}
+
+/* A rotate-half (Hugging Face) quantized model: the exporter permutes q/k block rows to
+ * llama's interleaved layout, and the imported GGUF computes the same logits. */
+SQ_TEST(quantized_permutation) {
+    sq_tiny_spec s = sq_tiny_spec_default();
+    s.rope_layout = SQ_ROPE_HALF;
+    s.seed = 77;
+    sq_checkpoint a, b;
+    SQ_CHECK_OK(sq_tiny_checkpoint(&s, &a));
+    SQ_CHECK_OK(sq_tinyq_checkpoint(&a, SQ_TYPE_Q4G, (sq_qparams){32, false}, true));
+    SQ_CHECK_OK(sq_export_gguf(&a, tp("qperm.gguf"), NULL));
+    SQ_CHECK_OK(sq_import_gguf(tp("qperm.gguf"), &b));
+    SQ_CHECK(b.cfg.rope_layout == SQ_ROPE_INTERLEAVED);
+    check_same_logits(&a, &b, 1e-5, "quantized permutation");
+    sq_checkpoint_free(&a);
+    sq_checkpoint_free(&b);
+}
+
+/* Rows that are not whole 32-weight blocks (down_proj with hidden 80) go out as F16 when every
+ * weight is an fp16 value (q4g with power-of-two scales), else F32 (q8g), exactly. */
+SQ_TEST(quantized_ragged_rows) {
+    for (int k = 0; k < 2; k++) {
+        sq_tiny_spec s = sq_tiny_spec_default();
+        s.rope_layout = SQ_ROPE_INTERLEAVED;
+        s.hidden_dim = 80;
+        sq_checkpoint a, b;
+        SQ_CHECK_OK(sq_tiny_checkpoint(&s, &a));
+        SQ_CHECK_OK(sq_tinyq_checkpoint(&a, k ? SQ_TYPE_Q8G : SQ_TYPE_Q4G, (sq_qparams){32, false}, true));
+        for (int32_t i = 0; k == 0 && i < a.n_tensors; i++) { /* q4g: power-of-two scales, fp16 weights */
+            sq_tensor *x = &a.tensors[i];
+            if (!strstr(x->name, "down_proj")) continue;
+            const int64_t cols = x->shape[1];
+            const size_t rb = x->nbytes / (size_t)x->shape[0];
+            uint8_t codes[80];
+            float sc[3] = {0.0625f, 0.125f, 0.25f};
+            for (int64_t r = 0; r < x->shape[0]; r++) {
+                uint8_t *row = (uint8_t *)x->data + (size_t)r * rb;
+                sq_qrow_unpack(x->type, x->q, cols, row, codes, NULL, NULL);
+                SQ_CHECK_OK(sq_qrow_pack(x->type, x->q, cols, codes, sc, NULL, row));
+            }
+        }
+        SQ_CHECK_OK(sq_export_gguf(&a, tp("ragged.gguf"), NULL));
+        sq_gguf *f = NULL;
+        SQ_CHECK_OK(sq_gguf_open(&f, tp("ragged.gguf")));
+        for (int64_t i = 0; f && i < sq_gguf_n_tensors(f); i++) {
+            const sq_gguf_tensor *t = sq_gguf_tensor_at(f, i);
+            if (strstr(t->name, "ffn_down"))
+                SQ_CHECKF(t->type == (k ? (uint32_t)SQ_GGML_F32 : (uint32_t)SQ_GGML_F16), "%s is %s", t->name,
+                          sq_ggml_type_name(t->type));
+        }
+        sq_gguf_close(f);
+        SQ_CHECK_OK(sq_import_gguf(tp("ragged.gguf"), &b));
+        for (int32_t i = 0; i < a.n_tensors; i++) {
+            const sq_tensor *x = &a.tensors[i], *y = sq_checkpoint_find(&b, x->name);
+            if (!y || x->n_dims != 2) continue;
+            float *wa = ck_weights(x), *wb = ck_weights(y);
+            SQ_CHECKF(!memcmp(wa, wb, sizeof(float) * (size_t)(x->shape[0] * x->shape[1])), "%s differs", x->name);
+            free(wa);
+            free(wb);
+        }
+        sq_checkpoint_free(&a);
+        sq_checkpoint_free(&b);
+    }
+}
+
+/* K-quant super-blocks decoded to floats: random blocks (finite scales) against the formulas
+ * of FORMATS.md 6.4 (Q4_K) and ggml's dequantize_row_q5_K/q6_K, written out here per weight. */
+static float kref(uint32_t gt, const uint8_t *b, int i) {
+    if (gt == SQ_GGML_Q6_K) {
+        const int half = i / 128, r = i % 128, quarter = r / 32, l = r % 32;
+        const uint8_t *ql = b + 64 * half, *qh = b + 128 + 32 * half;
+        const int8_t *sc = (const int8_t *)(b + 192) + 8 * half;
+        const int lowbits = quarter == 0 ? ql[l] & 15 : quarter == 1 ? ql[l + 32] & 15 : quarter == 2 ? ql[l] >> 4
+                                                                                                       : ql[l + 32] >> 4;
+        const int q = (lowbits | ((qh[l] >> (2 * quarter)) & 3) << 4) - 32;
+        return sq_f16_to_f32(le16(b + 208)) * (float)sc[l / 16 + 2 * quarter] * (float)q;
+    }
+    const int sub = i / 32, l = i % 32, c = sub / 2; /* sub-block 0..7, its 32 weights */
+    const uint8_t *sc = b + 4;
+    int scale, min;
+    if (sub < 4) scale = sc[sub] & 63, min = sc[sub + 4] & 63;
+    else scale = (sc[sub + 4] & 15) | (sc[sub - 4] >> 6) << 4, min = (sc[sub + 4] >> 4) | (sc[sub] >> 6) << 4;
+    const uint8_t *qs = b + (gt == SQ_GGML_Q5_K ? 48 : 16) + 32 * c;
+    int q = sub % 2 ? qs[l] >> 4 : qs[l] & 15;
+    if (gt == SQ_GGML_Q5_K) q += (b[16 + l] >> sub & 1) << 4;
+    const float d1 = sq_f16_to_f32(le16(b)) * (float)scale, m1 = sq_f16_to_f32(le16(b + 2)) * (float)min;
+    return d1 * (float)q - m1;
+}
+
+SQ_TEST(kquant_import) {
+    static const uint32_t types[3] = {SQ_GGML_Q4_K, SQ_GGML_Q5_K, SQ_GGML_Q6_K};
+    uint64_t rng = 12345;
+    for (int k = 0; k < 3; k++) {
+        const uint32_t gt = types[k];
+        const int64_t rows = 3, cols = 512;
+        const size_t bb = (size_t)sq_ggml_type_info_get(gt)->block_bytes, n = (size_t)rows * 2 * bb;
+        uint8_t *src = malloc(n);
+        for (size_t i = 0; i < n; i++) src[i] = (uint8_t)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+        for (size_t blk = 0; blk < (size_t)rows * 2; blk++) { /* finite fp16 scales in [2^-8, 2^-1) */
+            uint8_t *b = src + blk * bb;
+            for (int h = 0; h < 2; h++) {
+                uint8_t *d = gt == SQ_GGML_Q6_K ? b + 208 : b + 2 * h;
+                d[1] = (uint8_t)((d[1] & 0x83) | 0x18 | (uint8_t)(h << 2));
+                if (gt == SQ_GGML_Q6_K) break;
+            }
+        }
+        sq_tensor x = {0};
+        x.n_dims = 2;
+        x.shape[0] = rows;
+        x.shape[1] = cols;
+        SQ_CHECK_OK(sq_gguf_decode_qtensor("k.gguf", "w", gt, src, rows, cols, &x));
+        SQ_CHECK(x.type == SQ_TYPE_F32 && x.nbytes == (size_t)(rows * cols) * 4);
+        int bad = 0;
+        for (int64_t r = 0; r < rows && x.data; r++)
+            for (int64_t i = 0; i < cols; i++) {
+                float want = kref(gt, src + (size_t)(r * 2 + i / 256) * bb, (int)(i % 256));
+                float got = ((const float *)x.data)[r * cols + i];
+                if (memcmp(&want, &got, 4)) bad++;
+            }
+        SQ_CHECKF(bad == 0, "%s: %d weights differ from the reference", sq_ggml_type_name(gt), bad);
+        sq_tensor_release(&x);
+        /* a non-finite super-block scale is refused naming the tensor */
+        uint8_t *d = gt == SQ_GGML_Q6_K ? src + bb + 208 : src + bb;
+        d[0] = 0x00, d[1] = 0x7C; /* +inf in row 0's second super-block */
+        sq_tensor y = {0};
+        expect_fail(sq_gguf_decode_qtensor("k.gguf", "w", gt, src, rows, cols, &y), SQ_ERR_FORMAT,
+                    "k.gguf: tensor 'w' row 0: a super-block scale is not finite");
+        sq_tensor_release(&y);
+        free(src);
+    }
+}
+
 int main(void) {
     SQ_RUN(byte_layout);
     SQ_RUN(reader_value_types);
@@ -1128,6 +1445,10 @@ int main(void) {
     SQ_RUN(permutation_qwen2);
     SQ_RUN(export_keys);
     SQ_RUN(import_refusals);
+    SQ_RUN(quantized_export_import);
+    SQ_RUN(quantized_ragged_rows);
+    SQ_RUN(quantized_permutation);
+    SQ_RUN(kquant_import);
     SQ_RUN(truncated_everywhere);
     SQ_RUN(fuzzed_bytes);
     SQ_RUN(shared_stories260k);
