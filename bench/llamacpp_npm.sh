@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # llamacpp_npm.sh: check squish's GGUF files against a real llama.cpp that comes from the npm registry (the prebuilt
-# CPU build inside @node-llama-cpp/linux-x64, driven through node-llama-cpp's bindings; nothing is compiled or
-# downloaded at install or run time). Perplexity follows llama-perplexity's protocol (../shared/docs/FORMATS.md §9.2),
+# CPU build inside @node-llama-cpp/linux-x64, driven through node-llama-cpp's bindings; nothing is downloaded at
+# install or run time, and only the optional build-tools compiles anything). Perplexity follows llama-perplexity's protocol (../shared/docs/FORMATS.md §9.2),
 # the same one `squish-eval --protocol llamacpp` implements, so the two PPLs of one GGUF must agree.
 #
 #   bash bench/llamacpp_npm.sh install                       # npm install into $LLAMACPP_NPM_DIR (outside the repo)
