@@ -9,6 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* An empty file maps to this (never NULL: readers compute data + size before checking it). */
+static const uint8_t empty_file[1];
+
 sq_status sq_map_file(const char *path, sq_mapping *m) {
     m->data = NULL;
     m->size = 0;
@@ -33,6 +36,8 @@ sq_status sq_map_file(const char *path, sq_mapping *m) {
         }
         m->data = p;
         m->size = (uint64_t)st.st_size;
+    } else {
+        m->data = empty_file;
     }
     close(fd);
     return SQ_OK;
@@ -40,7 +45,7 @@ sq_status sq_map_file(const char *path, sq_mapping *m) {
 
 void sq_unmap_file(sq_mapping *m) {
     if (!m || !m->data) return;
-    munmap((void *)m->data, (size_t)m->size);
+    if (m->data != empty_file) munmap((void *)m->data, (size_t)m->size);
     m->data = NULL;
     m->size = 0;
 }

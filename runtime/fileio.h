@@ -11,7 +11,7 @@
 #include "status.h"
 
 typedef struct {
-    const uint8_t *data; /* NULL for an empty file */
+    const uint8_t *data; /* never NULL once mapped (an empty file maps to a static byte) */
     uint64_t size;
 } sq_mapping;
 

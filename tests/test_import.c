@@ -8,6 +8,7 @@
  */
 #include <unistd.h>
 
+#include "../runtime/fileio.h"
 #include "test.h"
 #include "tinymodel.h"
 
@@ -661,7 +662,27 @@ SQ_TEST(shared_gutenberg) {
     sq_checkpoint_free(&c);
 }
 
+/* Found by the libFuzzer harnesses (tests/fuzz/libfuzzer_readers.c, clang's UBSan): an empty
+ * file mapped to NULL, and the tokenizer readers computed NULL + 0 before checking the size. */
+SQ_TEST(empty_files_refused) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/empty.bin", sq_test_tmpdir());
+    SQ_CHECK_OK(sq_tiny_write_file(p, "", 0));
+    sq_mapping m;
+    SQ_CHECK_OK(sq_map_file(p, &m));
+    SQ_CHECK(m.data != NULL && m.size == 0);
+    sq_unmap_file(&m);
+    SQ_CHECK(m.data == NULL);
+    sq_vocab v;
+    SQ_CHECK(sq_vocab_read_spm(p, &v) == SQ_ERR_FORMAT && strstr(sq_last_error(), "empty.bin"));
+    SQ_CHECK(sq_vocab_read_llama2c(p, 512, &v) == SQ_ERR_FORMAT && strstr(sq_last_error(), "empty.bin"));
+    sq_checkpoint c;
+    SQ_CHECK(sq_import_llama2c(p, p, &c) == SQ_ERR_FORMAT && strstr(sq_last_error(), "empty.bin"));
+    SQ_CHECK(sq_import_gguf(p, &c) == SQ_ERR_FORMAT && strstr(sq_last_error(), "empty.bin"));
+}
+
 int main(void) {
+    SQ_RUN(empty_files_refused);
     SQ_RUN(checkpoint_api);
     SQ_RUN(hf_types);
     SQ_RUN(hf_sharded);
