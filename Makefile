@@ -49,6 +49,12 @@ endif
 ifeq ($(NATIVE),1)
   BASE_CFLAGS += -march=native
 endif
+# FUZZ=1: clang with libFuzzer coverage, for `make fuzz` (tests/fuzz/README.md)
+FUZZ ?= 0
+ifeq ($(FUZZ),1)
+  CC := clang
+  BASE_CFLAGS += -fsanitize=fuzzer-no-link -Wno-error
+endif
 
 MACHINE := $(shell $(CC) -dumpmachine)
 RT_DIR := runtime
@@ -192,6 +198,16 @@ cross-check:
 	$(CROSS)-gcc -std=c11 -O2 -static -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L tests/test_kernels.c \
 		build-$(CROSS)/libsquish_rt.a -lm -o build-$(CROSS)/test_kernels 2>/dev/null
 	qemu-$(firstword $(subst -, ,$(CROSS))) build-$(CROSS)/test_kernels
+
+# ----- fuzz: libFuzzer harnesses of the readers (tests/fuzz/README.md), outside the default build:
+#   make FUZZ=1 SAN=1 OPENMP=0 BUILD=build-fuzz fuzz && build-fuzz/fuzz/fuzz_gguf -max_total_time=60
+FUZZ_READERS := sqz gguf safetensors llama2c tokbin spm hfjson kld
+.PHONY: fuzz
+fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_READERS))
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/libfuzzer_readers.c $(CORE_LIB) $(RT_LIB)
+	@test "$(FUZZ)" = 1 || { echo "make fuzz needs FUZZ=1 (clang, libFuzzer)" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(DEPS_CFLAGS) -DFUZZ_$(shell echo $* | tr a-z A-Z) -fsanitize=fuzzer $< $(LIBS) -o $@
 
 clean:
 	rm -rf build build-san
