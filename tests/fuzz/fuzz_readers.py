@@ -243,6 +243,7 @@ def make_seeds(bin_dir, tools_dir, S, shared):
          '--asym', '-q'])
     run([B('squish-convert'), 'export', S + '/q.h5', '-o', S + '/q.sqz'])
     run([B('squish-prune'), S + '/m.h5', '-o', S + '/p.h5', '--method', 'magnitude', '--pattern', '2:4', '-q'])
+    run([B('squish-convert'), 'export', S + '/p.h5', '-o', S + '/p.sqz'])  # 2:4 sparse matrices
     run([B('squish-calibrate'), S + '/m.h5', '--data', S + '/text.txt', '--samples', '2', '--seq-len', '16',
          '-o', S + '/cal.h5', '-q'])
     run([B('squish-eval'), S + '/m.sqz', '--text', S + '/text.txt', '--ctx', '32', '--top-k', '4',
@@ -304,6 +305,10 @@ TARGETS = {
     'sqzq-run': dict(file='q.sqz', cmd=['squish-run', '{F}', '--no-verify', '-p', 'the cat', '-n', '4', '--temp', '0',
                                         '-q', '-t', '1'], hot=sqz_hot, fix=SQZ_SIZE),
     'sqzq-import': dict(file='q.sqz', cmd=['squish-convert', 'import', '{F}', '-o', '{O}.h5'], hot=sqz_hot,
+                        fix=SQZ_RESEAL, out='{O}.h5'),
+    'sqzp-run': dict(file='p.sqz', cmd=['squish-run', '{F}', '--no-verify', '-p', 'the cat', '-n', '4', '--temp', '0',
+                                        '-q', '-t', '1'], hot=sqz_hot, fix=SQZ_SIZE),
+    'sqzp-import': dict(file='p.sqz', cmd=['squish-convert', 'import', '{F}', '-o', '{O}.h5'], hot=sqz_hot,
                         fix=SQZ_RESEAL, out='{O}.h5'),
     'gguf-import': dict(file='m.gguf', cmd=['squish-convert', 'import', '{F}', '-o', '{O}.h5'], hot=gguf_hot,
                         out='{O}.h5'),
