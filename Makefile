@@ -107,6 +107,8 @@ $(BUILD)/obj/runtime/kernels_quant_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
 $(BUILD)/obj/runtime/kernels_quant_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
 $(BUILD)/obj/runtime/kernels_sparse_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
 $(BUILD)/obj/runtime/kernels_sparse_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
+$(BUILD)/obj/runtime/kernels_act8_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
+$(BUILD)/obj/runtime/kernels_act8_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
 
 $(BUILD)/obj/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
