@@ -97,9 +97,9 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
             __m256 zacc = _mm256_setzero_ps();
             int64_t gg = 0;
             for (; gg + 8 <= ng; gg += 8) zacc = _mm256_fmadd_ps(_mm256_loadu_ps(sz + gg), _mm256_loadu_ps(gz + gg), zacc);
-            float zs = hsum8(zacc);
+            float zs = 0.0f;
             for (; gg < ng; gg++) zs += sz[gg] * gz[gg];
-            y[t * ldy + i] = hsum8(acc[i][t]) - zs;
+            y[t * ldy + i] = hsum8(_mm256_sub_ps(acc[i][t], zacc)) - zs;
         }
     }
 }

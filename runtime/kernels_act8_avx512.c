@@ -8,8 +8,9 @@
  * (q8g: lanes 0-7 chunk A; q4g: lanes 0-3 and 8-11, because the nibbles unpack to [A codes
  * 0-15, B 0-15, A 16-31, B 16-31] and the activations are shuffled to match). Each lane is
  * converted to float and FMA'd with s_g * d_c of its chunk into one float accumulator per
- * (row, token); the zero-point term is subtracted once per group at the end as
- * s_g * z_g * gz_g (gz_g = sum over the group's chunks of d_c * xsum_c, sq_act8_prepare).
+ * (row, token); the zero-point term s_g * z_g * gz_g (gz_g = sum over the group's chunks of
+ * d_c * xsum_c, sq_act8_prepare) is accumulated 16 groups per lane and subtracted lane by lane
+ * before the one reduction.
  * Blocks of 4 rows x up to 4 tokens reuse each unpacked weight and each activation load.
  * The float order per y element (pairs of chunks in column order, a fixed lane reduction,
  * then the zero-point dot) depends only on (T, cols, group), never on r0/r1: row splits and
@@ -129,7 +130,7 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
                 const __mmask16 m = (__mmask16)((1u << n) - 1u);
                 zacc = _mm512_fmadd_ps(_mm512_load_ps(sz + gg), _mm512_maskz_loadu_ps(m, gz + gg), zacc);
             }
-            y[t * ldy + i] = _mm512_reduce_add_ps(acc[i][t]) - _mm512_reduce_add_ps(zacc);
+            y[t * ldy + i] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[i][t], zacc));
         }
     }
 }
