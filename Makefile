@@ -194,6 +194,9 @@ cross-check:
 	$(CROSS)-gcc -std=c11 -O2 -static -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L tests/test_kernels.c \
 		build-$(CROSS)/libsquish_rt.a -lm -o build-$(CROSS)/test_kernels 2>/dev/null
 	qemu-$(firstword $(subst -, ,$(CROSS))) build-$(CROSS)/test_kernels
+	$(CROSS)-gcc -std=c11 -O2 -static -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L tests/test_act8.c \
+		build-$(CROSS)/libsquish_rt.a -lm -o build-$(CROSS)/test_act8 2>/dev/null
+	qemu-$(firstword $(subst -, ,$(CROSS))) build-$(CROSS)/test_act8
 
 clean:
 	rm -rf build build-san
