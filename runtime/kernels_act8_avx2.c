@@ -111,7 +111,7 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
 BLOCK_FNS(0)
 BLOCK_FNS(1)
 
-SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts)
+SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts, NULL)
 
 #else
 

@@ -12,6 +12,9 @@
  * d_c * xsum_c, sq_act8_prepare) is accumulated 16 groups per lane and subtracted lane by lane
  * before the one reduction.
  * Blocks of 4 rows x up to 4 tokens reuse each unpacked weight and each activation load.
+ * From T = ACT8_GEMM_MIN_T on, rows are instead packed 32 at a time into a layout where a
+ * zmm lane is a row (see pack_tile), so that a chunk's 8 vpdpbusd steps accumulate exactly in
+ * int32 and the float work is one conversion and one FMA per chunk and (row, token).
  * The float order per y element (pairs of chunks in column order, a fixed lane reduction,
  * then the zero-point dot) depends only on (T, cols, group), never on r0/r1: row splits and
  * thread counts give the same bits. It differs from the reference's order, so tests compare
@@ -144,7 +147,138 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
 BLOCK_FNS(0)
 BLOCK_FNS(1)
 
-SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts)
+
+/* ===== Many tokens: packed tiles of 32 rows ===== */
+
+/* A tile's codes are repacked so that two zmm hold 4 consecutive codes of each of 32 rows: pk[((c * 8 + j) * GR + i) * 4 + b] = code of row i, column 32c + 4j + b. Then
+ * vpdpbusd with the token's 4 activation codes broadcast gives each lane (a row) its 4-column
+ * dot product, and the 8 steps of a chunk accumulate exactly in int32: per chunk and (row,
+ * token) one conversion and one FMA with s_g * d_c, against one per 8 columns in the
+ * streaming kernel. sc/sz hold s_g and s_g * z_g as [group][row]. */
+#define GR 32 /* rows per tile: two zmm of lanes */
+#define GT 4  /* tokens per micro-kernel call */
+#ifndef ACT8_GEMM_MIN_T
+#define ACT8_GEMM_MIN_T 16 /* T from which the tiles are used */
+#endif
+
+static void pack_tile(bool q4, uint8_t *pk, float *sc, float *sz, const uint8_t *w, size_t rb, int64_t r, int nr,
+                      const sq_qlayout *L, bool asym, int64_t nc, int64_t ng) {
+    if (nr < GR) {
+        memset(pk, 0, (size_t)nc * 32 * GR);
+        memset(sc, 0, sizeof(float) * (size_t)ng * GR);
+        memset(sz, 0, sizeof(float) * (size_t)ng * GR);
+    }
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *row = w + (size_t)(r + i) * rb, *codes = row + L->codes_off;
+        for (int64_t c = 0; c < nc; c++) {
+            const uint8_t *p = codes + (size_t)c * L->chunk_bytes;
+            uint32_t *dst = (uint32_t *)(pk + (size_t)c * 32 * GR) + i;
+            for (int j = 0; j < 8; j++) {
+                uint32_t v;
+                if (q4) {
+                    memcpy(&v, p + 4 * (j & 3), 4);
+                    v = (j < 4 ? v : v >> 4) & 0x0F0F0F0Fu; /* low nibbles: columns 0-15, high: 16-31 */
+                } else {
+                    memcpy(&v, p + 4 * j, 4);
+                }
+                dst[j * GR] = v;
+            }
+        }
+        for (int64_t g = 0; g < ng; g++) {
+            const float s = sq_qrow_scale(row, g);
+            sc[g * GR + i] = s;
+            sz[g * GR + i] = s * (float)sq_qrow_zero(L, asym, row, g);
+        }
+    }
+}
+
+SQ_INLINE void gemm_micro(int NT, float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,
+                          const float *sc, const float *sz, int64_t gc, int nr) {
+    __m512 f0[GT], f1[GT];
+    const int8_t *xq[GT];
+    const float *dq[GT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        f0[t] = f1[t] = _mm512_setzero_ps();
+        xq[t] = a->q + (size_t)(t0 + t) * a->ldq;
+        dq[t] = a->d + (t0 + t) * a->nc;
+    }
+    const int64_t nc = a->nc, ng = a->ng;
+    for (int64_t g = 0; g < ng; g++) {
+        const __m512 s0 = _mm512_load_ps(sc + g * GR), s1 = _mm512_load_ps(sc + g * GR + 16);
+        const int64_t ce = (g + 1) * gc < nc ? (g + 1) * gc : nc;
+        for (int64_t c = g * gc; c < ce; c++) {
+            __m512i i0[GT], i1[GT];
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) i0[t] = i1[t] = _mm512_setzero_si512();
+            const uint8_t *pc = pk + (size_t)c * 32 * GR;
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const __m512i w0 = _mm512_load_si512(pc + j * 4 * GR), w1 = _mm512_load_si512(pc + j * 4 * GR + 64);
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    int32_t v;
+                    memcpy(&v, xq[t] + c * SQ_QCHUNK + 4 * j, 4);
+                    const __m512i xb = _mm512_set1_epi32(v);
+                    i0[t] = _mm512_dpbusd_epi32(i0[t], w0, xb);
+                    i1[t] = _mm512_dpbusd_epi32(i1[t], w1, xb);
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const __m512 dt = _mm512_set1_ps(dq[t][c]);
+                f0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[t]), _mm512_mul_ps(s0, dt), f0[t]);
+                f1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[t]), _mm512_mul_ps(s1, dt), f1[t]);
+            }
+        }
+    }
+    for (int64_t g = 0; g < ng; g++) { /* minus s_g z_g gz_g */
+        const __m512 z0 = _mm512_load_ps(sz + g * GR), z1 = _mm512_load_ps(sz + g * GR + 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const __m512 gz = _mm512_set1_ps(a->gz[(t0 + t) * ng + g]);
+            f0[t] = _mm512_fnmadd_ps(z0, gz, f0[t]);
+            f1[t] = _mm512_fnmadd_ps(z1, gz, f1[t]);
+        }
+    }
+    const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFFu : (1u << nr) - 1u);
+    const __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFFu : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        _mm512_mask_storeu_ps(y + (t0 + t) * ldy, m0, f0[t]);
+        _mm512_mask_storeu_ps(y + (t0 + t) * ldy + 16, m1, f1[t]);
+    }
+}
+
+typedef void (*micro_fn)(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk, const float *sc,
+                         const float *sz, int64_t gc, int nr);
+#define MICRO_FN(NT_)                                                                                            \
+    static void micro_##NT_(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,       \
+                            const float *sc, const float *sz, int64_t gc, int nr) {                              \
+        gemm_micro(NT_, y, ldy, a, t0, pk, sc, sz, gc, nr);                                                      \
+    }
+MICRO_FN(1) MICRO_FN(2) MICRO_FN(3) MICRO_FN(4)
+static const micro_fn micros[GT] = {micro_1, micro_2, micro_3, micro_4};
+
+static void gemm_a8(bool q4, float *y, int64_t ldy, const sq_act8_rows *a, int64_t T, const uint8_t *w, size_t rb,
+                    int64_t r0, int64_t r1, const sq_qlayout *L, bool asym, float *work) {
+    const int64_t nc = a->nc, ng = a->ng;
+    uint8_t *pk = (uint8_t *)work;
+    float *sc = work + (size_t)nc * 8 * GR, *sz = sc + (size_t)ng * GR;
+    for (int64_t r = r0; r < r1; r += GR) {
+        const int nr = r1 - r < GR ? (int)(r1 - r) : GR;
+        pack_tile(q4, pk, sc, sz, w, rb, r, nr, L, asym, nc, ng);
+        for (int64_t t = 0; t < T;) {
+            const int nt = T - t < GT ? (int)(T - t) : GT;
+            micros[nt - 1](y + r, ldy, a, t, pk, sc, sz, L->group_chunks, nr);
+            t += nt;
+        }
+    }
+}
+
+static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, gemm_a8};
+
+SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles)
 
 #else
 

@@ -67,13 +67,23 @@ bool sq_act8_prepare(sq_act8_rows *a, const float *x, int64_t T, int64_t cols, i
 typedef void (*sq_act8_block_fn)(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *w0,
                                  size_t rb, const sq_qlayout *L, const float *sc, const float *sz, size_t lds);
 typedef void (*sq_act8_rowc_fn)(const uint8_t *row, const sq_qlayout *L, bool asym, int64_t ng, float *sc, float *sz);
-/* The shared ACT8 driver (kernels_quant_ref.c): quantizes the T tokens once, then walks rows
- * in blocks of 4 (then 1) and tokens in ceil(T / nt_max) nearly equal blocks; blocks[nr4 *
- * nt_max + nt - 1] is the kernel for 1 (nr4 = 0) or 4 (nr4 = 1) rows and nt tokens. Falls back
- * to the reference when the scratch cannot be had. */
-void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_act8_rowc_fn rowc, float *y,
-                   int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0, int64_t r1,
-                   int64_t cols, sq_qparams q);
+/* An optional tiled GEMM for many tokens: rows [r0, r1) in tiles of `tile_rows`, each packed
+ * once into `work` (tile_rows * (nc * 32 + 8 * ng) bytes' worth of floats, see
+ * sq_act8_gemm_floats) and reused by every token. */
+typedef struct {
+    int64_t min_T;  /* used from this T on */
+    int tile_rows;
+    void (*fn)(bool q4, float *y, int64_t ldy, const sq_act8_rows *a, int64_t T, const uint8_t *w, size_t rb,
+               int64_t r0, int64_t r1, const sq_qlayout *L, bool asym, float *work);
+} sq_act8_gemm;
+/* The shared ACT8 driver (kernels_quant_ref.c): quantizes the T tokens once; then the GEMM when
+ * there is one and T >= its min_T, else walks rows in blocks of 4 (then 1) and tokens in
+ * ceil(T / nt_max) nearly equal blocks; blocks[nr4 * nt_max + nt - 1] is the kernel for 1 (nr4
+ * = 0) or 4 (nr4 = 1) rows and nt tokens. Falls back to the reference when the scratch cannot
+ * be had. Which path runs depends on T only, so row splits never change the bits. */
+void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_act8_rowc_fn rowc,
+                   const sq_act8_gemm *gemm, float *y, int64_t ldy, const float *x, const void *w, size_t rb,
+                   int64_t T, int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
 /* block_<Q4>_<NR>_<NT>: a sq_act8_block_fn calling the file's inline block(Q4, NR, NT, ...). */
 #define SQ_ACT8_BLOCK_FN(Q4, NR_, NT_)                                                                            \
     static void block_##Q4##_##NR_##_##NT_(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0,             \
@@ -83,14 +93,14 @@ void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_
     }
 /* The q8g/q4g entry points and the table getter of a SIMD ACT8 file, from its block tables
  * (BLOCKS8, BLOCKS4: [2][NT]) and row-constant function. */
-#define SQ_ACT8_ENTRY_POINTS(GETTER, BLOCKS8, BLOCKS4, NT, ROWC)                                                  \
+#define SQ_ACT8_ENTRY_POINTS(GETTER, BLOCKS8, BLOCKS4, NT, ROWC, GEMM)                                            \
     static void qmatmul_a8_q8g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \
                                int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {                              \
-        sq_act8_drive(SQ_TYPE_Q8G, &BLOCKS8[0][0], NT, ROWC, y, ldy, x, w, rb, T, r0, r1, cols, q);                \
+        sq_act8_drive(SQ_TYPE_Q8G, &BLOCKS8[0][0], NT, ROWC, GEMM, y, ldy, x, w, rb, T, r0, r1, cols, q);          \
     }                                                                                                            \
     static void qmatmul_a8_q4g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \
                                int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {                              \
-        sq_act8_drive(SQ_TYPE_Q4G, &BLOCKS4[0][0], NT, ROWC, y, ldy, x, w, rb, T, r0, r1, cols, q);                \
+        sq_act8_drive(SQ_TYPE_Q4G, &BLOCKS4[0][0], NT, ROWC, GEMM, y, ldy, x, w, rb, T, r0, r1, cols, q);          \
     }                                                                                                            \
     static const sq_qmatmul_fn act8_table[SQ_TYPE_COUNT] = {[SQ_TYPE_Q8G] = qmatmul_a8_q8g,                      \
                                                             [SQ_TYPE_Q4G] = qmatmul_a8_q4g};                     \

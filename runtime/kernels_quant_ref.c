@@ -133,16 +133,23 @@ bool sq_act8_prepare(sq_act8_rows *a, const float *x, int64_t T, int64_t cols, i
     return true;
 }
 
-void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_act8_rowc_fn rowc, float *y,
-                   int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0, int64_t r1,
-                   int64_t cols, sq_qparams q) {
+void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_act8_rowc_fn rowc,
+                   const sq_act8_gemm *gemm, float *y, int64_t ldy, const float *x, const void *w, size_t rb,
+                   int64_t T, int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
     if (T <= 0 || r1 <= r0) return;
     const sq_qlayout L = sq_qlayout_of(type, q, cols); /* cols 0: no chunks, y = 0 */
     const size_t lds = up16((size_t)L.n_groups);
+    const bool tiled = gemm && T >= gemm->min_T && L.n_chunks > 0;
+    /* tiled: packed codes (tile_rows bytes per column) and two floats per (group, row) */
+    const size_t extra = tiled ? (size_t)gemm->tile_rows * ((size_t)L.n_chunks * 8 + 2 * (size_t)L.n_groups) : 8 * lds;
     sq_act8_rows a;
-    if (!sq_act8_prepare(&a, x, T, cols, L.group_chunks, 8 * lds)) {
+    if (!sq_act8_prepare(&a, x, T, cols, L.group_chunks, extra)) {
         /* out of memory for the scratch: the reference needs none */
         (type == SQ_TYPE_Q4G ? sq_qmatmul_a8_q4g_ref : sq_qmatmul_a8_q8g_ref)(y, ldy, x, w, rb, T, r0, r1, cols, q);
+        return;
+    }
+    if (tiled) {
+        gemm->fn(type == SQ_TYPE_Q4G, y, ldy, &a, T, (const uint8_t *)w, rb, r0, r1, &L, q.asym, a.extra);
         return;
     }
     float *sc = a.extra, *sz = a.extra + 4 * lds;

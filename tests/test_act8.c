@@ -237,11 +237,11 @@ SQ_TEST(variants_match_reference) {
 SQ_TEST(deterministic_over_threads_and_splits) {
     const sq_type types[2] = {SQ_TYPE_Q4G, SQ_TYPE_Q8G};
     const int saved = sq_num_threads();
-    for (int ti = 0; ti < 2; ti++) {
-        const int64_t rows = 200, cols = 300, T = 7;
+    for (int ti = 0; ti < 4; ti++) { /* T = 7: streaming kernels; T = 20: AVX-512's packed tiles */
+        const int64_t rows = 200, cols = 300, T = ti < 2 ? 7 : 20;
         qmat m;
-        qmat_make(&m, types[ti], (sq_qparams){64, ti == 1}, rows, cols);
-        const sq_mat w = {.type = types[ti], .q = m.q, .rows = rows, .cols = cols, .row_bytes = m.rb, .data = m.data,
+        qmat_make(&m, types[ti % 2], (sq_qparams){64, ti % 2 == 1}, rows, cols);
+        const sq_mat w = {.type = types[ti % 2], .q = m.q, .rows = rows, .cols = cols, .row_bytes = m.rb, .data = m.data,
                           .act8 = true};
         float *x = rand_x(T * cols);
         float *y1 = malloc(sizeof(float) * (size_t)(T * rows)), *y2 = malloc(sizeof(float) * (size_t)(T * rows)),
@@ -256,13 +256,13 @@ SQ_TEST(deterministic_over_threads_and_splits) {
             sq_matmul(ks[k], y1, x, &w, T);
             sq_set_num_threads(2);
             sq_matmul(ks[k], y2, x, &w, T);
-            ks[k]->qmatmul_a8[types[ti]](y3, rows, x, m.data, m.rb, T, 0, 37, cols, m.q);
-            ks[k]->qmatmul_a8[types[ti]](y3, rows, x, m.data, m.rb, T, 37, 101, cols, m.q);
-            ks[k]->qmatmul_a8[types[ti]](y3, rows, x, m.data, m.rb, T, 101, rows, cols, m.q);
-            SQ_CHECKF(memcmp(y1, y2, sizeof(float) * (size_t)(T * rows)) == 0, "%s %s: -t 1 and -t 2 differ",
-                      ks[k]->name, sq_type_name(types[ti]));
-            SQ_CHECKF(memcmp(y1, y3, sizeof(float) * (size_t)(T * rows)) == 0, "%s %s: row splits differ",
-                      ks[k]->name, sq_type_name(types[ti]));
+            ks[k]->qmatmul_a8[types[ti % 2]](y3, rows, x, m.data, m.rb, T, 0, 37, cols, m.q);
+            ks[k]->qmatmul_a8[types[ti % 2]](y3, rows, x, m.data, m.rb, T, 37, 101, cols, m.q);
+            ks[k]->qmatmul_a8[types[ti % 2]](y3, rows, x, m.data, m.rb, T, 101, rows, cols, m.q);
+            SQ_CHECKF(memcmp(y1, y2, sizeof(float) * (size_t)(T * rows)) == 0, "%s %s T %lld: -t 1 and -t 2 differ",
+                      ks[k]->name, sq_type_name(types[ti % 2]), (long long)T);
+            SQ_CHECKF(memcmp(y1, y3, sizeof(float) * (size_t)(T * rows)) == 0, "%s %s T %lld: row splits differ",
+                      ks[k]->name, sq_type_name(types[ti % 2]), (long long)T);
         }
         /* the ACT8 matmul is a different function from the f32 one, and close to it */
         sq_mat wf = w;
@@ -274,7 +274,7 @@ SQ_TEST(deterministic_over_threads_and_splits) {
             den += (double)y2[i] * y2[i];
         }
         SQ_CHECKF(num > 0 && num < 1e-3 * den, "%s: relative squared error of int8 activations %g",
-                  sq_type_name(types[ti]), num / den);
+                  sq_type_name(types[ti % 2]), num / den);
         free(x), free(y1), free(y2), free(y3);
         qmat_free(&m);
     }
