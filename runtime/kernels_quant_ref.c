@@ -70,19 +70,23 @@ void sq_qmatmul_q6g_ref(float *y, int64_t ldy, const float *x, const void *w, si
 
 void sq_act8_quantize(const float *x, int64_t cols, int64_t c0, int64_t c1, int8_t *q, float *d, int32_t *s) {
     for (int64_t c = c0; c < c1; c++) {
-        const float *xc = x + c * SQ_QCHUNK;
         const int64_t left = cols - c * SQ_QCHUNK;
-        const int n = left < SQ_QCHUNK ? (int)left : SQ_QCHUNK;
+        const size_t n = left < SQ_QCHUNK ? (size_t)left : SQ_QCHUNK;
+        /* a zero-padded copy: fixed-length loops, which the compiler vectorizes */
+        float xc[SQ_QCHUNK] = {0};
+        memcpy(xc, x + c * SQ_QCHUNK, n * sizeof(float));
         int8_t *qc = q + (c - c0) * SQ_QCHUNK;
         float amax = 0.0f;
-        for (int j = 0; j < n; j++) {
+        int nan = 0;
+        for (int j = 0; j < SQ_QCHUNK; j++) {
             const float a = fabsf(xc[j]);
-            if (a > amax || a != a) amax = a; /* a NaN sticks */
+            amax = a > amax ? a : amax;
+            nan |= a != a;
         }
-        const float dc = amax / 127.0f;
+        const float dc = nan ? NAN : amax / 127.0f; /* a NaN gives d = NaN */
         int32_t sum = 0;
         if (dc > 0.0f && dc <= FLT_MAX) {
-            for (int j = 0; j < n; j++) {
+            for (int j = 0; j < SQ_QCHUNK; j++) {
                 /* round half away from zero without roundf: v - trunc(v) is exact here */
                 const float v = xc[j] / dc;
                 int32_t i = (int32_t)v;
@@ -93,9 +97,8 @@ void sq_act8_quantize(const float *x, int64_t cols, int64_t c0, int64_t c1, int8
                 sum += i;
             }
         } else {
-            for (int j = 0; j < n; j++) qc[j] = 0;
+            memset(qc, 0, SQ_QCHUNK);
         }
-        for (int j = n; j < SQ_QCHUNK; j++) qc[j] = 0;
         d[c - c0] = dc;
         s[c - c0] = sum;
     }
