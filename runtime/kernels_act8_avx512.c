@@ -158,7 +158,8 @@ BLOCK_FNS(1)
 #define GR 32 /* rows per tile: two zmm of lanes */
 #define GT 4  /* tokens per micro-kernel call */
 #ifndef ACT8_GEMM_MIN_T
-#define ACT8_GEMM_MIN_T 16 /* T from which the tiles are used */
+#define ACT8_GEMM_MIN_T 32 /* T from which the tiles are used (bench_kernels -m 2048x2048 -T 8,16,32: at 16 the
+                              * packing costs more than the tiles save) */
 #endif
 
 static void pack_tile(bool q4, uint8_t *pk, float *sc, float *sz, const uint8_t *w, size_t rb, int64_t r, int nr,

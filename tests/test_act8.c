@@ -237,8 +237,8 @@ SQ_TEST(variants_match_reference) {
 SQ_TEST(deterministic_over_threads_and_splits) {
     const sq_type types[2] = {SQ_TYPE_Q4G, SQ_TYPE_Q8G};
     const int saved = sq_num_threads();
-    for (int ti = 0; ti < 4; ti++) { /* T = 7: streaming kernels; T = 20: AVX-512's packed tiles */
-        const int64_t rows = 200, cols = 300, T = ti < 2 ? 7 : 20;
+    for (int ti = 0; ti < 4; ti++) { /* T = 7: streaming kernels; T = 40: AVX-512's packed tiles */
+        const int64_t rows = 200, cols = 300, T = ti < 2 ? 7 : 40;
         qmat m;
         qmat_make(&m, types[ti % 2], (sq_qparams){64, ti % 2 == 1}, rows, cols);
         const sq_mat w = {.type = types[ti % 2], .q = m.q, .rows = rows, .cols = cols, .row_bytes = m.rb, .data = m.data,
