@@ -9,7 +9,8 @@
  * saturate, so codes and activations are widened to s16 and multiplied with vpmaddwd. The
  * 8 int32 lanes are converted to float and FMA'd with s_g * d_c into one accumulator per
  * (row, token); the zero-point term is subtracted per group at the end (s_g * z_g * gz_g,
- * as in kernels_act8_avx512.c). Blocks of 4 rows x up to 2 tokens. The float order per y
+ * as in kernels_act8_avx512.c). Blocks of 4 rows x up to 2 tokens; q4g from T = 32 in packed
+ * tiles of 8 rows (below). The float order per y
  * element depends only on (T, cols, group), never on r0/r1.
  */
 #include "kernels_internal.h"
@@ -111,7 +112,73 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
 BLOCK_FNS(0)
 BLOCK_FNS(1)
 
-SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts, NULL)
+
+/* ===== q4g, many tokens: packed tiles of 8 rows ===== */
+
+/* Rows packed 8 at a time (sq_act8_pack_tile) so that a ymm lane is a row: per 4 columns,
+ * vpmaddubsw of the 8 rows' codes with the token's 4 activation codes broadcast, summed in
+ * 16 bits over a chunk's 8 steps (at most 8 * 2 * 15 * 127 = 30480 in magnitude: exact), then
+ * one vpmaddwd, conversion and FMA per chunk and (row, token). q8g codes would overflow the
+ * 16-bit sums, so q8g keeps the streaming kernels. */
+#define GR 8 /* rows per tile: one ymm of lanes */
+#define GT 4 /* tokens per micro-kernel call */
+#ifndef ACT8_GEMM_MIN_T
+#define ACT8_GEMM_MIN_T 32 /* T from which the tiles are used (as kernels_act8_avx512.c) */
+#endif
+
+SQ_INLINE void gemm_micro(int NT, float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,
+                          const float *sc, const float *sz, int64_t gc, int nr) {
+    __m256 f[GT];
+    const int8_t *xq[GT];
+    const float *dq[GT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        f[t] = _mm256_setzero_ps();
+        xq[t] = a->q + (size_t)(t0 + t) * a->ldq;
+        dq[t] = a->d + (t0 + t) * a->nc;
+    }
+    const __m256i one16 = _mm256_set1_epi16(1);
+    const int64_t nc = a->nc, ng = a->ng;
+    for (int64_t g = 0; g < ng; g++) {
+        const __m256 s = _mm256_loadu_ps(sc + g * GR);
+        const int64_t ce = (g + 1) * gc < nc ? (g + 1) * gc : nc;
+        for (int64_t c = g * gc; c < ce; c++) {
+            __m256i h[GT];
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) h[t] = _mm256_setzero_si256();
+            const uint8_t *pc = pk + (size_t)c * 32 * GR;
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(pc + j * 4 * GR));
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    int32_t v;
+                    memcpy(&v, xq[t] + c * SQ_QCHUNK + 4 * j, 4);
+                    h[t] = _mm256_add_epi16(h[t], _mm256_maddubs_epi16(w, _mm256_set1_epi32(v)));
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++)
+                f[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(h[t], one16)),
+                                       _mm256_mul_ps(s, _mm256_set1_ps(dq[t][c])), f[t]);
+        }
+    }
+    for (int64_t g = 0; g < ng; g++) { /* minus s_g z_g gz_g */
+        const __m256 z = _mm256_loadu_ps(sz + g * GR);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) f[t] = _mm256_fnmadd_ps(z, _mm256_set1_ps(a->gz[(t0 + t) * ng + g]), f[t]);
+    }
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) _mm256_maskstore_ps(y + (t0 + t) * ldy, m, f[t]);
+}
+
+SQ_ACT8_MICRO_FN(1) SQ_ACT8_MICRO_FN(2) SQ_ACT8_MICRO_FN(3) SQ_ACT8_MICRO_FN(4)
+static const sq_act8_micro_fn micros[GT] = {micro_1, micro_2, micro_3, micro_4};
+
+static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, true, GT, micros};
+
+SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles)
 
 #else
 

@@ -13,7 +13,7 @@
  * before the one reduction.
  * Blocks of 4 rows x up to 4 tokens reuse each unpacked weight and each activation load.
  * From T = ACT8_GEMM_MIN_T on, rows are instead packed 32 at a time into a layout where a
- * zmm lane is a row (see pack_tile), so that a chunk's 8 vpdpbusd steps accumulate exactly in
+ * zmm lane is a row (sq_act8_pack_tile), so that a chunk's 8 vpdpbusd steps accumulate exactly in
  * int32 and the float work is one conversion and one FMA per chunk and (row, token).
  * The float order per y element (pairs of chunks in column order, a fixed lane reduction,
  * then the zero-point dot) depends only on (T, cols, group), never on r0/r1: row splits and
@@ -57,6 +57,7 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
     }
     const int64_t nc = a->nc, gc = L->group_chunks;
     const __mmask16 mb = q4 ? 0xF0F0 : 0xFF00; /* lanes of the second chunk */
+    const size_t pf_ahead = (size_t)NR * rb;
     const __m512i nib = _mm512_set1_epi8(0x0F);
     int64_t c = 0, g = 0, k = 0; /* chunk, its group, its place in the group */
     for (; c + 1 < nc; c += 2) {
@@ -76,6 +77,9 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
             const float *sc = sc0 + (size_t)i * lds;
             const __m512 sv = _mm512_mask_blend_ps(mb, _mm512_set1_ps(sc[g]), _mm512_set1_ps(sc[g2]));
             __m512i wv;
+            /* the same line of the next block of rows, once per 64 bytes (as kernels_quant_avx512.c:
+             * decode from DRAM is limited by memory-level parallelism) */
+            if (q4 ? c % 4 == 0 : 1) _mm_prefetch((const char *)wr[i] + (size_t)c * (q4 ? 16 : 32) + pf_ahead, _MM_HINT_T0);
             if (q4) {
                 const __m256i p = _mm256_loadu_si256((const __m256i *)(wr[i] + (size_t)c * 16));
                 const __m512i pz = _mm512_inserti64x4(_mm512_castsi256_si512(p), _mm256_srli_epi16(p, 4), 1);
@@ -162,37 +166,6 @@ BLOCK_FNS(1)
                               * packing costs more than the tiles save) */
 #endif
 
-static void pack_tile(bool q4, uint8_t *pk, float *sc, float *sz, const uint8_t *w, size_t rb, int64_t r, int nr,
-                      const sq_qlayout *L, bool asym, int64_t nc, int64_t ng) {
-    if (nr < GR) {
-        memset(pk, 0, (size_t)nc * 32 * GR);
-        memset(sc, 0, sizeof(float) * (size_t)ng * GR);
-        memset(sz, 0, sizeof(float) * (size_t)ng * GR);
-    }
-    for (int i = 0; i < nr; i++) {
-        const uint8_t *row = w + (size_t)(r + i) * rb, *codes = row + L->codes_off;
-        for (int64_t c = 0; c < nc; c++) {
-            const uint8_t *p = codes + (size_t)c * L->chunk_bytes;
-            uint32_t *dst = (uint32_t *)(pk + (size_t)c * 32 * GR) + i;
-            for (int j = 0; j < 8; j++) {
-                uint32_t v;
-                if (q4) {
-                    memcpy(&v, p + 4 * (j & 3), 4);
-                    v = (j < 4 ? v : v >> 4) & 0x0F0F0F0Fu; /* low nibbles: columns 0-15, high: 16-31 */
-                } else {
-                    memcpy(&v, p + 4 * j, 4);
-                }
-                dst[j * GR] = v;
-            }
-        }
-        for (int64_t g = 0; g < ng; g++) {
-            const float s = sq_qrow_scale(row, g);
-            sc[g * GR + i] = s;
-            sz[g * GR + i] = s * (float)sq_qrow_zero(L, asym, row, g);
-        }
-    }
-}
-
 SQ_INLINE void gemm_micro(int NT, float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,
                           const float *sc, const float *sz, int64_t gc, int nr) {
     __m512 f0[GT], f1[GT];
@@ -251,33 +224,10 @@ SQ_INLINE void gemm_micro(int NT, float *y, int64_t ldy, const sq_act8_rows *a, 
     }
 }
 
-typedef void (*micro_fn)(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk, const float *sc,
-                         const float *sz, int64_t gc, int nr);
-#define MICRO_FN(NT_)                                                                                            \
-    static void micro_##NT_(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,       \
-                            const float *sc, const float *sz, int64_t gc, int nr) {                              \
-        gemm_micro(NT_, y, ldy, a, t0, pk, sc, sz, gc, nr);                                                      \
-    }
-MICRO_FN(1) MICRO_FN(2) MICRO_FN(3) MICRO_FN(4)
-static const micro_fn micros[GT] = {micro_1, micro_2, micro_3, micro_4};
+SQ_ACT8_MICRO_FN(1) SQ_ACT8_MICRO_FN(2) SQ_ACT8_MICRO_FN(3) SQ_ACT8_MICRO_FN(4)
+static const sq_act8_micro_fn micros[GT] = {micro_1, micro_2, micro_3, micro_4};
 
-static void gemm_a8(bool q4, float *y, int64_t ldy, const sq_act8_rows *a, int64_t T, const uint8_t *w, size_t rb,
-                    int64_t r0, int64_t r1, const sq_qlayout *L, bool asym, float *work) {
-    const int64_t nc = a->nc, ng = a->ng;
-    uint8_t *pk = (uint8_t *)work;
-    float *sc = work + (size_t)nc * 8 * GR, *sz = sc + (size_t)ng * GR;
-    for (int64_t r = r0; r < r1; r += GR) {
-        const int nr = r1 - r < GR ? (int)(r1 - r) : GR;
-        pack_tile(q4, pk, sc, sz, w, rb, r, nr, L, asym, nc, ng);
-        for (int64_t t = 0; t < T;) {
-            const int nt = T - t < GT ? (int)(T - t) : GT;
-            micros[nt - 1](y + r, ldy, a, t, pk, sc, sz, L->group_chunks, nr);
-            t += nt;
-        }
-    }
-}
-
-static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, gemm_a8};
+static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, false, GT, micros};
 
 SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles)
 

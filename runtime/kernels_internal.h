@@ -68,14 +68,27 @@ typedef void (*sq_act8_block_fn)(float *y, int64_t ldy, const sq_act8_rows *a, i
                                  size_t rb, const sq_qlayout *L, const float *sc, const float *sz, size_t lds);
 typedef void (*sq_act8_rowc_fn)(const uint8_t *row, const sq_qlayout *L, bool asym, int64_t ng, float *sc, float *sz);
 /* An optional tiled GEMM for many tokens: rows [r0, r1) in tiles of `tile_rows`, each packed
- * once into `work` (tile_rows * (nc * 32 + 8 * ng) bytes' worth of floats, see
- * sq_act8_gemm_floats) and reused by every token. */
+ * once (sq_act8_pack_tile) and reused by every token; micro[nt - 1] computes y[t0 .. t0 + nt)
+ * for the tile's first nr rows (lanes past nr are not stored), nt <= tokens. */
+typedef void (*sq_act8_micro_fn)(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,
+                                 const float *sc, const float *sz, int64_t gc, int nr);
 typedef struct {
     int64_t min_T;  /* used from this T on */
     int tile_rows;
-    void (*fn)(bool q4, float *y, int64_t ldy, const sq_act8_rows *a, int64_t T, const uint8_t *w, size_t rb,
-               int64_t r0, int64_t r1, const sq_qlayout *L, bool asym, float *work);
+    bool q4_only;   /* q8g keeps the streaming kernels */
+    int tokens;     /* tokens per micro-kernel call at most */
+    const sq_act8_micro_fn *micro;
 } sq_act8_gemm;
+/* micro_<NT>: a sq_act8_micro_fn calling the file's inline gemm_micro(NT, ...). */
+#define SQ_ACT8_MICRO_FN(NT_)                                                                                     \
+    static void micro_##NT_(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,        \
+                            const float *sc, const float *sz, int64_t gc, int nr) {                               \
+        gemm_micro(NT_, y, ldy, a, t0, pk, sc, sz, gc, nr);                                                       \
+    }
+/* Packs a tile's rows for the micro-kernels: 4 consecutive codes of each row side by side, per
+ * 4-column step; scales and s_g * z_g as [group][row] (kernels_quant_ref.c has the layout). */
+void sq_act8_pack_tile(bool q4, int tile_rows, uint8_t *pk, float *sc, float *sz, const uint8_t *w, size_t rb,
+                       int64_t r, int nr, const sq_qlayout *L, bool asym);
 /* The shared ACT8 driver (kernels_quant_ref.c): quantizes the T tokens once; then the GEMM when
  * there is one and T >= its min_T, else walks rows in blocks of 4 (then 1) and tokens in
  * ceil(T / nt_max) nearly equal blocks; blocks[nr4 * nt_max + nt - 1] is the kernel for 1 (nr4

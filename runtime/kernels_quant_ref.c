@@ -136,13 +136,48 @@ bool sq_act8_prepare(sq_act8_rows *a, const float *x, int64_t T, int64_t cols, i
     return true;
 }
 
+/* Packs rows [r, r + nr) (nr <= tile_rows) for a tiled ACT8 GEMM: pk[((c * 8 + j) * tile_rows +
+ * i) * 4 + b] = code of row r + i, column 32c + 4j + b (0 for rows past nr and columns past the
+ * row), sc[g * tile_rows + i] = s_g and sz[g * tile_rows + i] = s_g * z_g of that row (0 past nr). */
+void sq_act8_pack_tile(bool q4, int tile_rows, uint8_t *pk, float *sc, float *sz, const uint8_t *w, size_t rb,
+                       int64_t r, int nr, const sq_qlayout *L, bool asym) {
+    const int64_t nc = L->n_chunks, ng = L->n_groups, tr = tile_rows;
+    if (nr < tile_rows) {
+        memset(pk, 0, (size_t)(nc * 32 * tr));
+        memset(sc, 0, sizeof(float) * (size_t)(ng * tr));
+        memset(sz, 0, sizeof(float) * (size_t)(ng * tr));
+    }
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *row = w + (size_t)(r + i) * rb, *codes = row + L->codes_off;
+        for (int64_t c = 0; c < nc; c++) {
+            const uint8_t *p = codes + (size_t)c * L->chunk_bytes;
+            uint8_t *dst = pk + (size_t)(c * 32 * tr) + 4 * (size_t)i;
+            for (int j = 0; j < 8; j++) {
+                uint32_t v;
+                if (q4) {
+                    memcpy(&v, p + 4 * (j & 3), 4);
+                    v = (j < 4 ? v : v >> 4) & 0x0F0F0F0Fu; /* low nibbles: columns 0-15, high: 16-31 */
+                } else {
+                    memcpy(&v, p + 4 * j, 4);
+                }
+                memcpy(dst + (size_t)(j * 4 * tr), &v, 4);
+            }
+        }
+        for (int64_t g = 0; g < ng; g++) {
+            const float s = sq_qrow_scale(row, g);
+            sc[g * tr + i] = s;
+            sz[g * tr + i] = s * (float)sq_qrow_zero(L, asym, row, g);
+        }
+    }
+}
+
 void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_act8_rowc_fn rowc,
                    const sq_act8_gemm *gemm, float *y, int64_t ldy, const float *x, const void *w, size_t rb,
                    int64_t T, int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
     if (T <= 0 || r1 <= r0) return;
     const sq_qlayout L = sq_qlayout_of(type, q, cols); /* cols 0: no chunks, y = 0 */
     const size_t lds = up16((size_t)L.n_groups);
-    const bool tiled = gemm && T >= gemm->min_T && L.n_chunks > 0;
+    const bool tiled = gemm && T >= gemm->min_T && L.n_chunks > 0 && (type == SQ_TYPE_Q4G || !gemm->q4_only);
     /* tiled: packed codes (tile_rows bytes per column) and two floats per (group, row) */
     const size_t extra = tiled ? (size_t)gemm->tile_rows * ((size_t)L.n_chunks * 8 + 2 * (size_t)L.n_groups) : 8 * lds;
     sq_act8_rows a;
@@ -152,7 +187,18 @@ void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_
         return;
     }
     if (tiled) {
-        gemm->fn(type == SQ_TYPE_Q4G, y, ldy, &a, T, (const uint8_t *)w, rb, r0, r1, &L, q.asym, a.extra);
+        const int64_t gr = gemm->tile_rows;
+        uint8_t *pk = (uint8_t *)a.extra;
+        float *tsc = a.extra + (size_t)(L.n_chunks * 8 * gr), *tsz = tsc + (size_t)(L.n_groups * gr);
+        for (int64_t r = r0; r < r1; r += gr) {
+            const int nr = r1 - r < gr ? (int)(r1 - r) : (int)gr;
+            sq_act8_pack_tile(type == SQ_TYPE_Q4G, (int)gr, pk, tsc, tsz, (const uint8_t *)w, rb, r, nr, &L, q.asym);
+            for (int64_t t = 0; t < T;) {
+                const int nt = T - t < gemm->tokens ? (int)(T - t) : gemm->tokens;
+                gemm->micro[nt - 1](y + r, ldy, &a, t, pk, tsc, tsz, L.group_chunks, nr);
+                t += nt;
+            }
+        }
         return;
     }
     float *sc = a.extra, *sz = a.extra + 4 * lds;
