@@ -113,6 +113,8 @@ $(BUILD)/obj/runtime/kernels_quant_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
 $(BUILD)/obj/runtime/kernels_quant_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
 $(BUILD)/obj/runtime/kernels_sparse_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
 $(BUILD)/obj/runtime/kernels_sparse_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
+$(BUILD)/obj/runtime/kernels_act8_avx2.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX2)
+$(BUILD)/obj/runtime/kernels_act8_avx512.o: EXTRA_CFLAGS := $(RT_FLAGS_AVX512)
 
 $(BUILD)/obj/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
@@ -198,6 +200,9 @@ cross-check:
 	$(CROSS)-gcc -std=c11 -O2 -static -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L tests/test_kernels.c \
 		build-$(CROSS)/libsquish_rt.a -lm -o build-$(CROSS)/test_kernels 2>/dev/null
 	qemu-$(firstword $(subst -, ,$(CROSS))) build-$(CROSS)/test_kernels
+	$(CROSS)-gcc -std=c11 -O2 -static -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L tests/test_act8.c \
+		build-$(CROSS)/libsquish_rt.a -lm -o build-$(CROSS)/test_act8 2>/dev/null
+	qemu-$(firstword $(subst -, ,$(CROSS))) build-$(CROSS)/test_act8
 
 # ----- fuzz: libFuzzer harnesses of the readers (tests/fuzz/README.md), outside the default build:
 #   make FUZZ=1 SAN=1 OPENMP=0 BUILD=build-fuzz fuzz && build-fuzz/fuzz/fuzz_gguf -max_total_time=60

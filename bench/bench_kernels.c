@@ -9,6 +9,9 @@
  *   make bench-kernels && build/bin/bench_kernels [-q] [-t threads,...] [-s small|big|all]
  *                         [-y f16,q4g,s24_f16,smask_f16,...] [-T 1,8,64] [-g 128] [-S 0.5]
  *
+ * A type name with "+a8" (q8g+a8, q4g+a8) sets the ACT8 flag: int8 activations and integer dot
+ * products (docs/quantization.md); `-y q4g,q4g+a8 -T 1,128 -t 1` compares the two paths.
+ *
  * Sparse types (s24_*, s48_*, smask_*; docs/sparse-format.md) get random values with an exact
  * pattern: N of every M weights kept at random positions, or for the bitmask exactly
  * round(cols * (1 - S)) per row at random columns, S = -S SPARSITY (default 0.5).
@@ -99,7 +102,8 @@ int main(int argc, char **argv) {
         } else {
             fprintf(stderr, "usage: %s [-q] [-s small|big|all] [-m ROWSxCOLS[xT]] [-t 1,2] [-y f16,q4g,...] "
                             "[-T 1,64] [-g GROUP] [-S SPARSITY]\n"
-                            "example: %s -s big -y f16,q4g -T 1,64 -t 1\n", argv[0], argv[0]);
+                            "  a type q8g+a8 or q4g+a8 sets ACT8 (int8 activations)\n"
+                            "example: %s -s big -y f16,q4g,q4g+a8 -T 1,64 -t 1\n", argv[0], argv[0]);
             return 1;
         }
     }
@@ -127,16 +131,21 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n_T_opt && i < 3; i++) Ts[i] = T_opt[i];
         n_Ts = (size_t)(n_T_opt < 3 ? n_T_opt : 3);
     }
-    sq_type types[SQ_TYPE_COUNT];
+    sq_type types[2 * SQ_TYPE_COUNT];
+    bool act8[2 * SQ_TYPE_COUNT];
     size_t n_types = 0;
     char list[128], *save = NULL;
     snprintf(list, sizeof list, "%s", type_list);
     for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (n_types == SQ_TYPE_COUNT || sq_type_from_name(tok, &types[n_types])) {
+        char *plus = strstr(tok, "+a8");
+        const bool a8 = plus && !plus[3];
+        if (a8) *plus = 0;
+        if (n_types == 2 * SQ_TYPE_COUNT || sq_type_from_name(tok, &types[n_types]) ||
+            (a8 && !sq_type_supports_act8(types[n_types]))) {
             fprintf(stderr, "%s: unknown type '%s'\n", argv[0], tok);
             return 1;
         }
-        n_types++;
+        act8[n_types++] = a8;
     }
 
     const sq_kernels *vars[8];
@@ -236,7 +245,7 @@ int main(int argc, char **argv) {
             free(scales);
             free(dense);
             free(perm);
-            sq_mat w = {.type = type, .q = q, .rows = rows, .cols = cols, .row_bytes = rb, .data = data};
+            sq_mat w = {.type = type, .q = q, .rows = rows, .cols = cols, .row_bytes = rb, .data = data, .act8 = act8[ti]};
             for (size_t tj = 0; tj < n_Ts; tj++) {
                 const int64_t T = Ts[tj];
                 for (int th = 0; th < n_threads; th++) {
@@ -260,7 +269,9 @@ int main(int argc, char **argv) {
                     }
                     char shape[32];
                     snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
-                    printf("%-18s %-11s %-9s %4lld %3d", shapes[s].what, shape, sq_type_name(type), (long long)T, threads[th]);
+                    char tname[16];
+                    snprintf(tname, sizeof tname, "%s%s", sq_type_name(type), act8[ti] ? "+a8" : "");
+                    printf("%-18s %-11s %-9s %4lld %3d", shapes[s].what, shape, tname, (long long)T, threads[th]);
                     for (int v = 0; v < n_vars; v++) printf(" %9.2f", gf[v]);
                     double gbs = best_sec > 0 ? (double)rb * (double)rows / best_sec * 1e-9 : 0;
                     printf(" %9.2f %8.1f\n", gbs, ref_gf > 0 ? best / ref_gf : 0.0);

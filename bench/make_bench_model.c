@@ -4,7 +4,8 @@
  * letters, so the file is a well-formed model that squish-run and squish-eval accept.
  *
  *   make_bench_model --shape tinyllama|gutenberg|stories --dtype f16 -o bench.sqz [--seed S]
- *   make_bench_model --shape tinyllama --dtype q4g [--group 128] [--asym] -o bench-q4g.sqz
+ *   make_bench_model --shape tinyllama --dtype q4g [--group 128] [--asym] [--act8] -o bench-q4g.sqz
+ * (--act8: the q8g/q4g matrices carry the ACT8 flag, int8 activations; docs/quantization.md)
  *   make_bench_model --shape tinyllama --dtype f16 --sparse 2:4|4:8|0.5 [--ffn-prune 0.25] -o s.sqz
  *
  * With a quantized dtype (q8g, q4g, q3g) every matrix (linears, embedding, head) holds
@@ -59,6 +60,7 @@ static uint64_t urand(void) { /* splitmix64 */
 }
 
 static sq_qparams qparams; /* group and asym of quantized dtypes */
+static bool act8;          /* --act8 */
 
 /* --sparse: N:M (sp_m > 0) or an unstructured fraction sp_frac of each row (sp_m == 0). */
 static int32_t sp_n, sp_m;
@@ -134,6 +136,7 @@ static int add_tensor(sq_tensor *ts, int32_t *n, const char *name, sq_type type,
     t->shape[1] = cols;
     if (sq_type_is_quant(t->type)) {
         t->q = qparams;
+        t->act8 = act8;
         if (t->q.group > cols) t->q.group = (int32_t)cols;
     }
     int64_t numel = rows * (cols ? cols : 1);
@@ -202,6 +205,8 @@ int main(int argc, char **argv) {
             group = (int32_t)g;
         } else if (sq_cli_is(argv[i], NULL, "--asym")) {
             asym = true;
+        } else if (sq_cli_is(argv[i], NULL, "--act8")) {
+            act8 = true;
         } else if (sq_cli_is(argv[i], NULL, "--sparse")) {
             if (!(v = sq_cli_value(argc, argv, &i))) goto usage;
             char *end;
@@ -240,6 +245,10 @@ int main(int argc, char **argv) {
     rng_state = (uint64_t)seed;
     qparams = (sq_qparams){group, asym};
     const int32_t hidden = sh->hidden - (int32_t)(ffn_prune * sh->hidden);
+    if (sq_act8_validate(type, act8, "--act8")) {
+        fprintf(stderr, "make_bench_model: %s\n", sq_last_error());
+        return 1;
+    }
     if (sq_type_is_quant(type) && (sq_qparams_validate(type, qparams, sh->dim, "--group") ||
                                    sq_qparams_validate(type, qparams, hidden, "--group"))) {
         fprintf(stderr, "make_bench_model: %s\n", sq_last_error());
@@ -342,6 +351,6 @@ int main(int argc, char **argv) {
     return 0;
 usage:
     fprintf(stderr, "usage: make_bench_model --shape tinyllama|gutenberg|stories [--dtype f32|f16|bf16|q8g|q4g|q3g] "
-                    "[--group 128] [--asym] [--sparse N:M|F] [--ffn-prune F] [--seed S] -o OUT.sqz\n");
+                    "[--group 128] [--asym] [--act8] [--sparse N:M|F] [--ffn-prune F] [--seed S] -o OUT.sqz\n");
     return 1;
 }

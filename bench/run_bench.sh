@@ -2,8 +2,8 @@
 # run_bench.sh - `make bench`: the speed table of squish-run and squish-eval.
 #
 # Models: stories260K (F32) and gutenberg-7m (F32, F16) from ../shared when present, and a
-# random-weight model of TinyLlama-1.1B's shape (F16, F32, Q4G group 128) that this script
-# makes itself (speed does not depend on weight values). For each: decode tokens/s (squish-run, greedy,
+# random-weight model of TinyLlama-1.1B's shape (F16, F32, Q4G group 128, and Q4G with the ACT8
+# flag: int8 activations, docs/quantization.md) that this script makes itself (speed does not depend on weight values). For each: decode tokens/s (squish-run, greedy,
 # 128 new tokens), prompt tokens/s (squish-run, a 128-token prompt) and evaluation
 # tokens/s (squish-eval, llama.cpp protocol), at 1 and 2 threads; the median of REPS runs.
 # If LLAMA_CPP_DIR points at a llama.cpp build (build/bin/llama-bench), every model is also
@@ -35,10 +35,11 @@ if [ -d "$SHARED/models/gutenberg-7m" ]; then
     models+=("gutenberg_f32|$OUT/gutenberg_f32.sqz|$SHARED/data/gutenberg/eval.txt|256")
 fi
 if [ "${SKIP_TINYLLAMA:-0}" != 1 ]; then
-    for dt in f16 f32 q4g; do
+    for dt in f16 f32 q4g q4g_a8; do
         f="$OUT/tinyllama1.1b-random_$dt.sqz"
         if [ -n "${ONLY:-}" ] && ! [[ tinyllama1.1b-random_$dt =~ $ONLY ]]; then continue; fi
-        [ -f "$f" ] || "$BIN/make_bench_model" --shape tinyllama --dtype $dt -o "$f"
+        a8=(); [ $dt = q4g_a8 ] && a8=(--act8)
+        [ -f "$f" ] || "$BIN/make_bench_model" --shape tinyllama --dtype ${dt%_a8} "${a8[@]}" -o "$f"
         models+=("tinyllama1.1b-random_$dt|$f||512")
     done
 fi

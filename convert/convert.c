@@ -25,6 +25,7 @@ static void usage(FILE *fp) {
     fprintf(fp,
             "usage: squish-convert import SRC -o MODEL.h5 [--dtype f32|f16|bf16] [--tokenizer PATH]\n"
             "       squish-convert export MODEL.h5 -o MODEL.sqz|MODEL.gguf [--dtype f32|f16|bf16] [--dense]\n"
+            "                                [--act-int8]\n"
             "       squish-convert SRC -o MODEL.sqz|MODEL.gguf|MODEL.h5 [--dtype ...] [--tokenizer PATH]\n"
             "       squish-convert info FILE [--json]\n"
             "\n"
@@ -46,6 +47,9 @@ static void usage(FILE *fp) {
             "      --dense           (.sqz) keep pruned matrices dense; by default a matrix whose zeros\n"
             "                        form a 2:4 or 4:8 pattern, or that is sparse enough to save 1/8 of\n"
             "                        its bytes, is written as a sparse type (docs/sparse-format.md)\n"
+            "      --act-int8        (.sqz) flag every q8g/q4g matrix ACT8: squish-run and squish-eval then\n"
+            "                        quantize its input activations to int8 per 32 columns and use integer\n"
+            "                        dot products (faster prompts, a small extra error; docs/quantization.md)\n"
             "      --json            (info) machine-readable output\n"
             "  -v, --verbose         more progress output\n"
             "  -h, --help            this help\n"
@@ -55,13 +59,14 @@ static void usage(FILE *fp) {
             "  squish-convert export gutenberg.h5 -o gutenberg.sqz\n"
             "  squish-convert export gutenberg.h5 -o gutenberg-f16.gguf --dtype f16\n"
             "  squish-convert export gutenberg-w4.h5 -o gutenberg-w4.gguf    # squish-quantize output -> Q4_0\n"
+            "  squish-convert export gutenberg-q4.h5 -o gutenberg-q4-a8.sqz --act-int8\n"
             "  squish-convert ../shared/models/stories260K/stories260K.bin -o stories.sqz\n"
             "  squish-convert info gutenberg.sqz\n");
 }
 
 typedef struct {
     const char *cmd, *src, *out, *tokenizer;
-    bool has_dtype, json, dense;
+    bool has_dtype, json, dense, act8;
     sq_type dtype;
 } conv_opts;
 
@@ -87,6 +92,8 @@ static int parse(int argc, char **argv, conv_opts *o) {
             o->json = true;
         } else if (sq_cli_is(a, NULL, "--dense")) {
             o->dense = true;
+        } else if (sq_cli_is(a, NULL, "--act-int8")) {
+            o->act8 = true;
         } else if (sq_cli_is(a, "-v", "--verbose")) {
             sq_log_set_level(SQ_LOG_DEBUG);
         } else if (!o->cmd && !o->src && (!strcmp(a, "import") || !strcmp(a, "export") || !strcmp(a, "info"))) {
@@ -112,6 +119,11 @@ static int parse(int argc, char **argv, conv_opts *o) {
     }
     if (o->cmd && !strcmp(o->cmd, "export") && !to_sqz && !to_gguf) {
         sq_errorf(SQ_ERR_ARG, "export writes a runnable file or GGUF: the output should end in .sqz or .gguf, not '%s'",
+                  o->out);
+        return 1;
+    }
+    if (o->act8 && !to_sqz) {
+        sq_errorf(SQ_ERR_ARG, "--act-int8 is a property of runnable files: the output should end in .sqz, not '%s'",
                   o->out);
         return 1;
     }
@@ -143,10 +155,12 @@ static void print_config(const sq_config *c, const sq_vocab *v) {
 
 static void print_tensors_text(const sq_tensor *ts, int32_t n) {
     int64_t weights = 0, bytes = 0;
-    printf("\n%-52s %-5s %s\n", "tensor", "type", "shape");
+    printf("\n%-52s %-6s %s\n", "tensor", "type", "shape");
     for (int32_t i = 0; i < n; i++) {
         const sq_tensor *t = &ts[i];
-        printf("%-52s %-5s [", t->name, sq_type_name(t->type));
+        char tname[16];
+        snprintf(tname, sizeof tname, "%s%s", sq_type_name(t->type), t->act8 ? "+a8" : "");
+        printf("%-52s %-6s [", t->name, tname);
         for (int32_t d = 0; d < t->n_dims; d++) printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
         printf("]\n");
         weights += sq_tensor_numel(t);
@@ -175,7 +189,7 @@ static void print_info_json(const char *path, const char *kind, const sq_config 
         const sq_tensor *t = &ts[i];
         printf("    {\"name\": \"%s\", \"type\": \"%s\", \"shape\": [", t->name, sq_type_name(t->type));
         for (int32_t d = 0; d < t->n_dims; d++) printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
-        printf("], \"bytes\": %zu}%s\n", t->nbytes, i + 1 < n ? "," : "");
+        printf("], \"bytes\": %zu%s}%s\n", t->nbytes, t->act8 ? ", \"act8\": true" : "", i + 1 < n ? "," : "");
         weights += sq_tensor_numel(t);
         bytes += (int64_t)t->nbytes;
     }
@@ -359,6 +373,16 @@ static int cmd_convert(const conv_opts *o, int argc, char **argv) {
     } else {
         sq_log(SQ_LOG_DEBUG, "squish-convert: writing runnable file %s", o->out);
         if (!o->dense && (st = sparsify_all(&c))) goto fail;
+        if (o->act8) {
+            int32_t n8 = 0;
+            for (int32_t i = 0; i < c.n_tensors; i++)
+                if (sq_type_supports_act8(c.tensors[i].type)) c.tensors[i].act8 = true, n8++;
+            if (!n8) {
+                st = sq_errorf(SQ_ERR_ARG, "--act-int8: %s has no q8g or q4g matrices", o->src);
+                goto fail;
+            }
+            sq_log(SQ_LOG_INFO, "squish-convert: %d q8g/q4g matrices flagged ACT8 (int8 activations)", n8);
+        }
         if ((st = export_sqz(&c, o->src, o->out))) goto fail;
     }
     int64_t weights = 0, bytes = 0;

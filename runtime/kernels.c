@@ -9,7 +9,9 @@
  * Quantized weights: each variant's table is its float table (kernels_<isa>.c) with
  * qmatmul[] filled from kernels_quant_<isa>.c, and the reference's quantized kernels where
  * a variant has none (merged once, on first use); sq_matmul sends q8g/q6g/q5g/q4g/q3g matrices
- * to qmatmul with their group parameters. Sparse weights (docs/sparse-format.md) use the
+ * to qmatmul with their group parameters, and ACT8 q8g/q4g matrices to qmatmul_a8 (from
+ * kernels_act8_<isa>.c: AVX-512 only when the CPU has avx512_vnni, else the AVX2 ones; the
+ * reference's elsewhere). Sparse weights (docs/sparse-format.md) use the
  * qmatmul slots of their types the same way, from kernels_sparse_<isa>.c.
  *
  * Threading: sq_matmul splits the weight rows into contiguous chunks, one OpenMP
@@ -54,6 +56,11 @@ static int cpu_has_avx512(void) {
     return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
+
+static int cpu_has_avx512_vnni(void) {
+    __builtin_cpu_init();
+    return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+}
 #endif
 
 /* ===== Tables ===== */
@@ -81,7 +88,7 @@ typedef struct {
 } merged_table;
 
 static const sq_kernels *merged(merged_table *m, const sq_kernels *base, const sq_qmatmul_fn *quant,
-                                const sq_qmatmul_fn *sparse) {
+                                const sq_qmatmul_fn *sparse, const sq_qmatmul_fn *act8) {
     if (!base) return NULL;
     if (atomic_load_explicit(&m->state, memory_order_acquire) == 2) return &m->table;
     int expected = 0;
@@ -91,6 +98,7 @@ static const sq_kernels *merged(merged_table *m, const sq_kernels *base, const s
             if (quant && quant[t]) m->table.qmatmul[t] = quant[t];
             else if (sparse && sparse[t]) m->table.qmatmul[t] = sparse[t];
             else if (!m->table.qmatmul[t]) m->table.qmatmul[t] = sq_kernels_ref_table.qmatmul[t];
+            m->table.qmatmul_a8[t] = act8 && act8[t] ? act8[t] : sq_kernels_ref_table.qmatmul_a8[t];
         }
         atomic_store_explicit(&m->state, 2, memory_order_release);
     } else {
@@ -106,13 +114,18 @@ const sq_kernels *sq_kernels_by_name(const char *name) {
 #ifdef SQ_KERNELS_X86
     static merged_table avx2, avx512;
     if (strcmp(name, "avx2") == 0)
-        return cpu_has_avx2() ? merged(&avx2, sq_kernels_avx2_table(), sq_kernels_avx2_quant(), sq_kernels_avx2_sparse()) : NULL;
+        return cpu_has_avx2() ? merged(&avx2, sq_kernels_avx2_table(), sq_kernels_avx2_quant(), sq_kernels_avx2_sparse(),
+                                       sq_kernels_avx2_act8())
+                              : NULL;
     if (strcmp(name, "avx512") == 0)
-        return cpu_has_avx512() ? merged(&avx512, sq_kernels_avx512_table(), sq_kernels_avx512_quant(), sq_kernels_avx512_sparse()) : NULL;
+        return cpu_has_avx512() ? merged(&avx512, sq_kernels_avx512_table(), sq_kernels_avx512_quant(),
+                                         sq_kernels_avx512_sparse(),
+                                         cpu_has_avx512_vnni() ? sq_kernels_avx512_act8() : sq_kernels_avx2_act8())
+                                : NULL;
 #endif
 #ifdef SQ_KERNELS_ARM
     static merged_table neon;
-    if (strcmp(name, "neon") == 0) return merged(&neon, sq_kernels_neon_table(), sq_kernels_neon_quant(), NULL);
+    if (strcmp(name, "neon") == 0) return merged(&neon, sq_kernels_neon_table(), sq_kernels_neon_quant(), NULL, NULL);
 #endif
     return NULL;
 }
@@ -206,7 +219,9 @@ static inline bool has_params(sq_type t) { return sq_type_is_quant(t) || sq_type
 /* One kernel call on rows [r0, r1): float, quantized or sparse. */
 static inline void call_kernel(const sq_kernels *k, const sq_mat *w, float *y, const float *x, int64_t T, int64_t r0,
                                int64_t r1) {
-    if (has_params(w->type))
+    if (w->act8)
+        k->qmatmul_a8[w->type](y, w->rows, x, w->data, w->row_bytes, T, r0, r1, w->cols, w->q);
+    else if (has_params(w->type))
         k->qmatmul[w->type](y, w->rows, x, w->data, w->row_bytes, T, r0, r1, w->cols, w->q);
     else
         k->matmul[w->type](y, w->rows, x, w->data, w->row_bytes, T, r0, r1, w->cols);
@@ -214,7 +229,8 @@ static inline void call_kernel(const sq_kernels *k, const sq_mat *w, float *y, c
 
 void sq_matmul(const sq_kernels *k, float *y, const float *x, const sq_mat *w, int64_t T) {
     SQ_ASSERT(k && w && (int)w->type >= 0 && w->type < SQ_TYPE_COUNT);
-    SQ_ASSERT(has_params(w->type) ? k->qmatmul[w->type] != NULL : k->matmul[w->type] != NULL);
+    SQ_ASSERT(w->act8 ? k->qmatmul_a8[w->type] != NULL
+                        : has_params(w->type) ? k->qmatmul[w->type] != NULL : k->matmul[w->type] != NULL);
     /* quantized/sparse rows: the parameters must describe the rows (the binder checked them) */
     SQ_ASSERT(!has_params(w->type) || w->cols <= 0 ||
               (sq_row_bytes(w->type, w->cols, w->q) && w->row_bytes >= sq_row_bytes(w->type, w->cols, w->q)));

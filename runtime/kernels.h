@@ -29,6 +29,9 @@ typedef struct {
     const char *name;                    /* "ref", "avx2", "avx512", "neon" */
     sq_matmul_fn matmul[SQ_TYPE_COUNT];  /* float weight types, indexed by sq_type */
     sq_qmatmul_fn qmatmul[SQ_TYPE_COUNT];/* quantized and sparse weight types, indexed by sq_type */
+    /* q8g and q4g tensors with the ACT8 flag (q.act8): int8 activations, the function
+     * docs/quantization.md defines (sq_matmul sends sq_mat.act8 ones here); NULL for other types. */
+    sq_qmatmul_fn qmatmul_a8[SQ_TYPE_COUNT];
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     void (*axpy_f32)(float *y, float a, const float *x, int64_t n); /* y += a*x */
     void (*f16_to_f32)(float *dst, const uint16_t *src, int64_t n);
@@ -54,6 +57,7 @@ typedef struct {
     int64_t rows, cols;
     size_t row_bytes;
     const void *data;
+    bool act8; /* q8g/q4g with the ACT8 flag: int8 activations (qmatmul_a8) */
 } sq_mat;
 
 /* y[T, w->rows] = x[T, w->cols] . W^T, rows split across threads (OpenMP) when the work

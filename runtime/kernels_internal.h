@@ -11,6 +11,7 @@
 #define SQ_KERNELS_INTERNAL_H
 
 #include "kernels.h"
+#include "quant_internal.h"
 
 /* ===== Reference kernels (kernels_ref.c) ===== */
 
@@ -31,6 +32,92 @@ void sq_qmatmul_q5g_ref(float *y, int64_t ldy, const float *x, const void *w, si
                         int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
 void sq_qmatmul_q6g_ref(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
                         int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
+/* ACT8 q8g/q4g (kernels_quant_ref.c): int8 activations, the specification of
+ * docs/quantization.md; no allocation (activations are quantized 8 chunks at a time). */
+void sq_qmatmul_a8_q8g_ref(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
+                           int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
+void sq_qmatmul_a8_q4g_ref(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T,
+                           int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
+
+/* ===== int8 activations (kernels_quant_ref.c; docs/quantization.md) ===== */
+
+/* The one activation quantizer: chunks [c0, c1) of a row x of `cols` floats (chunk c =
+ * columns 32c..32c+31, zero past cols) to codes q[32 * (c - c0) + j] in [-127, 127], scale
+ * d[c - c0] = max|x| / 127 and code sum s[c - c0]; x_j / d rounded half away from zero; codes
+ * 0 when d is 0 or not finite (d kept: a NaN/inf activation gives a NaN output). */
+void sq_act8_quantize(const float *x, int64_t cols, int64_t c0, int64_t c1, int8_t *q, float *d, int32_t *s);
+
+/* T token rows quantized for the SIMD ACT8 kernels, in a per-thread scratch (sq_kernels_scratch). */
+typedef struct {
+    int64_t nc, ng;     /* chunks and groups per row */
+    size_t ldq;         /* bytes between tokens in q: nc * 32 rounded up to 64 */
+    const int8_t *q;    /* [T][ldq] codes (64-byte aligned; 64 readable bytes past the last chunk) */
+    const float *d;     /* [T][nc] chunk scales */
+    const int32_t *s;   /* [T][nc] code sums */
+    const float *gz;    /* [T][ng] per group: sum over its chunks (in order) of d_c * s_c, in float */
+    float *extra;       /* `extra_floats` floats (64-byte aligned) for the kernel's own use */
+} sq_act8_rows;
+/* Quantizes x[T][cols] for group layout L (false, nothing done, if memory is exhausted). */
+bool sq_act8_prepare(sq_act8_rows *a, const float *x, int64_t T, int64_t cols, int64_t group_chunks,
+                     size_t extra_floats);
+
+/* What a SIMD ACT8 file provides to the shared driver: a block kernel computing y for nr (1
+ * or 4) rows at w0 and nt tokens from t0, given each row's float scales sc and s_g * z_g sz
+ * (lds floats apart), and the function filling those per row. */
+typedef void (*sq_act8_block_fn)(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *w0,
+                                 size_t rb, const sq_qlayout *L, const float *sc, const float *sz, size_t lds);
+typedef void (*sq_act8_rowc_fn)(const uint8_t *row, const sq_qlayout *L, bool asym, int64_t ng, float *sc, float *sz);
+/* An optional tiled GEMM for many tokens: rows [r0, r1) in tiles of `tile_rows`, each packed
+ * once (sq_act8_pack_tile) and reused by every token; micro[nt - 1] computes y[t0 .. t0 + nt)
+ * for the tile's first nr rows (lanes past nr are not stored), nt <= tokens. */
+typedef void (*sq_act8_micro_fn)(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,
+                                 const float *sc, const float *sz, int64_t gc, int nr);
+typedef struct {
+    int64_t min_T;  /* used from this T on */
+    int tile_rows;
+    bool q4_only;   /* q8g keeps the streaming kernels */
+    int tokens;     /* tokens per micro-kernel call at most */
+    const sq_act8_micro_fn *micro;
+} sq_act8_gemm;
+/* micro_<NT>: a sq_act8_micro_fn calling the file's inline gemm_micro(NT, ...). */
+#define SQ_ACT8_MICRO_FN(NT_)                                                                                     \
+    static void micro_##NT_(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,        \
+                            const float *sc, const float *sz, int64_t gc, int nr) {                               \
+        gemm_micro(NT_, y, ldy, a, t0, pk, sc, sz, gc, nr);                                                       \
+    }
+/* Packs a tile's rows for the micro-kernels: 4 consecutive codes of each row side by side, per
+ * 4-column step; scales and s_g * z_g as [group][row] (kernels_quant_ref.c has the layout). */
+void sq_act8_pack_tile(bool q4, int tile_rows, uint8_t *pk, float *sc, float *sz, const uint8_t *w, size_t rb,
+                       int64_t r, int nr, const sq_qlayout *L, bool asym);
+/* The shared ACT8 driver (kernels_quant_ref.c): quantizes the T tokens once; then the GEMM when
+ * there is one and T >= its min_T, else walks rows in blocks of 4 (then 1) and tokens in
+ * ceil(T / nt_max) nearly equal blocks; blocks[nr4 * nt_max + nt - 1] is the kernel for 1 (nr4
+ * = 0) or 4 (nr4 = 1) rows and nt tokens. Falls back to the reference when the scratch cannot
+ * be had. Which path runs depends on T only, so row splits never change the bits. */
+void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_act8_rowc_fn rowc,
+                   const sq_act8_gemm *gemm, float *y, int64_t ldy, const float *x, const void *w, size_t rb,
+                   int64_t T, int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
+/* block_<Q4>_<NR>_<NT>: a sq_act8_block_fn calling the file's inline block(Q4, NR, NT, ...). */
+#define SQ_ACT8_BLOCK_FN(Q4, NR_, NT_)                                                                            \
+    static void block_##Q4##_##NR_##_##NT_(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0,             \
+                                           const uint8_t *w0, size_t rb, const sq_qlayout *L, const float *sc,    \
+                                           const float *sz, size_t lds) {                                         \
+        block(Q4, NR_, NT_, y, ldy, a, t0, w0, rb, L, sc, sz, lds);                                               \
+    }
+/* The q8g/q4g entry points and the table getter of a SIMD ACT8 file, from its block tables
+ * (BLOCKS8, BLOCKS4: [2][NT]) and row-constant function. */
+#define SQ_ACT8_ENTRY_POINTS(GETTER, BLOCKS8, BLOCKS4, NT, ROWC, GEMM)                                            \
+    static void qmatmul_a8_q8g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \
+                               int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {                              \
+        sq_act8_drive(SQ_TYPE_Q8G, &BLOCKS8[0][0], NT, ROWC, GEMM, y, ldy, x, w, rb, T, r0, r1, cols, q);          \
+    }                                                                                                            \
+    static void qmatmul_a8_q4g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \
+                               int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {                              \
+        sq_act8_drive(SQ_TYPE_Q4G, &BLOCKS4[0][0], NT, ROWC, GEMM, y, ldy, x, w, rb, T, r0, r1, cols, q);          \
+    }                                                                                                            \
+    static const sq_qmatmul_fn act8_table[SQ_TYPE_COUNT] = {[SQ_TYPE_Q8G] = qmatmul_a8_q8g,                      \
+                                                            [SQ_TYPE_Q4G] = qmatmul_a8_q4g};                     \
+    const sq_qmatmul_fn *GETTER(void) { return act8_table; }
 /* Sparse weights (kernels_sparse_ref.c): the stored weights only, ascending columns. */
 #define SQ_SMATMUL_DECL(NAME)                                                                                    \
     void NAME(float *y, int64_t ldy, const float *x, const void *w, size_t row_bytes, int64_t T, int64_t r0,     \
@@ -62,6 +149,10 @@ const sq_qmatmul_fn *sq_kernels_neon_quant(void);   /* kernels_neon.c         (A
 /* Sparse matmuls of a SIMD variant, the same way (kernels_sparse_<isa>.c). */
 const sq_qmatmul_fn *sq_kernels_avx2_sparse(void);   /* kernels_sparse_avx2.c   (x86 only) */
 const sq_qmatmul_fn *sq_kernels_avx512_sparse(void); /* kernels_sparse_avx512.c (x86 only) */
+/* ACT8 matmuls (q8g, q4g) of a SIMD variant, the same way (kernels_act8_<isa>.c); the
+ * AVX-512 ones need avx512_vnni, which kernels.c checks. */
+const sq_qmatmul_fn *sq_kernels_avx2_act8(void);   /* kernels_act8_avx2.c   (x86 only) */
+const sq_qmatmul_fn *sq_kernels_avx512_act8(void); /* kernels_act8_avx512.c (x86 only) */
 
 /* A 64-byte-aligned scratch buffer of at least n floats, private to the calling thread
  * (kernels.c). It is kept and reused by later calls on the same thread, so a kernel

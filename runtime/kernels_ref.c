@@ -69,6 +69,7 @@ const sq_kernels sq_kernels_ref_table = {
                 [SQ_TYPE_SMASK_F32] = sq_smatmul_smask_f32_ref,
                 [SQ_TYPE_Q5G] = sq_qmatmul_q5g_ref,
                 [SQ_TYPE_Q6G] = sq_qmatmul_q6g_ref},
+    .qmatmul_a8 = {[SQ_TYPE_Q8G] = sq_qmatmul_a8_q8g_ref, [SQ_TYPE_Q4G] = sq_qmatmul_a8_q4g_ref},
     .dot_f32 = sq_dot_f32_ref,
     .axpy_f32 = sq_axpy_f32_ref,
     .f16_to_f32 = sq_f16_to_f32_ref,

@@ -39,7 +39,7 @@ static sq_status bind_mat(binder *b, sq_mat *m, const char *name, int64_t rows, 
     /* quantized matrices (docs/quantization.md) carry their group and zero-point mode,
      * sparse ones (docs/sparse-format.md) their capacity */
     const sq_qparams q = sq_type_is_quant(t->type) || sq_type_is_sparse(t->type) ? t->q : (sq_qparams){0};
-    if (sq_qparams_validate(t->type, q, cols, name)) {
+    if (sq_qparams_validate(t->type, q, cols, name) || sq_act8_validate(t->type, t->act8, name)) {
         sq_error_prefix(b->what);
         return SQ_ERR_FORMAT;
     }
@@ -53,6 +53,7 @@ static sq_status bind_mat(binder *b, sq_mat *m, const char *name, int64_t rows, 
     m->cols = cols;
     m->row_bytes = sq_row_bytes(t->type, cols, q);
     m->data = t->data;
+    m->act8 = t->act8;
     return SQ_OK;
 }
 

@@ -55,6 +55,15 @@ sq_status sq_qparams_validate(sq_type t, sq_qparams q, int64_t cols, const char 
     return SQ_OK;
 }
 
+bool sq_type_supports_act8(sq_type t) { return t == SQ_TYPE_Q8G || t == SQ_TYPE_Q4G; }
+
+sq_status sq_act8_validate(sq_type t, bool act8, const char *what) {
+    if (act8 && !sq_type_supports_act8(t))
+        return sq_errorf(SQ_ERR_FORMAT, "%s: the ACT8 flag (int8 activations) is for q8g and q4g tensors, not %s", what,
+                         sq_type_name(t));
+    return SQ_OK;
+}
+
 size_t sq_row_bytes(sq_type t, int64_t cols, sq_qparams q) {
     if (sq_type_is_sparse(t)) return sq_sparse_row_bytes(t, cols, q);
     if (!sq_type_is_quant(t)) return sq_type_row_bytes(t, cols);

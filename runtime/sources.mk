@@ -3,11 +3,12 @@
 # RT_DIR is the runtime directory relative to the including Makefile.
 
 # SIMD variants, compiled with their own flags and chosen at run time.
-# kernels_quant_<isa>.c (group-quantized weights) and kernels_sparse_<isa>.c (sparse
-# weights) take the flags of kernels_<isa>.c.
+# kernels_quant_<isa>.c (group-quantized weights), kernels_sparse_<isa>.c (sparse
+# weights) and kernels_act8_<isa>.c (int8 activations) take the flags of kernels_<isa>.c.
 RT_SRC_X86 := $(RT_DIR)/kernels_avx2.c $(RT_DIR)/kernels_avx512.c \
               $(RT_DIR)/kernels_quant_avx2.c $(RT_DIR)/kernels_quant_avx512.c \
-              $(RT_DIR)/kernels_sparse_avx2.c $(RT_DIR)/kernels_sparse_avx512.c
+              $(RT_DIR)/kernels_sparse_avx2.c $(RT_DIR)/kernels_sparse_avx512.c \
+              $(RT_DIR)/kernels_act8_avx2.c $(RT_DIR)/kernels_act8_avx512.c
 RT_SRC_ARM := $(RT_DIR)/kernels_neon.c
 RT_FLAGS_AVX2 := -mavx2 -mfma -mf16c
 RT_FLAGS_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c

@@ -334,7 +334,8 @@ static sq_status decode_vocab(sq_sqz *f) {
 
 /* Index entry flag bits (version 2). */
 #define INDEX_FLAG_ASYM 1u
-#define INDEX_FLAGS_KNOWN INDEX_FLAG_ASYM
+#define INDEX_FLAG_ACT8 2u /* int8 activations (q8g, q4g; sq_act8_validate) */
+#define INDEX_FLAGS_KNOWN (INDEX_FLAG_ASYM | INDEX_FLAG_ACT8)
 
 static sq_status parse_index(sq_sqz *f, const uint8_t *p, uint64_t n, uint32_t count, uint64_t data_size) {
     cursor c = {.p = p, .n = n, .path = f->path, .section = "tensor index"};
@@ -370,6 +371,7 @@ static sq_status parse_index(sq_sqz *f, const uint8_t *p, uint64_t n, uint32_t c
         t->type = (sq_type)type;
         t->q.group = (int32_t)group;
         t->q.asym = (flags & INDEX_FLAG_ASYM) != 0;
+        t->act8 = (flags & INDEX_FLAG_ACT8) != 0;
         t->n_dims = (int32_t)nd;
         for (uint32_t d = 0; d < nd; d++) {
             uint64_t dim = cur_u64(&c);
@@ -382,7 +384,8 @@ static sq_status parse_index(sq_sqz *f, const uint8_t *p, uint64_t n, uint32_t c
         if ((sq_type_is_quant(t->type) || sq_type_is_sparse(t->type)) && t->n_dims != 2)
             return sq_errorf(SQ_ERR_FORMAT, "%s: %s tensor '%s' has %d dimensions (must be 2)", f->path,
                              sq_type_is_quant(t->type) ? "quantized" : "sparse", t->name, t->n_dims);
-        if (sq_qparams_validate(t->type, t->q, t->shape[t->n_dims - 1], t->name)) {
+        if (sq_qparams_validate(t->type, t->q, t->shape[t->n_dims - 1], t->name) ||
+            sq_act8_validate(t->type, t->act8, t->name)) {
             sq_error_prefix(f->path);
             return SQ_ERR_FORMAT;
         }
@@ -728,6 +731,11 @@ sq_status sq_sqz_write(const char *path, const sq_config *cfg, const sq_vocab *v
             st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s' has invalid type or quantization parameters", path, t->name);
             goto fail;
         }
+        if (sq_act8_validate(t->type, t->act8, t->name)) {
+            sq_error_prefix(path);
+            st = SQ_ERR_ARG;
+            goto fail;
+        }
         size_t want = sq_tensor_bytes(t->type, t->q, t->n_dims, t->shape);
         if (want != t->nbytes || (want == 0 && sq_tensor_numel(t) != 0)) {
             st = sq_errorf(SQ_ERR_ARG, "%s: tensor '%s' holds %zu bytes but its type and shape need %zu", path,
@@ -743,7 +751,8 @@ sq_status sq_sqz_write(const char *path, const sq_config *cfg, const sq_vocab *v
         buf_put(&ib, t->name, nl);
         buf_u32(&ib, (uint32_t)t->type);
         buf_u32(&ib, sq_type_is_quant(t->type) || sq_type_is_sparse(t->type) ? (uint32_t)t->q.group : 0u);
-        buf_u32(&ib, sq_type_is_quant(t->type) && t->q.asym ? INDEX_FLAG_ASYM : 0u);
+        buf_u32(&ib, sq_type_is_quant(t->type) ? (t->q.asym ? INDEX_FLAG_ASYM : 0u) | (t->act8 ? INDEX_FLAG_ACT8 : 0u)
+                                               : 0u);
         buf_u32(&ib, (uint32_t)t->n_dims);
         for (int32_t d = 0; d < t->n_dims; d++) buf_u64(&ib, (uint64_t)t->shape[d]);
         buf_u64(&ib, data_size);

@@ -79,6 +79,10 @@ int32_t sq_type_bits(sq_type t); /* 32, 16, 16, 8, 4, 3, 5, 6 (0 for sparse/inva
 /* Checks q for a quantized type and row length (group multiple of 32 or >= cols);
  * `what` names the tensor in the message. */
 sq_status sq_qparams_validate(sq_type t, sq_qparams q, int64_t cols, const char *what);
+/* The ACT8 flag (int8 activations, docs/quantization.md) is allowed on q8g and q4g only;
+ * `what` names the tensor in the message. */
+bool sq_type_supports_act8(sq_type t);
+sq_status sq_act8_validate(sq_type t, bool act8, const char *what);
 
 /* ===== Group-quantized rows (runtime/quant.c) =====
  * The reference packer, unpacker and dequantizer of the row layout above; kernels and
@@ -136,6 +140,7 @@ typedef struct {
     char *name;                  /* owned, NUL-terminated, < SQ_MAX_NAME bytes */
     sq_type type;
     sq_qparams q;                /* quantized types only */
+    bool act8;                   /* ACT8: multiply with int8 activations (q8g/q4g; docs/quantization.md) */
     int32_t n_dims;              /* 1..SQ_MAX_DIMS */
     int64_t shape[SQ_MAX_DIMS];  /* row-major; shape[0] = rows (out), shape[1] = cols (in) */
     void *data;                  /* nbytes bytes */

@@ -36,6 +36,15 @@ no_file() {
     if ls "$2" "$2".tmp.* >/dev/null 2>&1; then fail "$1" "left $(ls "$2"* | tr '\n' ' ')"; else pass "$1"; fi
 }
 
+# tiny_store_and_text: $T/tiny.h5 (tool_make_tiny's HF model, imported) and $T/data.txt (1,500
+# words of a 21-word vocabulary); returns non-zero if the model could not be made
+tiny_store_and_text() {
+    "$TOOLS/tool_make_tiny" hf "$T/hf" >/dev/null && "$BIN/squish-convert" import "$T/hf" -o "$T/tiny.h5" >/dev/null 2>&1 \
+        || return 1
+    local words=(the cat sat on a mat and she was happy to see it in sun Tom ran home with his dog) i
+    { for i in $(seq 1 1500); do printf '%s ' "${words[$(( (i * 7 + i / 5) % ${#words[@]} ))]}"; done; echo; } > "$T/data.txt"
+}
+
 finish() {
     echo "$n_pass passed, $n_fail failed, $n_skip skipped"
     [ "$n_fail" -eq 0 ]

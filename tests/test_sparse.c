@@ -406,7 +406,7 @@ SQ_TEST(threads_same_bits) {
         float *x = malloc((size_t)(NT * cols) * sizeof *x), *y1 = malloc((size_t)(NT * rows) * 4),
               *y2 = malloc((size_t)(NT * rows) * 4);
         for (int64_t i = 0; i < NT * cols; i++) x[i] = sq_tiny_uniform(&rng) - 0.5f;
-        sq_mat w = {t, q, rows, cols, sq_row_bytes(t, cols, q), p};
+        sq_mat w = {t, q, rows, cols, sq_row_bytes(t, cols, q), p, false};
         for (int64_t T = 1; T <= NT; T += NT - 1) {
             sq_set_num_threads(1);
             sq_matmul(k, y1, x, &w, T);

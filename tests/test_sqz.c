@@ -144,6 +144,7 @@ SQ_TEST(hostile_files_rejected) {
     EDIT_SEALED("unknown tensor type", SQ_ERR_FORMAT, img[type_at] = 77);
     EDIT_SEALED("group size on a float tensor", SQ_ERR_FORMAT, img[group_at] = 32);
     EDIT_SEALED("asymmetric float tensor", SQ_ERR_FORMAT, img[flags_at] = 1);
+    EDIT_SEALED("ACT8 float tensor", SQ_ERR_FORMAT, img[flags_at] = 2);
     EDIT_SEALED("unknown flags", SQ_ERR_FORMAT, img[flags_at + 3] = 0x80);
     EDIT_SEALED("zero dims", SQ_ERR_FORMAT, img[nd_at] = 0);
     EDIT_SEALED("five dims", SQ_ERR_FORMAT, img[nd_at] = 5);
@@ -300,6 +301,40 @@ SQ_TEST(round_trip_quantized) {
     }
 }
 
+/* The ACT8 flag (int8 activations) survives a round trip on q8g/q4g tensors and is refused
+ * on other types by the writer (no file) and the reader (one line naming the file). */
+SQ_TEST(act8_flag) {
+    const sq_type types[3] = {SQ_TYPE_Q4G, SQ_TYPE_Q8G, SQ_TYPE_Q3G};
+    for (int k = 0; k < 3; k++) {
+        sq_tiny_spec s = sq_tiny_spec_default();
+        sq_checkpoint c;
+        SQ_CHECK_OK(sq_tiny_checkpoint(&s, &c));
+        SQ_CHECK_OK(sq_tinyq_checkpoint(&c, types[k], (sq_qparams){32, k == 1}, true));
+        for (int32_t i = 0; i < c.n_tensors; i++) c.tensors[i].act8 = sq_type_is_quant(c.tensors[i].type) && i % 2 == 0;
+        const char *p = tmp_path("a8.sqz");
+        unlink(p);
+        if (k == 2) {
+            SQ_CHECK(sq_sqz_write(p, &c.cfg, &c.vocab, c.tensors, c.n_tensors, NULL, 0) == SQ_ERR_ARG);
+            SQ_CHECK(strstr(sq_last_error(), "ACT8") && !strchr(sq_last_error(), '\n'));
+            SQ_CHECK(access(p, F_OK) != 0); /* the reader's refusal: hostile_files_rejected */
+            sq_checkpoint_free(&c);
+            continue;
+        }
+        SQ_CHECK_OK(sq_sqz_write(p, &c.cfg, &c.vocab, c.tensors, c.n_tensors, NULL, 0));
+        sq_sqz *f = NULL;
+        SQ_CHECK_OK(sq_sqz_open(&f, p, true));
+        int n_act8 = 0;
+        for (int32_t i = 0; f && i < c.n_tensors; i++) {
+            const sq_tensor *b = sq_sqz_find(f, c.tensors[i].name);
+            SQ_CHECK(b && b->act8 == c.tensors[i].act8 && b->q.asym == c.tensors[i].q.asym);
+            n_act8 += b && b->act8;
+        }
+        SQ_CHECK(n_act8 > 0);
+        sq_sqz_close(f);
+        sq_checkpoint_free(&c);
+    }
+}
+
 /* Version-1 files (float tensors only, no group/flags fields) are still read. */
 SQ_TEST(version1_readable) {
     sq_tiny_spec s = sq_tiny_spec_default();
@@ -350,7 +385,7 @@ SQ_TEST(hostile_quant_params_rejected) {
     EDIT_SEALED("group 0", SQ_ERR_FORMAT, img[e.group_at] = 0);
     EDIT_SEALED("group 48", SQ_ERR_FORMAT, img[e.group_at] = 48);
     EDIT_SEALED("group 2^31", SQ_ERR_FORMAT, img[e.group_at + 3] = 0x80);
-    EDIT_SEALED("unknown flag bit", SQ_ERR_FORMAT, img[e.flags_at] = 2);
+    EDIT_SEALED("unknown flag bit", SQ_ERR_FORMAT, img[e.flags_at] = 4);
     EDIT_SEALED("high flag bit", SQ_ERR_FORMAT, img[e.flags_at + 3] = 0x80);
     EDIT_SEALED("asym flag changes the row size", SQ_ERR_FORMAT, img[e.flags_at] = 1);
     EDIT_SEALED("nbytes too small", SQ_ERR_FORMAT, wr64(img + e.nb_at, rd64(d + e.nb_at) - 4));
@@ -386,6 +421,7 @@ SQ_TEST(hostile_quant_params_rejected) {
 int main(void) {
     SQ_RUN(round_trip_bit_exact);
     SQ_RUN(round_trip_quantized);
+    SQ_RUN(act8_flag);
     SQ_RUN(version1_readable);
     SQ_RUN(hostile_quant_params_rejected);
     SQ_RUN(hostile_files_rejected);
