@@ -1,6 +1,7 @@
 /* tool_make_tiny.c - writes a tiny random-weight checkpoint for the CLI tests:
  *   tool_make_tiny hf DIR        Hugging Face directory (safetensors F32, tokenizer.model)
  *   tool_make_tiny hf-bpe DIR    the same with a byte-level BPE tokenizer.json (and F16 weights)
+ *   tool_make_tiny hf-sharded DIR  the hf checkpoint in 3 shards + model.safetensors.index.json
  *   tool_make_tiny llama2c DIR   llama2.c v0 DIR/model.bin + DIR/tokenizer.bin
  *   tool_make_tiny store-notok DIR   DIR/model.h5, a model store without a tokenizer (no
  *                                squish tool writes one; a damaged store can read as one)
@@ -8,9 +9,10 @@
 #include "tinymodel.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3 || (strcmp(argv[1], "hf") && strcmp(argv[1], "hf-bpe") && strcmp(argv[1], "llama2c") &&
+    if (argc != 3 || (strcmp(argv[1], "hf") && strcmp(argv[1], "hf-bpe") && strcmp(argv[1], "hf-sharded") &&
+                      strcmp(argv[1], "llama2c") &&
                       strcmp(argv[1], "store-notok"))) {
-        fprintf(stderr, "usage: tool_make_tiny hf|hf-bpe|llama2c|store-notok DIR\n");
+        fprintf(stderr, "usage: tool_make_tiny hf|hf-bpe|hf-sharded|llama2c|store-notok DIR\n");
         return 1;
     }
     sq_tiny_spec s = sq_tiny_spec_default();
@@ -28,7 +30,7 @@ int main(int argc, char **argv) {
             st = p ? sq_store_write(p, &c) : SQ_ERR_OOM;
             free(p);
         } else if (strcmp(argv[1], "llama2c")) {
-            st = sq_tiny_write_hf(&c, argv[2], 0);
+            st = sq_tiny_write_hf(&c, argv[2], strcmp(argv[1], "hf-sharded") ? 0 : 3);
         } else {
             char *p = sq_path_join(argv[2], "model.bin");
             st = p ? sq_tiny_write_llama2c(&c, p, 0) : SQ_ERR_OOM;

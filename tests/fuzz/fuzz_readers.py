@@ -233,6 +233,10 @@ def make_seeds(bin_dir, tools_dir, S, shared):
     run([os.path.join(tools_dir, 'tool_make_tiny'), 'hf', S + '/hf'])
     run([os.path.join(tools_dir, 'tool_make_tiny'), 'hf-bpe', S + '/bpe'])
     run([os.path.join(tools_dir, 'tool_make_tiny'), 'llama2c', S + '/l2c'])
+    run([os.path.join(tools_dir, 'tool_make_tiny'), 'hf-sharded', S + '/shard'])
+    with open(S + '/data.jsonl', 'w') as f:
+        for k in range(3):
+            f.write('{"id": %d, "text": "%s"}\n' % (k, ' '.join(['the cat sat on the mat'] * (4 + k))))
     with open(S + '/text.txt', 'w') as f:
         for _ in range(12):
             f.write('the cat sat on the mat and the dog ran to the park with a ball\n')
@@ -327,6 +331,13 @@ TARGETS = {
                       out='{O}.sqz'),
     'tokenizer-json': dict(dir='bpe', file='tokenizer.json', cmd=['squish-convert', '{D}', '-o', '{O}.sqz'],
                            text=True, out='{O}.sqz'),
+    'hf-shard-index': dict(dir='shard', file='model.safetensors.index.json', cmd=['squish-convert', '{D}', '-o',
+                                                                              '{O}.sqz'], text=True, out='{O}.sqz'),
+    'calib-jsonl': dict(file='data.jsonl', cmd=['squish-calibrate', '{S}/m.h5', '--data', '{F}', '--samples', '2',
+                                                '--seq-len', '16', '-o', '{O}.h5', '-q', '-t', '1'], text=True,
+                        out='{O}.h5'),
+    'calib-text': dict(file='text.txt', cmd=['squish-calibrate', '{S}/m.h5', '--data', '{F}', '--samples', '2',
+                                             '--seq-len', '16', '-o', '{O}.h5', '-q', '-t', '1'], out='{O}.h5'),
     'llama2c': dict(dir='l2c', file='model.bin', cmd=['squish-convert', '{F}', '-o', '{O}.sqz'], hot=lambda p: 64,
                     out='{O}.sqz'),
     'llama2c-tok': dict(dir='l2c', file='tokenizer.bin', cmd=['squish-convert', '{D}/model.bin', '-o', '{O}.sqz'],
