@@ -77,8 +77,15 @@ for m in "${models[@]}"; do
             gguf="${file%.sqz}.gguf"
             [ -f "$gguf" ] || "$BIN/squish-convert" export "$file" -o "$gguf" >/dev/null
             lb=$("$LLAMA_CPP_DIR/build/bin/llama-bench" -m "$gguf" -t "$t" -p 128 -n 128 -o csv 2>/dev/null || true)
-            lpp=$(echo "$lb" | awk -F, 'NR>1 && /,128,0,/ {gsub(/"/,""); print $(NF-1)}' | head -n1)
-            ltg=$(echo "$lb" | awk -F, 'NR>1 && /,0,128,/ {gsub(/"/,""); print $(NF-1)}' | head -n1)
+            # llama-bench's CSV: columns found by name in the header (n_prompt, n_gen, avg_ts); newer
+            # builds quote every field, so quotes go first (gsub on $0 re-splits the fields)
+            lbcol() { # N_PROMPT N_GEN: avg_ts of that test
+                echo "$lb" | awk -F, -v p="$1" -v g="$2" '{ gsub(/"/, "") }
+                    NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+                    $c["n_prompt"] == p && $c["n_gen"] == g { print $c["avg_ts"]; exit }'
+            }
+            lpp=$(lbcol 128 0)
+            ltg=$(lbcol 0 128)
         fi
         rows+=("$name|$t|$d|$p|$e|${ltg:-}|${lpp:-}")
         echo "$name  threads $t  decode $d tok/s  prompt $p tok/s  eval $e tok/s" >&2
