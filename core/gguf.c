@@ -89,11 +89,7 @@ static uint64_t vtype_size(uint32_t t) {
 
 /* ===== Little-endian decoding ===== */
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)sq_rd_le32(p) | (uint64_t)sq_rd_le32(p + 4) << 32; }
 static uint32_t bswap32(uint32_t v) { return __builtin_bswap32(v); }
 static uint64_t bswap64(uint64_t v) { return __builtin_bswap64(v); }
 
@@ -129,7 +125,7 @@ static sq_status need(const cursor *c, uint64_t n, const char *what) {
 static sq_status get_u32(cursor *c, const char *what, uint32_t *v) {
     sq_status st = need(c, 4, what);
     if (st) return st;
-    *v = rd32(c->base + c->pos);
+    *v = sq_rd_le32(c->base + c->pos);
     c->pos += 4;
     return SQ_OK;
 }
@@ -274,7 +270,7 @@ static sq_status read_header(cursor *c, sq_gguf *f, uint64_t *n_tensors, uint64_
     if (c->size < 24)
         return sq_errorf(SQ_ERR_FORMAT, "%s: truncated: %llu bytes is too short for a GGUF header (24)", c->path,
                          (unsigned long long)c->size);
-    uint32_t v = rd32(c->base + 4);
+    uint32_t v = sq_rd_le32(c->base + 4);
     *n_tensors = rd64(c->base + 8);
     *n_kv = rd64(c->base + 16);
     c->pos = 24;
@@ -316,7 +312,7 @@ static sq_status read_alignment(const cursor *c, sq_gguf *f) {
     if (a->type != SQ_GGUF_UINT32)
         return sq_errorf(SQ_ERR_FORMAT, "%s: general.alignment is of type %s, not uint32", c->path,
                          sq_gguf_vtype_name(a->type));
-    uint32_t v = rd32(a->data);
+    uint32_t v = sq_rd_le32(a->data);
     if (v == 0 || (v & (v - 1)) != 0 || v % 8 != 0)
         return sq_errorf(SQ_ERR_FORMAT, "%s: general.alignment %u is not a power of two and a multiple of 8", c->path,
                          v);
@@ -529,10 +525,10 @@ bool sq_gguf_kv_int(const sq_gguf_kv *kv, uint64_t i, int64_t *out) {
     switch (kv->elem_type) {
     case SQ_GGUF_UINT8: case SQ_GGUF_BOOL: *out = p[0]; return true;
     case SQ_GGUF_INT8: *out = (int8_t)p[0]; return true;
-    case SQ_GGUF_UINT16: *out = rd16(p); return true;
-    case SQ_GGUF_INT16: *out = (int16_t)rd16(p); return true;
-    case SQ_GGUF_UINT32: *out = rd32(p); return true;
-    case SQ_GGUF_INT32: *out = (int32_t)rd32(p); return true;
+    case SQ_GGUF_UINT16: *out = sq_rd_le16(p); return true;
+    case SQ_GGUF_INT16: *out = (int16_t)sq_rd_le16(p); return true;
+    case SQ_GGUF_UINT32: *out = sq_rd_le32(p); return true;
+    case SQ_GGUF_INT32: *out = (int32_t)sq_rd_le32(p); return true;
     case SQ_GGUF_INT64: *out = (int64_t)rd64(p); return true;
     case SQ_GGUF_UINT64:
         if (rd64(p) > (uint64_t)INT64_MAX) return false;
@@ -545,7 +541,7 @@ bool sq_gguf_kv_int(const sq_gguf_kv *kv, uint64_t i, int64_t *out) {
 bool sq_gguf_kv_float(const sq_gguf_kv *kv, uint64_t i, double *out) {
     if (!kv || i >= kv->n) return false;
     if (kv->elem_type == SQ_GGUF_FLOAT32) {
-        uint32_t u = rd32(kv->data + i * 4);
+        uint32_t u = sq_rd_le32(kv->data + i * 4);
         float v;
         memcpy(&v, &u, 4);
         *out = v;

@@ -19,7 +19,7 @@
 #define L2C_HEADER_V12 256u
 
 static int32_t rd_i32(const uint8_t *p) {
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    uint32_t u = sq_rd_le32(p);
     int32_t v;
     memcpy(&v, &u, 4);
     return v;

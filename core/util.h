@@ -51,6 +51,16 @@ char *sq_command_line(const char *tool, int argc, char **argv);
  * 3; SQ_TYPE_COUNT for any other width (the one place tools map bits to a type). */
 sq_type sq_qtype_of_bits(int32_t bits);
 
+/* ===== Little-endian integers in file bytes (any alignment) ===== */
+static inline uint16_t sq_rd_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t sq_rd_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void sq_wr_le16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
 /* ===== Overflow-checked arithmetic: return false on overflow ===== */
 static inline bool sq_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, out);

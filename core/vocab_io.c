@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "../runtime/fileio.h"
+#include "util.h"
 
 /* The longest piece we accept, in bytes (sq_vocab_validate allows 2 * SQ_MAX_NAME). */
 #define MAX_PIECE_BYTES (2 * SQ_MAX_NAME)
@@ -493,9 +494,6 @@ fail:
 
 /* ===== llama2.c tokenizer.bin ===== */
 
-static uint32_t rd_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* llama2.c's tokenizer.py wrote ' ' for U+2581 and "\n<s>\n" / "\n</s>\n" for BOS/EOS.
  * Converts a raw piece back to SentencePiece form (malloc'ed). */
@@ -534,7 +532,7 @@ sq_status sq_vocab_read_llama2c(const char *path, int32_t n_tokens, sq_vocab *ou
                        (unsigned long long)m.size);
         goto fail;
     }
-    uint32_t max_len = rd_u32(p);
+    uint32_t max_len = sq_rd_le32(p);
     p += 4;
     if (max_len == 0 || max_len > MAX_PIECE_BYTES) {
         st = sq_errorf(SQ_ERR_FORMAT, "%s: max_token_length %u is not plausible: not a llama2.c tokenizer.bin", path,
@@ -548,7 +546,7 @@ sq_status sq_vocab_read_llama2c(const char *path, int32_t n_tokens, sq_vocab *ou
                            n_tokens, n_tokens);
             goto fail;
         }
-        uint32_t sb = rd_u32(p), lb = rd_u32(p + 4);
+        uint32_t sb = sq_rd_le32(p), lb = sq_rd_le32(p + 4);
         p += 8;
         float score;
         memcpy(&score, &sb, sizeof score);
