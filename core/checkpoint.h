@@ -116,8 +116,9 @@ sq_status sq_import_any(const char *src, const char *tokenizer_path, sq_checkpoi
 /* ===== Exporters ===== */
 
 /* What sq_export_gguf wrote, for the tool to report. */
+#define SQ_GGML_TYPE_SLOTS 40 /* ggml type ids are below this (sq_ggml_type in gguf.h) */
 typedef struct {
-    int64_t matrices[40];     /* 2-D tensors written, per ggml type id (sq_ggml_type in gguf.h) */
+    int64_t matrices[SQ_GGML_TYPE_SLOTS]; /* 2-D tensors written, per ggml type id */
     int32_t n_from_quant;     /* of them, squish group-quantized tensors */
     double max_abs_err;       /* largest |weight change| of those (only Q4_1/Q5_1's fp16 offsets round) */
     int64_t tensor_bytes;     /* tensor data written (rope_freqs.weight included) */

@@ -641,7 +641,9 @@ static void pool_free(pool *pl) {
 }
 
 /* general.file_type: the GGUF type holding the most matrix weights. */
-static uint32_t file_type_of(const int64_t *weights /* per ggml type id, 40 */) {
+_Static_assert(SQ_GGML_MXFP4 < SQ_GGML_TYPE_SLOTS, "every ggml type id has a slot");
+
+static uint32_t file_type_of(const int64_t *weights /* per ggml type id */) {
     static const struct {
         uint32_t gtype, ftype;
     } map[] = {{SQ_GGML_F32, FTYPE_ALL_F32},     {SQ_GGML_F16, FTYPE_MOSTLY_F16},   {SQ_GGML_BF16, FTYPE_MOSTLY_BF16},
@@ -818,7 +820,7 @@ static sq_status add_tensor(sq_gguf_writer *w, const char *path, const sq_checkp
         permute_rows(p, data, heads, c->cfg.head_dim, nbytes / (size_t)s->shape[0], to_interleaved);
         data = p;
     }
-    if (stats && s->n_dims == 2 && gt < sizeof stats->matrices / sizeof stats->matrices[0]) stats->matrices[gt]++;
+    if (stats && s->n_dims == 2) stats->matrices[gt]++;
     if (stats) stats->tensor_bytes += (int64_t)nbytes;
     uint64_t ne[2] = {(uint64_t)(s->n_dims == 2 ? s->shape[1] : s->shape[0]), (uint64_t)s->shape[0]};
     return sq_gguf_writer_add_tensor(w, name, gt, (uint32_t)s->n_dims, ne, data, nbytes);
@@ -868,12 +870,13 @@ sq_status sq_export_gguf(const sq_checkpoint *c, const char *path, const sq_gguf
         st = sq_errorf(SQ_ERR_OOM, "%s: out of memory", path);
         goto fail;
     }
-    int64_t weights[40] = {0};
-    bool any_quant = false;
+    int64_t weights[SQ_GGML_TYPE_SLOTS] = {0};
+    bool any_quant = false; /* a matrix written as a ggml block type */
     for (int32_t i = 0; i < n_spec; i++) {
         if ((st = gguf_type_of(path, c, &spec[i], &gtypes[i]))) goto fail;
-        if (spec[i].n_dims == 2 && gtypes[i] < 40) weights[gtypes[i]] += spec[i].shape[0] * spec[i].shape[1];
-        any_quant |= spec[i].n_dims == 2 && sq_ggml_to_sq(gtypes[i], &(sq_type){0}) == false;
+        if (spec[i].n_dims != 2) continue;
+        weights[gtypes[i]] += spec[i].shape[0] * spec[i].shape[1];
+        if (!sq_ggml_to_sq(gtypes[i], &(sq_type){0})) any_quant = true;
     }
     if (opts && opts->stats) memset(opts->stats, 0, sizeof *opts->stats);
     if ((st = sq_gguf_writer_open(&w, path))) goto fail;

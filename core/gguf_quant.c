@@ -17,17 +17,6 @@
 
 enum { BLK = 32 };
 
-static void put16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 size_t sq_gguf_qrow_bytes(uint32_t gtype, int64_t cols) { /* float types: block 1 */
     const sq_ggml_type_info *ti = sq_ggml_type_info_get(gtype);
     if (!ti || cols < 0 || cols % ti->block) return 0;
@@ -123,7 +112,7 @@ sq_status sq_gguf_encode_qtensor(const sq_tensor *t, uint32_t gtype, void *dst, 
             sq_qrow_dequant(t->type, t->q, cols, row, b.w);
             if (gtype == SQ_GGML_F32) memcpy(o, b.w, (size_t)cols * 4);
             else
-                for (int64_t j = 0; j < cols; j++) put16(o + 2 * j, sq_f32_to_f16(b.w[j]));
+                for (int64_t j = 0; j < cols; j++) sq_wr_le16(o + 2 * j, sq_f32_to_f16(b.w[j]));
             continue;
         }
         sq_qrow_unpack(t->type, t->q, cols, row, b.codes, b.scales, b.zeros);
@@ -133,16 +122,16 @@ sq_status sq_gguf_encode_qtensor(const sq_tensor *t, uint32_t gtype, void *dst, 
             const int z = b.zeros[g];
             const uint8_t *q = b.codes + c0;
             uint8_t *p = o;
-            put16(p, sq_f32_to_f16(s)); /* exact: s is an fp16 value */
+            sq_wr_le16(p, sq_f32_to_f16(s)); /* exact: s is an fp16 value */
             p += 2;
             if (gtype == SQ_GGML_Q4_1 || gtype == SQ_GGML_Q5_1) {
                 const uint16_t mh = sq_f32_to_f16(-(s * (float)z));
-                const float d = sq_f16_to_f32(sq_f32_to_f16(s)), m = sq_f16_to_f32(mh);
+                const float m = sq_f16_to_f32(mh); /* d = s: s is an fp16 value */
                 for (int j = 0; j < BLK; j++) {
-                    float ours = s * (float)((int)q[j] - z), theirs = (float)q[j] * d + m;
+                    float ours = s * (float)((int)q[j] - z), theirs = (float)q[j] * s + m;
                     err = fmax(err, fabs((double)theirs - (double)ours));
                 }
-                put16(p, mh);
+                sq_wr_le16(p, mh);
                 p += 2;
             }
             if (gtype == SQ_GGML_Q5_0 || gtype == SQ_GGML_Q5_1) {
@@ -193,13 +182,13 @@ static void kscale_min(const uint8_t *sc, int j, int *scale, int *min) {
  * Q4_K: d, dmin, scales[12], qs[128]; Q5_K: d, dmin, scales[12], qh[32], qs[128]; Q6_K:
  * ql[128], qh[64], int8 scales[16], d. false when a d/dmin is not finite. */
 static bool kquant_row(uint32_t gtype, const uint8_t *p, int64_t cols, float *y) {
-    const size_t bb = gtype == SQ_GGML_Q4_K ? 144 : gtype == SQ_GGML_Q5_K ? 176 : 210;
+    const size_t bb = (size_t)sq_ggml_type_info_get(gtype)->block_bytes;
     for (int64_t b0 = 0; b0 < cols; b0 += 256, p += bb) {
         float *o = y + b0;
         if (gtype == SQ_GGML_Q6_K) {
             const uint8_t *ql = p, *qh = p + 128;
             const int8_t *sc = (const int8_t *)(p + 192);
-            const float d = sq_f16_to_f32(get16(p + 208));
+            const float d = sq_f16_to_f32(sq_rd_le16(p + 208));
             if (!isfinite(d)) return false;
             for (int n = 0; n < 2; n++, ql += 64, qh += 32, sc += 8, o += 128)
                 for (int l = 0; l < 32; l++) {
@@ -215,7 +204,7 @@ static bool kquant_row(uint32_t gtype, const uint8_t *p, int64_t cols, float *y)
                 }
             continue;
         }
-        const float d = sq_f16_to_f32(get16(p)), dmin = sq_f16_to_f32(get16(p + 2));
+        const float d = sq_f16_to_f32(sq_rd_le16(p)), dmin = sq_f16_to_f32(sq_rd_le16(p + 2));
         if (!isfinite(d) || !isfinite(dmin)) return false;
         const uint8_t *sc = p + 4, *qh = p + 16, *qs = p + (gtype == SQ_GGML_Q5_K ? 48 : 16);
         for (int c = 0; c < 4; c++, qs += 32, o += 64) { /* 64 weights: sub-blocks 2c and 2c + 1 */
@@ -269,11 +258,11 @@ sq_status sq_gguf_decode_qtensor(const char *path, const char *name, uint32_t gt
             continue;
         }
         for (int64_t c0 = 0; c0 < cols && !st; c0 += BLK) {
-            const float d = sq_f16_to_f32(get16(p));
+            const float d = sq_f16_to_f32(sq_rd_le16(p));
             float m = 0.0f;
             p += 2;
             if (to_f32) {
-                m = sq_f16_to_f32(get16(p));
+                m = sq_f16_to_f32(sq_rd_le16(p));
                 p += 2;
             }
             if (!isfinite(d) || !isfinite(m)) {
@@ -284,7 +273,7 @@ sq_status sq_gguf_decode_qtensor(const char *path, const char *name, uint32_t gt
             uint8_t *q = b.codes + c0;
             uint32_t qh = 0;
             if (gtype == SQ_GGML_Q5_0 || gtype == SQ_GGML_Q5_1) {
-                qh = get32(p);
+                qh = sq_rd_le32(p);
                 p += 4;
             }
             if (int8_codes) {
