@@ -178,7 +178,7 @@ static const sq_act8_micro_fn micros[GT] = {micro_1, micro_2, micro_3, micro_4};
 
 static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, true, GT, micros};
 
-SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles)
+SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, NULL)
 
 #else
 

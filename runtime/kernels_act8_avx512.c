@@ -78,8 +78,13 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
             const __m512 sv = _mm512_mask_blend_ps(mb, _mm512_set1_ps(sc[g]), _mm512_set1_ps(sc[g2]));
             __m512i wv;
             /* the same line of the next block of rows, once per 64 bytes (as kernels_quant_avx512.c:
-             * decode from DRAM is limited by memory-level parallelism) */
-            if (q4 ? c % 4 == 0 : 1) _mm_prefetch((const char *)wr[i] + (size_t)c * (q4 ? 16 : 32) + pf_ahead, _MM_HINT_T0);
+             * decode from DRAM is limited by memory-level parallelism); into L2 for q8g (45 against 25
+             * GFLOP/s into L1 at 65536 x 2048, T = 1), into L1 for q4g (84 against 67 at T = 2) */
+            if (q4 ? c % 4 == 0 : 1) {
+                const char *pf = (const char *)wr[i] + (size_t)c * (q4 ? 16 : 32) + pf_ahead;
+                if (q4) _mm_prefetch(pf, _MM_HINT_T0);
+                else _mm_prefetch(pf, _MM_HINT_T1);
+            }
             if (q4) {
                 const __m256i p = _mm256_loadu_si256((const __m256i *)(wr[i] + (size_t)c * 16));
                 const __m512i pz = _mm512_inserti64x4(_mm512_castsi256_si512(p), _mm256_srli_epi16(p, 4), 1);
@@ -229,7 +234,145 @@ static const sq_act8_micro_fn micros[GT] = {micro_1, micro_2, micro_3, micro_4};
 
 static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, false, GT, micros};
 
-SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles)
+
+/* ===== Decode (T = 1), q4g: four chunks per load ===== */
+
+/* One 64-byte load holds four 16-byte q4g chunks (a "quad"); and-ing and shifting its nibbles
+ * gives codes 0-15 and 16-31 of the four chunks, which two vpdpbusd against the token's codes
+ * regrouped the same way (per call) sum into 16 int32 lanes, lanes 4k..4k+3 partial sums of
+ * chunk k. Each lane is converted and FMA'd with d_c * s_g of its chunk into one float
+ * accumulator per row: against the streaming block above, half the loads, conversions and
+ * FMAs per weight. Float order per y element: lanes accumulate quads in column order, then
+ * the zero-point dot lane by lane, then one fixed reduction; it depends on (cols, group) only. */
+#define GV_ROWS 8 /* rows per block: 8 load streams */
+/* Each row's line at the same place in the next block of rows is prefetched into L2, not L1:
+ * from DRAM, L1 prefetches are capped by the core's few L1 fill buffers (about 10 GB/s here)
+ * while L2 keeps many more misses in flight. bench_kernels -m 65536x2048x1 -y q4g+a8 -t 1
+ * (AMD EPYC VM, 2026-11-25): 37-39 GFLOP/s with _MM_HINT_T0, 77-80 with _MM_HINT_T1; two or
+ * four blocks ahead, or 1 KiB ahead within the row, no better. */
+#define GV_HINT _MM_HINT_T1
+
+/* How a quad's four chunk scales come from a row's float scales sc[]: one group spans the quad
+ * (group_chunks a multiple of 4, or one group per row), two groups (group 64) or four (group 32). */
+enum { GV_S1 = 0, GV_S2 = 1, GV_S4 = 2 };
+
+/* The token, regrouped per quad q: x[128q + 16k + j] = code j of chunk 4q + k, x[128q + 64 +
+ * 16k + j] = code 16 + j; d[16q + 4k + m] = d_{4q+k}; zero past the last chunk. */
+typedef struct {
+    const int8_t *x;
+    const float *d;
+} gv_token;
+
+SQ_INLINE __m512 gv_scales(int mode, const float *sc, int64_t qd, int64_t gc) {
+    if (mode == GV_S1) return _mm512_set1_ps(sc[4 * qd / gc]);
+    if (mode == GV_S2) {
+        const __m512i e = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(sc + 2 * qd)))));
+    }
+    const __m512i e = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_loadu_ps(sc + 4 * qd)));
+}
+
+/* y[i] for NR rows from w0 (constants sc/sz + i * lds, padded with zeros to lds). */
+SQ_INLINE void gv_block(int mode, int NR, float *y, const gv_token *tk, const sq_act8_rows *a, const uint8_t *w0,
+                        size_t rb, const sq_qlayout *L, const float *sc0, const float *sz0, size_t lds) {
+    __m512 acc[GV_ROWS];
+    const uint8_t *wr[GV_ROWS];
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; i++) {
+        wr[i] = w0 + (size_t)i * rb + L->codes_off;
+        acc[i] = _mm512_setzero_ps();
+    }
+    const int64_t nc = L->n_chunks, gc = L->group_chunks, nq = (nc + 3) / 4;
+    const __mmask64 tail = (nc & 3) ? (__mmask64)((1ull << (16 * (nc & 3))) - 1) : ~(__mmask64)0;
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    const size_t ahead = (size_t)NR * rb; /* the same line of the next block of rows */
+    for (int64_t qd = 0; qd < nq; qd++) {
+        const __m512i xl = _mm512_load_si512(tk->x + 128 * qd), xh = _mm512_load_si512(tk->x + 128 * qd + 64);
+        const __m512 dq = _mm512_load_ps(tk->d + 16 * qd);
+        const __mmask64 m = qd + 1 < nq ? ~(__mmask64)0 : tail;
+#pragma GCC unroll 8
+        for (int i = 0; i < NR; i++) {
+            const uint8_t *p = wr[i] + 64 * qd;
+            _mm_prefetch((const char *)p + ahead, GV_HINT);
+            const __m512i v = _mm512_maskz_loadu_epi8(m, p);
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, nib), xl);
+            s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(v, 4), nib), xh);
+            const __m512 ds = _mm512_mul_ps(gv_scales(mode, sc0 + (size_t)i * lds, qd, gc), dq);
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds, acc[i]);
+        }
+    }
+    const int64_t ng = a->ng;
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; i++) { /* minus sum_g s_g z_g gz_g, 16 groups at a time */
+        const float *sz = sz0 + (size_t)i * lds;
+        __m512 zacc = _mm512_setzero_ps();
+        for (int64_t g = 0; g < ng; g += 16) {
+            const __mmask16 m = (__mmask16)(ng - g < 16 ? (1u << (ng - g)) - 1u : 0xFFFFu);
+            zacc = _mm512_fmadd_ps(_mm512_load_ps(sz + g), _mm512_maskz_loadu_ps(m, a->gz + g), zacc);
+        }
+        y[i] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[i], zacc));
+    }
+}
+
+typedef void (*gv_block_fn)(float *y, const gv_token *tk, const sq_act8_rows *a, const uint8_t *w0, size_t rb,
+                            const sq_qlayout *L, const float *sc, const float *sz, size_t lds);
+#define GV_FN(MODE, NR_)                                                                                        \
+    static void gv_##MODE##_##NR_(float *y, const gv_token *tk, const sq_act8_rows *a, const uint8_t *w0,      \
+                                  size_t rb, const sq_qlayout *L, const float *sc, const float *sz, size_t lds) { \
+        gv_block(MODE, NR_, y, tk, a, w0, rb, L, sc, sz, lds);                                                  \
+    }
+GV_FN(GV_S1, 1) GV_FN(GV_S1, 8) GV_FN(GV_S2, 1) GV_FN(GV_S2, 8) GV_FN(GV_S4, 1) GV_FN(GV_S4, 8)
+static const gv_block_fn gv_fns[3][2] = {
+    {gv_GV_S1_1, gv_GV_S1_8}, {gv_GV_S2_1, gv_GV_S2_8}, {gv_GV_S4_1, gv_GV_S4_8}};
+
+static bool q4g_gemv(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
+                     int64_t r1, int64_t cols, sq_qparams q) {
+    (void)ldy;
+    if (T != 1 || r1 <= r0) return false;
+    const sq_qlayout L = sq_qlayout_of(SQ_TYPE_Q4G, q, cols);
+    const int64_t nc = L.n_chunks, gc = L.group_chunks, nq = (nc + 3) / 4;
+    int mode;
+    if (nc == 0) return false;
+    if (gc % 4 == 0 || L.n_groups == 1) mode = GV_S1;
+    else if (gc == 2) mode = GV_S2;
+    else if (gc == 1) mode = GV_S4;
+    else return false; /* group 96, 160, ...: the shared driver */
+    const size_t lds = (size_t)(L.n_groups + 31) / 16 * 16; /* >= ng + 16: quads may read 3 past ng */
+    const size_t fx = (size_t)nq * 32, fd = (size_t)nq * 16;
+    sq_act8_rows a;
+    if (!sq_act8_prepare(&a, x, 1, cols, gc, fx + fd + 2 * GV_ROWS * lds)) return false;
+    int8_t *xq = (int8_t *)a.extra;
+    float *dq = a.extra + fx, *sc = dq + fd, *sz = sc + GV_ROWS * lds;
+    for (int64_t qd = 0; qd < nq; qd++) { /* regroup the token per quad */
+        for (int k = 0; k < 4; k++) {
+            const int64_t c = 4 * qd + k;
+            int8_t *lo = xq + 128 * qd + 16 * k;
+            if (c < nc) {
+                memcpy(lo, a.q + 32 * c, 16);
+                memcpy(lo + 64, a.q + 32 * c + 16, 16);
+            } else {
+                memset(lo, 0, 16);
+                memset(lo + 64, 0, 16);
+            }
+            const float dc = c < nc ? a.d[c] : 0.0f;
+            for (int m = 0; m < 4; m++) dq[16 * qd + 4 * k + m] = dc;
+        }
+    }
+    memset(sc, 0, sizeof(float) * 2 * GV_ROWS * lds); /* the padding past ng stays zero */
+    const gv_token tk = {xq, dq};
+    for (int64_t r = r0; r < r1;) {
+        const int nr = r + GV_ROWS <= r1 ? GV_ROWS : 1;
+        for (int i = 0; i < nr; i++)
+            row_consts((const uint8_t *)w + (size_t)(r + i) * rb, &L, q.asym, L.n_groups, sc + (size_t)i * lds,
+                       sz + (size_t)i * lds);
+        gv_fns[mode][nr == GV_ROWS](y + r, &tk, &a, (const uint8_t *)w + (size_t)r * rb, rb, &L, sc, sz, lds);
+        r += nr;
+    }
+    return true;
+}
+
+SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, q4g_gemv)
 
 #else
 

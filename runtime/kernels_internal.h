@@ -104,15 +104,21 @@ void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_
                                            const float *sz, size_t lds) {                                         \
         block(Q4, NR_, NT_, y, ldy, a, t0, w0, rb, L, sc, sz, lds);                                               \
     }
+/* An optional special case of a SIMD ACT8 file for q4g (the decode GEMV): returns false, having
+ * done nothing, when it does not apply to (T, layout); the shared driver then runs. */
+typedef bool (*sq_act8_q4g_special_fn)(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,
+                                       int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
 /* The q8g/q4g entry points and the table getter of a SIMD ACT8 file, from its block tables
- * (BLOCKS8, BLOCKS4: [2][NT]) and row-constant function. */
-#define SQ_ACT8_ENTRY_POINTS(GETTER, BLOCKS8, BLOCKS4, NT, ROWC, GEMM)                                            \
+ * (BLOCKS8, BLOCKS4: [2][NT]), row-constant function, GEMM and q4g special case (or NULL). */
+#define SQ_ACT8_ENTRY_POINTS(GETTER, BLOCKS8, BLOCKS4, NT, ROWC, GEMM, Q4G_SPECIAL)                               \
     static void qmatmul_a8_q8g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \
                                int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {                              \
         sq_act8_drive(SQ_TYPE_Q8G, &BLOCKS8[0][0], NT, ROWC, GEMM, y, ldy, x, w, rb, T, r0, r1, cols, q);          \
     }                                                                                                            \
     static void qmatmul_a8_q4g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \
                                int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {                              \
+        const sq_act8_q4g_special_fn special = Q4G_SPECIAL;                                                      \
+        if (special && special(y, ldy, x, w, rb, T, r0, r1, cols, q)) return;                                    \
         sq_act8_drive(SQ_TYPE_Q4G, &BLOCKS4[0][0], NT, ROWC, GEMM, y, ldy, x, w, rb, T, r0, r1, cols, q);          \
     }                                                                                                            \
     static const sq_qmatmul_fn act8_table[SQ_TYPE_COUNT] = {[SQ_TYPE_Q8G] = qmatmul_a8_q8g,                      \

@@ -233,12 +233,29 @@ SQ_TEST(variants_match_reference) {
         for (size_t k = 0; k < sizeof Ts / sizeof *Ts; k++) check_shape(types[ti], (sq_qparams){64, true}, 6, 172, Ts[k], 0, 6);
 }
 
+/* The decode GEMV (T = 1; AVX-512 q4g has its own kernel, GV_ROWS = 8 rows per block and four
+ * chunks per load) on blocks of rows and their remainders, ragged quads (chunks % 4 = 1, 2, 3),
+ * every group mode (32, 64, 128, one per row) and a group it leaves to the shared driver (96). */
+SQ_TEST(decode_gemv_matches_reference) {
+    find_variants();
+    const int64_t cols_list[] = {32, 33, 96, 160, 172, 300, 520};
+    const int32_t groups[] = {32, 64, 128, 96, 0};
+    for (size_t ci = 0; ci < sizeof cols_list / sizeof *cols_list; ci++)
+        for (size_t gi = 0; gi < sizeof groups / sizeof *groups; gi++) {
+            const int64_t cols = cols_list[ci];
+            const sq_qparams q = {groups[gi] ? groups[gi] : (int32_t)cols, (ci + gi) % 2 == 1};
+            if (!(q.group % 32 == 0 || q.group >= cols)) continue;
+            check_shape(SQ_TYPE_Q4G, q, 19, cols, 1, 0, 19);
+            check_shape(SQ_TYPE_Q4G, q, 19, cols, 1, 2, 17);
+        }
+}
+
 /* sq_matmul at -t 1 and -t 2, and a kernel called on split row ranges, give the same bits. */
 SQ_TEST(deterministic_over_threads_and_splits) {
     const sq_type types[2] = {SQ_TYPE_Q4G, SQ_TYPE_Q8G};
     const int saved = sq_num_threads();
-    for (int ti = 0; ti < 4; ti++) { /* T = 7: streaming kernels; T = 40: AVX-512's packed tiles */
-        const int64_t rows = 200, cols = 300, T = ti < 2 ? 7 : 40;
+    for (int ti = 0; ti < 6; ti++) { /* T = 7: streaming kernels; T = 40: AVX-512's packed tiles; T = 1: decode */
+        const int64_t rows = 200, cols = 300, T = ti < 2 ? 7 : ti < 4 ? 40 : 1;
         qmat m;
         qmat_make(&m, types[ti % 2], (sq_qparams){64, ti % 2 == 1}, rows, cols);
         const sq_mat w = {.type = types[ti % 2], .q = m.q, .rows = rows, .cols = cols, .row_bytes = m.rb, .data = m.data,
@@ -296,6 +313,7 @@ SQ_TEST(flag_only_on_q8g_q4g) {
 int main(void) {
     SQ_RUN(quantizer_matches_formula);
     SQ_RUN(variants_match_reference);
+    SQ_RUN(decode_gemv_matches_reference);
     SQ_RUN(deterministic_over_threads_and_splits);
     SQ_RUN(flag_only_on_q8g_q4g);
     return sq_test_summary();
