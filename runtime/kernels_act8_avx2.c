@@ -178,7 +178,71 @@ static const sq_act8_micro_fn micros[GT] = {micro_1, micro_2, micro_3, micro_4};
 
 static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, true, GT, micros};
 
-SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, NULL)
+
+/* ===== Decode (T = 1), q4g: two chunks per load ===== */
+
+/* One 32-byte load holds two 16-byte chunks (a "pair"); and-ing and shifting its nibbles gives
+ * codes 0-15 and 16-31 of both, vpmaddubsw against the token's codes regrouped the same way
+ * (sq_act8_gemv) gives s16 pair sums (at most 2 * 15 * 127), the two halves are added (at most
+ * 7620: exact) and vpmaddwd widens to 8 int32 lanes, lanes 0-3 chunk A and 4-7 chunk B. One
+ * conversion and FMA with d_c * s_g per 64 weights and row, against one per 32 in the
+ * streaming block above; L2 prefetches of the next block of rows as kernels_act8_avx512.c's.
+ * Float order per y element: lanes accumulate pairs in column order, then the zero-point
+ * dot, then one fixed reduction; it depends on (cols, group) only. */
+#define GV_ROWS 4 /* rows per block (16 ymm registers) */
+
+/* y[i] for NR rows from w0; m = 0: the pair lies in one group, 1: one group per chunk. */
+SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d, const sq_act8_rows *a,
+                        const uint8_t *w0, size_t rb, const sq_qlayout *L, const float *sc0, const float *sz0,
+                        size_t lds) {
+    __m256 acc[GV_ROWS];
+    const uint8_t *wr[GV_ROWS];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) {
+        wr[i] = w0 + (size_t)i * rb + L->codes_off;
+        acc[i] = _mm256_setzero_ps();
+    }
+    const int64_t nc = L->n_chunks, gc = L->group_chunks, np = nc / 2;
+    const __m256i nib = _mm256_set1_epi8(0x0F), one16 = _mm256_set1_epi16(1);
+    const size_t ahead = (size_t)NR * rb; /* the same line of the next block of rows */
+    for (int64_t pi = 0; pi < (nc + 1) / 2; pi++) {
+        const __m256i xl = _mm256_load_si256((const __m256i *)(x + 64 * pi));
+        const __m256i xh = _mm256_load_si256((const __m256i *)(x + 64 * pi + 32));
+        const __m256 dq = _mm256_load_ps(d + 8 * pi);
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) {
+            const uint8_t *p = wr[i] + 32 * pi;
+            if (pi % 2 == 0) _mm_prefetch((const char *)p + ahead, _MM_HINT_T1);
+            /* the last chunk alone: its 16 bytes only (the row may end there) */
+            const __m256i v = pi < np ? _mm256_loadu_si256((const __m256i *)p)
+                                      : _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)p));
+            const __m256i h = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, nib), xl),
+                                               _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), nib), xh));
+            const float *sc = sc0 + (size_t)i * lds;
+            const __m256 sv = m == 0 ? _mm256_set1_ps(sc[2 * pi / gc])
+                                     : _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(sc + 2 * pi)),
+                                                            _mm_broadcast_ss(sc + 2 * pi + 1), 1);
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(h, one16)), _mm256_mul_ps(sv, dq), acc[i]);
+        }
+    }
+    const int64_t ng = a->ng;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) {
+        const float *sz = sz0 + (size_t)i * lds;
+        __m256 zacc = _mm256_setzero_ps();
+        int64_t g = 0;
+        for (; g + 8 <= ng; g += 8) zacc = _mm256_fmadd_ps(_mm256_loadu_ps(sz + g), _mm256_loadu_ps(a->gz + g), zacc);
+        float zs = 0.0f;
+        for (; g < ng; g++) zs += sz[g] * a->gz[g];
+        y[i] = hsum8(_mm256_sub_ps(acc[i], zacc)) - zs;
+    }
+}
+
+SQ_ACT8_GEMV_FN(0, 1) SQ_ACT8_GEMV_FN(0, 4) SQ_ACT8_GEMV_FN(1, 1) SQ_ACT8_GEMV_FN(1, 4)
+_Static_assert(GV_ROWS == 4, "the block functions above are for 4 rows");
+static const sq_act8_gemv q4g_gemv = {2, GV_ROWS, row_consts, {{gv_0_1, gv_0_4}, {gv_1_1, gv_1_4}, {NULL, NULL}}};
+
+SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, &q4g_gemv)
 
 #else
 

@@ -252,20 +252,11 @@ static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, false, GT, micros};
  * four blocks ahead, or 1 KiB ahead within the row, no better. */
 #define GV_HINT _MM_HINT_T1
 
-/* How a quad's four chunk scales come from a row's float scales sc[]: one group spans the quad
- * (group_chunks a multiple of 4, or one group per row), two groups (group 64) or four (group 32). */
-enum { GV_S1 = 0, GV_S2 = 1, GV_S4 = 2 };
-
-/* The token, regrouped per quad q: x[128q + 16k + j] = code j of chunk 4q + k, x[128q + 64 +
- * 16k + j] = code 16 + j; d[16q + 4k + m] = d_{4q+k}; zero past the last chunk. */
-typedef struct {
-    const int8_t *x;
-    const float *d;
-} gv_token;
-
-SQ_INLINE __m512 gv_scales(int mode, const float *sc, int64_t qd, int64_t gc) {
-    if (mode == GV_S1) return _mm512_set1_ps(sc[4 * qd / gc]);
-    if (mode == GV_S2) {
+/* The scales of a quad's four chunks from a row's float scales sc[]: one group (m = 0), two
+ * (group 64) or four (group 32); sq_act8_gemv_drive pads sc with zeros. */
+SQ_INLINE __m512 gv_scales(int m, const float *sc, int64_t qd, int64_t gc) {
+    if (m == 0) return _mm512_set1_ps(sc[4 * qd / gc]);
+    if (m == 1) {
         const __m512i e = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(sc + 2 * qd)))));
     }
@@ -273,9 +264,10 @@ SQ_INLINE __m512 gv_scales(int mode, const float *sc, int64_t qd, int64_t gc) {
     return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_loadu_ps(sc + 4 * qd)));
 }
 
-/* y[i] for NR rows from w0 (constants sc/sz + i * lds, padded with zeros to lds). */
-SQ_INLINE void gv_block(int mode, int NR, float *y, const gv_token *tk, const sq_act8_rows *a, const uint8_t *w0,
-                        size_t rb, const sq_qlayout *L, const float *sc0, const float *sz0, size_t lds) {
+/* y[i] for NR rows from w0, the token regrouped per quad in x/d (sq_act8_gemv). */
+SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d, const sq_act8_rows *a,
+                        const uint8_t *w0, size_t rb, const sq_qlayout *L, const float *sc0, const float *sz0,
+                        size_t lds) {
     __m512 acc[GV_ROWS];
     const uint8_t *wr[GV_ROWS];
 #pragma GCC unroll 8
@@ -288,17 +280,17 @@ SQ_INLINE void gv_block(int mode, int NR, float *y, const gv_token *tk, const sq
     const __m512i nib = _mm512_set1_epi8(0x0F);
     const size_t ahead = (size_t)NR * rb; /* the same line of the next block of rows */
     for (int64_t qd = 0; qd < nq; qd++) {
-        const __m512i xl = _mm512_load_si512(tk->x + 128 * qd), xh = _mm512_load_si512(tk->x + 128 * qd + 64);
-        const __m512 dq = _mm512_load_ps(tk->d + 16 * qd);
-        const __mmask64 m = qd + 1 < nq ? ~(__mmask64)0 : tail;
+        const __m512i xl = _mm512_load_si512(x + 128 * qd), xh = _mm512_load_si512(x + 128 * qd + 64);
+        const __m512 dq = _mm512_load_ps(d + 16 * qd);
+        const __mmask64 lm = qd + 1 < nq ? ~(__mmask64)0 : tail;
 #pragma GCC unroll 8
         for (int i = 0; i < NR; i++) {
             const uint8_t *p = wr[i] + 64 * qd;
             _mm_prefetch((const char *)p + ahead, GV_HINT);
-            const __m512i v = _mm512_maskz_loadu_epi8(m, p);
+            const __m512i v = _mm512_maskz_loadu_epi8(lm, p);
             __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, nib), xl);
             s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(v, 4), nib), xh);
-            const __m512 ds = _mm512_mul_ps(gv_scales(mode, sc0 + (size_t)i * lds, qd, gc), dq);
+            const __m512 ds = _mm512_mul_ps(gv_scales(m, sc0 + (size_t)i * lds, qd, gc), dq);
             acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds, acc[i]);
         }
     }
@@ -308,71 +300,18 @@ SQ_INLINE void gv_block(int mode, int NR, float *y, const gv_token *tk, const sq
         const float *sz = sz0 + (size_t)i * lds;
         __m512 zacc = _mm512_setzero_ps();
         for (int64_t g = 0; g < ng; g += 16) {
-            const __mmask16 m = (__mmask16)(ng - g < 16 ? (1u << (ng - g)) - 1u : 0xFFFFu);
-            zacc = _mm512_fmadd_ps(_mm512_load_ps(sz + g), _mm512_maskz_loadu_ps(m, a->gz + g), zacc);
+            const __mmask16 zm = (__mmask16)(ng - g < 16 ? (1u << (ng - g)) - 1u : 0xFFFFu);
+            zacc = _mm512_fmadd_ps(_mm512_load_ps(sz + g), _mm512_maskz_loadu_ps(zm, a->gz + g), zacc);
         }
         y[i] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[i], zacc));
     }
 }
 
-typedef void (*gv_block_fn)(float *y, const gv_token *tk, const sq_act8_rows *a, const uint8_t *w0, size_t rb,
-                            const sq_qlayout *L, const float *sc, const float *sz, size_t lds);
-#define GV_FN(MODE, NR_)                                                                                        \
-    static void gv_##MODE##_##NR_(float *y, const gv_token *tk, const sq_act8_rows *a, const uint8_t *w0,      \
-                                  size_t rb, const sq_qlayout *L, const float *sc, const float *sz, size_t lds) { \
-        gv_block(MODE, NR_, y, tk, a, w0, rb, L, sc, sz, lds);                                                  \
-    }
-GV_FN(GV_S1, 1) GV_FN(GV_S1, 8) GV_FN(GV_S2, 1) GV_FN(GV_S2, 8) GV_FN(GV_S4, 1) GV_FN(GV_S4, 8)
-static const gv_block_fn gv_fns[3][2] = {
-    {gv_GV_S1_1, gv_GV_S1_8}, {gv_GV_S2_1, gv_GV_S2_8}, {gv_GV_S4_1, gv_GV_S4_8}};
+SQ_ACT8_GEMV_FN(0, 1) SQ_ACT8_GEMV_FN(0, 8) SQ_ACT8_GEMV_FN(1, 1) SQ_ACT8_GEMV_FN(1, 8) SQ_ACT8_GEMV_FN(2, 1) SQ_ACT8_GEMV_FN(2, 8)
+_Static_assert(GV_ROWS == 8, "the block functions above are for 8 rows");
+static const sq_act8_gemv q4g_gemv = {4, GV_ROWS, row_consts, {{gv_0_1, gv_0_8}, {gv_1_1, gv_1_8}, {gv_2_1, gv_2_8}}};
 
-static bool q4g_gemv(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
-                     int64_t r1, int64_t cols, sq_qparams q) {
-    (void)ldy;
-    if (T != 1 || r1 <= r0) return false;
-    const sq_qlayout L = sq_qlayout_of(SQ_TYPE_Q4G, q, cols);
-    const int64_t nc = L.n_chunks, gc = L.group_chunks, nq = (nc + 3) / 4;
-    int mode;
-    if (nc == 0) return false;
-    if (gc % 4 == 0 || L.n_groups == 1) mode = GV_S1;
-    else if (gc == 2) mode = GV_S2;
-    else if (gc == 1) mode = GV_S4;
-    else return false; /* group 96, 160, ...: the shared driver */
-    const size_t lds = (size_t)(L.n_groups + 31) / 16 * 16; /* >= ng + 16: quads may read 3 past ng */
-    const size_t fx = (size_t)nq * 32, fd = (size_t)nq * 16;
-    sq_act8_rows a;
-    if (!sq_act8_prepare(&a, x, 1, cols, gc, fx + fd + 2 * GV_ROWS * lds)) return false;
-    int8_t *xq = (int8_t *)a.extra;
-    float *dq = a.extra + fx, *sc = dq + fd, *sz = sc + GV_ROWS * lds;
-    for (int64_t qd = 0; qd < nq; qd++) { /* regroup the token per quad */
-        for (int k = 0; k < 4; k++) {
-            const int64_t c = 4 * qd + k;
-            int8_t *lo = xq + 128 * qd + 16 * k;
-            if (c < nc) {
-                memcpy(lo, a.q + 32 * c, 16);
-                memcpy(lo + 64, a.q + 32 * c + 16, 16);
-            } else {
-                memset(lo, 0, 16);
-                memset(lo + 64, 0, 16);
-            }
-            const float dc = c < nc ? a.d[c] : 0.0f;
-            for (int m = 0; m < 4; m++) dq[16 * qd + 4 * k + m] = dc;
-        }
-    }
-    memset(sc, 0, sizeof(float) * 2 * GV_ROWS * lds); /* the padding past ng stays zero */
-    const gv_token tk = {xq, dq};
-    for (int64_t r = r0; r < r1;) {
-        const int nr = r + GV_ROWS <= r1 ? GV_ROWS : 1;
-        for (int i = 0; i < nr; i++)
-            row_consts((const uint8_t *)w + (size_t)(r + i) * rb, &L, q.asym, L.n_groups, sc + (size_t)i * lds,
-                       sz + (size_t)i * lds);
-        gv_fns[mode][nr == GV_ROWS](y + r, &tk, &a, (const uint8_t *)w + (size_t)r * rb, rb, &L, sc, sz, lds);
-        r += nr;
-    }
-    return true;
-}
-
-SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, q4g_gemv)
+SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, &q4g_gemv)
 
 #else
 
