@@ -10,8 +10,9 @@
 # exported to GGUF with the same weights (squish-convert export m.sqz -o m.gguf) and
 # llama-bench's pp128 and tg128 on it, at the same thread counts, go in the same table.
 #
-# Writes bench/out/results.md and bench/out/results.json, with the TinyLlama-shape q4g/f16
-# decode ratio per thread count (issue 3's goal: at least 2.5x). Variables: BUILD,
+# Writes bench/out/results.md and bench/out/results.json, with the TinyLlama-shape decode ratios
+# per thread count: q4g and q4g+ACT8 over f16 (issue 3's goal: at least 2.5x) and over llama.cpp's
+# Q4_0 export of the same weights (goal: at least 1x). Variables: BUILD,
 # SQUISH_SHARED, REPS (default 3), THREADS (default "1 2"), SKIP_TINYLLAMA=1, BENCH_OUT,
 # ONLY (an extended regex: only the models whose name matches, e.g. ONLY='tinyllama.*(f16|q4g)').
 set -euo pipefail
@@ -104,17 +105,29 @@ done
     echo "| model | threads | decode tok/s | prompt tok/s | eval tok/s | llama.cpp tg128 | llama.cpp pp128 |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
     for r in "${rows[@]}"; do IFS='|' read -r a b c d e f g <<< "$r"; echo "| $a | $b | $c | $d | $e | ${f:--} | ${g:--} |"; done
+    # issue 3's speed goals: 4-bit decode >= 2.5x f16, and >= llama.cpp Q4_0 (its tg128 on the GGUF
+    # export of the same weights, which is Q4_0)
+    first=1
     for t in $THREADS; do
-        f16=""; q4=""
+        f16=""; q4=""; q4a8=""; l4=""; l4a8=""
         for r in "${rows[@]}"; do
-            IFS='|' read -r a b c _ <<< "$r"
+            IFS="|" read -r a b c _ _ f _ <<< "$r"
             [ "$b" = "$t" ] || continue
-            [ "$a" = tinyllama1.1b-random_f16 ] && f16=$c
-            [ "$a" = tinyllama1.1b-random_q4g ] && q4=$c
+            case $a in
+                tinyllama1.1b-random_f16) f16=$c ;;
+                tinyllama1.1b-random_q4g) q4=$c; l4=$f ;;
+                tinyllama1.1b-random_q4g_a8) q4a8=$c; l4a8=$f ;;
+            esac
         done
-        if [ -n "$f16" ] && [ -n "$q4" ]; then
-            [ "$t" = "$(echo $THREADS | cut -d' ' -f1)" ] && echo
-            echo "TinyLlama-shape decode, q4g / f16 at $t thread(s): $(awk -v a="$q4" -v b="$f16" 'BEGIN {printf "%.2f", a / b}')x"
+        ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+        line=""
+        [ -n "$f16" ] && [ -n "$q4" ] && line="q4g / f16 $(ratio "$q4" "$f16")x"
+        [ -n "$f16" ] && [ -n "$q4a8" ] && line="${line:+$line, }q4g+ACT8 / f16 $(ratio "$q4a8" "$f16")x"
+        [ -n "$q4" ] && [ -n "$l4" ] && line="${line:+$line, }q4g / llama.cpp Q4_0 $(ratio "$q4" "$l4")x"
+        [ -n "$q4a8" ] && [ -n "$l4a8" ] && line="${line:+$line, }q4g+ACT8 / llama.cpp Q4_0 $(ratio "$q4a8" "$l4a8")x"
+        if [ -n "$line" ]; then
+            [ $first = 1 ] && echo && first=0
+            echo "TinyLlama-shape decode at $t thread(s): $line"
         fi
     done
 } > "$OUT/results.md"
