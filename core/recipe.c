@@ -781,12 +781,13 @@ static sq_status parse_root(rctx *c, yaml_node_t *root, sq_recipe *r) {
     }
     if ((v = get(c, root, "evaluation")) && (st = parse_evaluation(c, v, r))) return st;
     if ((v = get(c, root, "outputs"))) {
-        static const char *const O_KEYS[] = {"runnable", "store", "gguf", NULL};
+        static const char *const O_KEYS[] = {"runnable", "store", "gguf", "act_int8", NULL};
         yaml_node_t *w;
         if ((st = check_map(c, v, "outputs", O_KEYS))) return st;
         if ((w = get(c, v, "runnable")) && (st = get_bool(c, w, "outputs.runnable", &r->out_runnable))) return st;
         if ((w = get(c, v, "store")) && (st = get_bool(c, w, "outputs.store", &r->out_store))) return st;
         if ((w = get(c, v, "gguf")) && (st = get_bool(c, w, "outputs.gguf", &r->out_gguf))) return st;
+        if ((w = get(c, v, "act_int8")) && (st = get_bool(c, w, "outputs.act_int8", &r->out_act_int8))) return st;
     }
     if ((v = get(c, root, "gates"))) {
         static const char *const G_KEYS[] = {"max_ppl_increase", "max_kld", NULL};
@@ -1028,6 +1029,7 @@ char *sq_recipe_to_json(const sq_recipe *r) {
     cJSON_AddBoolToObject(o, "runnable", r->out_runnable);
     cJSON_AddBoolToObject(o, "store", r->out_store);
     cJSON_AddBoolToObject(o, "gguf", r->out_gguf);
+    cJSON_AddBoolToObject(o, "act_int8", r->out_act_int8);
     cJSON *g = cJSON_AddObjectToObject(j, "gates");
     if (r->has_max_ppl_increase) cJSON_AddNumberToObject(g, "max_ppl_increase", r->max_ppl_increase);
     if (r->has_max_kld) cJSON_AddNumberToObject(g, "max_kld", r->max_kld);

@@ -83,6 +83,7 @@ typedef struct {
     bool kld;
     int32_t decode_tokens;   /* greedy tokens for the decode-speed figure, 0 = off */
     bool out_runnable, out_store, out_gguf;
+    bool out_act_int8; /* model.sqz with int8 activations on q8g/q4g (squish-convert export --act-int8) */
     bool has_max_ppl_increase, has_max_kld;
     double max_ppl_increase; /* fraction: 0.02 = 2 % */
     double max_kld;

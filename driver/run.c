@@ -702,6 +702,9 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
     cJSON *texts = cJSON_AddArrayToObject(ev, "texts");
     cJSON_AddStringToObject(ev, "recipe", r->name);
     bool need_sqz = r->out_runnable || r->n_texts > 0 || r->decode_tokens > 0;
+    /* what model.sqz computes: the final store, and int8 activations or not */
+    char sqz_key[80];
+    snprintf(sqz_key, sizeof sqz_key, "%s%s", cur_sha, r->out_act_int8 ? "\nact-int8" : "");
     if (r->out_store) {
         char *from = dpath(c, cur), *to = dpath(c, "model.h5");
         st = from && to ? link_or_copy(from, to) : sq_errorf(SQ_ERR_OOM, "out of memory");
@@ -715,7 +718,8 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
         arg(c, "%s", cur);
         arg(c, "-o");
         arg(c, "model.sqz");
-        if ((st = step(c, "export", "runnable file", (const char *const[]){"model.sqz", NULL}, cur_sha, false))) goto done;
+        if (r->out_act_int8) arg(c, "--act-int8");
+        if ((st = step(c, "export", "runnable file", (const char *const[]){"model.sqz", NULL}, sqz_key, false))) goto done;
         char *p = dpath(c, "model.sqz");
         uint64_t size = 0;
         char hx[65];
@@ -788,7 +792,7 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
             snprintf(name, sizeof name, "%s-%d", pass == 0 ? "base-eval" : "eval", i + 1);
             const char *o1[] = {bjs, r->kld ? bkld : NULL, NULL};
             const char *o2[] = {ejs, NULL};
-            snprintf(buf, sizeof buf, "%s\n%s\n%s", pass == 0 ? base_sha : cur_sha, text_sha, base_sha);
+            snprintf(buf, sizeof buf, "%s\n%s\n%s", pass == 0 ? base_sha : sqz_key, text_sha, base_sha);
             if ((st = step(c, name, pass == 0 ? "evaluate the base model" : "evaluate the result", pass == 0 ? o1 : o2, buf,
                            pass == 0)))
                 goto done;
@@ -844,7 +848,7 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
         arg(c, "-q");
         arg_threads(c);
         c->key_threads = true; /* a timing: measured again at another thread count */
-        if ((st = step(c, "decode", "decode speed", (const char *const[]){"decode.json", NULL}, cur_sha, false))) goto done;
+        if ((st = step(c, "decode", "decode speed", (const char *const[]){"decode.json", NULL}, sqz_key, false))) goto done;
         char *p = dpath(c, "decode.json");
         cJSON *d = p ? sq_drv_load_json(p) : NULL;
         free(p);

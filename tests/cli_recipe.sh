@@ -64,6 +64,21 @@ done
 cmp -s "$T/r1/model.sqz" "$T/r7/model.sqz" && cmp -s "$T/r1/model.h5" "$T/r7/model.h5" && ls "$T/shared-cache"/calib-*.h5 >/dev/null 2>&1 \
     && pass identical_shared_cache || fail identical_shared_cache "differs from the run with its own cache"
 
+# ----- outputs.act_int8: model.sqz with int8 activations. Rerun in r7's directory: the stages are reused, the
+# export, evaluation and decode of the f32-activation file are not
+{ cat "$T/gptq.yaml"; echo "outputs: {act_int8: true}"; } > "$T/gptq_a8.yaml"
+"$SQ" recipe run "$T/gptq_a8.yaml" -o "$T/r7" --cache "$T/shared-cache" >/dev/null 2>"$T/r8.err" || fail run_act8 "$(tail -n 2 "$T/r8.err")"
+if cmp -s "$T/r1/model.h5" "$T/r7/model.h5" && "$CONV" info "$T/r7/model.sqz" --json 2>/dev/null | grep -q '"act8": true' \
+    && ! "$CONV" info "$T/r1/model.sqz" --json 2>/dev/null | grep -q '"act8": true' \
+    && grep -q 'squish-convert export .*--act-int8' "$T/r7/manifest.json" \
+    && grep -qE '^  stage1-quantize +(cached|done earlier)' "$T/r8.err" && ! grep -qE '^  (export|eval-1|decode) +cached' "$T/r8.err"
+then pass recipe_act8_file; else fail recipe_act8_file "$(grep -E '^  ' "$T/r8.err" | head -n 12)"; fi
+python3 - "$T/r1/eval.json" "$T/r7/eval.json" <<'PY' && pass recipe_act8_evaluated || fail recipe_act8_evaluated "the ACT8 file's evaluation is the f32 one"
+import json, sys
+a, b = (json.load(open(f))["texts"][0] for f in sys.argv[1:])
+sys.exit(0 if a["ppl"] != b["ppl"] and abs(a["ppl"] / b["ppl"] - 1) < 0.02 and a["base_ppl"] == b["base_ppl"] else 1)
+PY
+
 # ----- resume: a finished run reruns nothing -----
 before=$(sha256sum "$T/r1/model.sqz")
 "$SQ" recipe run "$T/gptq.yaml" -o "$T/r1" -t 1 >/dev/null 2>"$T/r1b.err"
