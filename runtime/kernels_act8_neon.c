@@ -12,16 +12,18 @@
  *    q8g codes (0-255) are not, so q8g uses q - 128 (-128..127) and the zero-point term
  *    takes z - 128 instead of z (sum (q - 128) x - (z - 128) xsum = sum q x - z xsum; s_g *
  *    (z - 128) is exact in float: 11 x 8 significant bits).
- *  - plain: vmull_s8 / vmlal_s8 multiply 8 lanes into s16, vpadalq_s16 widens pairs into
- *    int32. Per s16 lane before widening: q4g at most 4 products in the decode GEMV (4 * 15 *
- *    127 = 7620, then a pairwise add of two lanes: 15240) and 2 in the blocks; q8g (q - 128)
- *    2 products, at most 2 * 128 * 127 = 32512 < 32767. Never saturating, never wrapping.
+ *  - plain: vmull_s8 / vmlal_s8 multiply 8 lanes into s16, vpaddlq_s16 / vpadalq_s16 widen
+ *    pairs into int32. Per s16 lane before widening: q4g at most 4 products in the decode GEMV
+ *    (4 * 15 * 127 = 7620, then a pairwise add of two chunks' lanes: 15240) and 2 in the
+ *    blocks (3810); q8g (q - 128) 2 products, at most 2 * 128 * 127 = 32512 < 32767. Never
+ *    saturating, never wrapping.
  * Each chunk's int32 lanes are converted to float and FMA'd with s_g * d_c into one
  * accumulator per (row, token); the zero-point term is subtracted per group at the end
  * (s_g * z_g * gz_g, as kernels_act8_avx2.c). Blocks of 4 rows x up to 2 tokens; the q4g
  * decode GEMV (T = 1) reads units of two chunks (32 bytes) per row, as the AVX2 one, and adds
- * the two chunks' lanes pairwise so that one conversion and FMA cover 64 weights. No packed
- * GEMM tiles for many tokens (the AVX files have them): the blocks serve every T > 1.
+ * the two chunks' lanes pairwise so that one conversion and FMA cover 64 weights. The sdot
+ * build also has packed q4g tiles of 8 rows from T = 32 (below); the plain one uses the
+ * blocks for every T > 1.
  * The float order per y element depends only on (T, cols, group), never on r0/r1.
  * Written for, and tested under, qemu-aarch64 (make cross-check); not tuned on hardware.
  */
@@ -38,6 +40,7 @@
 #if defined(__ARM_NEON) && defined(__aarch64__) && (defined(__GNUC__) || !defined(SQ_ACT8_NEON_DOTPROD))
 
 #include <arm_neon.h>
+#include <string.h>
 
 #define NT_MAX 2 /* tokens per block: 4 rows x 2 tokens = 8 accumulators */
 
@@ -136,6 +139,98 @@ BLOCK_FNS(0)
 BLOCK_FNS(1)
 
 
+#ifdef SQ_ACT8_NEON_DOTPROD
+/* ===== q4g, many tokens (sdot only): packed tiles of 8 rows ===== */
+
+/* Rows packed 8 at a time (sq_act8_pack_tile: per 4 columns, the 4 codes of each row side by
+ * side) so that an int32 lane is a row: `sdot` by element multiplies 4 rows' 4 codes by the
+ * token's 4 activation codes of the same columns (lane j of its chunk) and adds them into the
+ * row's lane, 8 steps per chunk, exact in int32; then one conversion and FMA with s_g * d_c
+ * per chunk and (4 rows, token), and the zero-point term per group at the end. The plain
+ * path has no s8 multiply by element into 32 bits and keeps the blocks. */
+#define GR 8 /* rows per tile: two vectors of lanes */
+#define GT 4 /* tokens per micro-kernel call */
+#ifndef ACT8_GEMM_MIN_T
+#define ACT8_GEMM_MIN_T 32 /* T from which the tiles are used (as the x86 files) */
+#endif
+
+SQ_INLINE void gemm_micro(int NT, float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0, const uint8_t *pk,
+                          const float *sc, const float *sz, int64_t gc, int nr) {
+    float32x4_t f0[GT], f1[GT];
+    const int8_t *xq[GT];
+    const float *dq[GT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        f0[t] = f1[t] = vdupq_n_f32(0.0f);
+        xq[t] = a->q + (size_t)(t0 + t) * a->ldq;
+        dq[t] = a->d + (t0 + t) * a->nc;
+    }
+    const int64_t nc = a->nc, ng = a->ng;
+    for (int64_t g = 0; g < ng; g++) {
+        const float32x4_t s0 = vld1q_f32(sc + g * GR), s1 = vld1q_f32(sc + g * GR + 4);
+        const int64_t ce = (g + 1) * gc < nc ? (g + 1) * gc : nc;
+        for (int64_t c = g * gc; c < ce; c++) {
+            int32x4_t h0[GT], h1[GT];
+            int8x16_t xa[GT], xb[GT];
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                h0[t] = h1[t] = vdupq_n_s32(0);
+                xa[t] = vld1q_s8(xq[t] + c * SQ_QCHUNK);
+                xb[t] = vld1q_s8(xq[t] + c * SQ_QCHUNK + 16);
+            }
+            const int8_t *pc = (const int8_t *)pk + (size_t)c * 32 * GR;
+/* columns 4J..4J+3 of the chunk: lane LANE of the token's X (xa: columns 0-15, xb: 16-31) */
+#define STEP(J, X, LANE)                                                                                     \
+    {                                                                                                        \
+        const int8x16_t w0 = vld1q_s8(pc + (J) * 4 * GR), w1 = vld1q_s8(pc + (J) * 4 * GR + 16);            \
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {                                               \
+            h0[t] = vdotq_laneq_s32(h0[t], w0, X[t], LANE);                                                  \
+            h1[t] = vdotq_laneq_s32(h1[t], w1, X[t], LANE);                                                  \
+        }                                                                                                    \
+    }
+            STEP(0, xa, 0) STEP(1, xa, 1) STEP(2, xa, 2) STEP(3, xa, 3)
+            STEP(4, xb, 0) STEP(5, xb, 1) STEP(6, xb, 2) STEP(7, xb, 3)
+#undef STEP
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                f0[t] = vfmaq_f32(f0[t], vcvtq_f32_s32(h0[t]), vmulq_n_f32(s0, dq[t][c]));
+                f1[t] = vfmaq_f32(f1[t], vcvtq_f32_s32(h1[t]), vmulq_n_f32(s1, dq[t][c]));
+            }
+        }
+    }
+    for (int64_t g = 0; g < ng; g++) { /* minus s_g z_g gz_g */
+        const float32x4_t z0 = vld1q_f32(sz + g * GR), z1 = vld1q_f32(sz + g * GR + 4);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const float gz = a->gz[(t0 + t) * ng + g];
+            f0[t] = vfmsq_n_f32(f0[t], z0, gz);
+            f1[t] = vfmsq_n_f32(f1[t], z1, gz);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        float *yt = y + (t0 + t) * ldy;
+        if (nr == GR) {
+            vst1q_f32(yt, f0[t]);
+            vst1q_f32(yt + 4, f1[t]);
+        } else { /* the last tile: its rows only */
+            float v[GR];
+            vst1q_f32(v, f0[t]);
+            vst1q_f32(v + 4, f1[t]);
+            memcpy(yt, v, sizeof(float) * (size_t)nr);
+        }
+    }
+}
+
+SQ_ACT8_MICRO_FN(1) SQ_ACT8_MICRO_FN(2) SQ_ACT8_MICRO_FN(3) SQ_ACT8_MICRO_FN(4)
+static const sq_act8_micro_fn micros[GT] = {micro_1, micro_2, micro_3, micro_4};
+static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, true, GT, micros};
+#define ACT8_TILES (&tiles)
+#else
+#define ACT8_TILES NULL
+#endif
+
+
 /* ===== Decode (T = 1), q4g: units of two chunks ===== */
 
 #ifndef SQ_ACT8_NEON_DOTPROD
@@ -177,6 +272,9 @@ SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d
         acc[i] = vdupq_n_f32(0.0f);
     }
     const int64_t nc = L->n_chunks, gc = L->group_chunks, np = nc / 2;
+    /* m = 0: the group of unit pi is 2 pi / gc, counted without a division (one group: 0) */
+    const int64_t upg = L->n_groups == 1 ? INT64_MAX : gc / 2;
+    int64_t gu = 0, ku = 0;
     for (int64_t pi = 0; pi < (nc + 1) / 2; pi++) {
         const int8_t *xp = x + 64 * pi;
         const int8x16_t xa0 = vld1q_s8(xp), xb0 = vld1q_s8(xp + 16), xa1 = vld1q_s8(xp + 32), xb1 = vld1q_s8(xp + 48);
@@ -189,13 +287,14 @@ SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d
             const float *sc = sc0 + (size_t)i * lds;
             float32x4_t sv;
             if (m == 0) {
-                sv = vdupq_n_f32(sc[2 * pi / gc]);
+                sv = vdupq_n_f32(sc[gu]);
             } else { /* s_A, s_A, s_B, s_B (s_B is a zero pad past the last group) */
                 const float32x4_t s2 = vcombine_f32(vld1_f32(sc + 2 * pi), vld1_f32(sc + 2 * pi));
                 sv = vzip1q_f32(s2, s2);
             }
             acc[i] = vfmaq_f32(acc[i], vcvtq_f32_s32(dot_unit(va, vb, xa0, xa1, xb0, xb1)), vmulq_f32(sv, dq));
         }
+        if (m == 0 && ++ku == upg) ku = 0, gu++;
     }
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++) y[i] = finish(acc[i], sz0 + (size_t)i * lds, a->gz, a->ng);
@@ -207,12 +306,12 @@ static const sq_act8_gemv q4g_gemv = {2, GV_ROWS, row_consts4, {{gv_0_1, gv_0_4}
 
 static void qmatmul_a8_q8g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
                            int64_t r1, int64_t cols, sq_qparams q) {
-    sq_act8_drive(SQ_TYPE_Q8G, &blocks_0[0][0], NT_MAX, row_consts8, NULL, y, ldy, x, w, rb, T, r0, r1, cols, q);
+    sq_act8_drive(SQ_TYPE_Q8G, &blocks_0[0][0], NT_MAX, row_consts8, ACT8_TILES, y, ldy, x, w, rb, T, r0, r1, cols, q);
 }
 static void qmatmul_a8_q4g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
                            int64_t r1, int64_t cols, sq_qparams q) {
     if (sq_act8_gemv_drive(&q4g_gemv, y, x, w, rb, T, r0, r1, cols, q)) return;
-    sq_act8_drive(SQ_TYPE_Q4G, &blocks_1[0][0], NT_MAX, row_consts4, NULL, y, ldy, x, w, rb, T, r0, r1, cols, q);
+    sq_act8_drive(SQ_TYPE_Q4G, &blocks_1[0][0], NT_MAX, row_consts4, ACT8_TILES, y, ldy, x, w, rb, T, r0, r1, cols, q);
 }
 static const sq_qmatmul_fn act8_table[SQ_TYPE_COUNT] = {[SQ_TYPE_Q8G] = qmatmul_a8_q8g, [SQ_TYPE_Q4G] = qmatmul_a8_q4g};
 
