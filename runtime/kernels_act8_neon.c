@@ -36,8 +36,9 @@
 #define ACT8_NEON_GETTER sq_kernels_neon_act8
 #endif
 
-/* the dotprod build needs a compiler that takes the target pragma (gcc, clang) */
-#if defined(__ARM_NEON) && defined(__aarch64__) && (defined(__GNUC__) || !defined(SQ_ACT8_NEON_DOTPROD))
+/* the dotprod build needs gcc's target pragma (kernels_act8_neon_dotprod.c) or a -march with dotprod */
+#if defined(__ARM_NEON) && defined(__aarch64__) &&                                                      \
+    (!defined(SQ_ACT8_NEON_DOTPROD) || (defined(__GNUC__) && !defined(__clang__)) || defined(__ARM_FEATURE_DOTPROD))
 
 #include <arm_neon.h>
 #include <string.h>
