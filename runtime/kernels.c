@@ -12,8 +12,9 @@
  * to qmatmul with their group parameters, and ACT8 q8g/q4g matrices to qmatmul_a8 (from
  * kernels_act8_<isa>.c: AVX-512 only when the CPU has avx512_vnni, else the AVX2 ones; on
  * AArch64 the `sdot` build of kernels_act8_neon.c when the CPU reports dotprod and
- * SQUISH_NO_DOTPROD is unset, else its plain NEON build; the reference's elsewhere). Sparse weights (docs/sparse-format.md) use the
- * qmatmul slots of their types the same way, from kernels_sparse_<isa>.c.
+ * SQUISH_NO_DOTPROD is unset, else its plain NEON build; the reference's elsewhere).
+ * Sparse weights (docs/sparse-format.md) use the qmatmul slots of their types the same
+ * way, from kernels_sparse_<isa>.c.
  *
  * Threading: sq_matmul splits the weight rows into contiguous chunks, one OpenMP
  * `parallel for schedule(static)` iteration each, only when the matmul is big enough to
@@ -126,10 +127,7 @@ static const sq_kernels *merged(merged_table *m, const sq_kernels *base, const s
     return &m->table;
 }
 
-static int env_true(const char *name) {
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
-}
+static int env_true(const char *name);
 
 const sq_kernels *sq_kernels_by_name(const char *name) {
     if (!name) return NULL;
@@ -150,11 +148,17 @@ const sq_kernels *sq_kernels_by_name(const char *name) {
     static merged_table neon;
     if (strcmp(name, "neon") == 0) {
         /* ACT8: the sdot kernels when the CPU has them, unless SQUISH_NO_DOTPROD=1 */
-        const sq_qmatmul_fn *dp = sq_cpu_has_dotprod() && !env_true("SQUISH_NO_DOTPROD") ? sq_kernels_neon_act8_dotprod() : NULL;
+        const sq_qmatmul_fn *dp =
+            sq_cpu_has_dotprod() && !env_true("SQUISH_NO_DOTPROD") ? sq_kernels_neon_act8_dotprod() : NULL;
         return merged(&neon, sq_kernels_neon_table(), sq_kernels_neon_quant(), NULL, dp ? dp : sq_kernels_neon_act8());
     }
 #endif
     return NULL;
+}
+
+static int env_true(const char *name) {
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
 }
 
 static const sq_kernels *select_table(void) {
