@@ -12,7 +12,8 @@
  *
  * ACT8 q8g/q4g tensors (int8 activations, docs/quantization.md "f32 activations by default")
  * have their own reference here, sq_qmatmul_a8_*_ref, and the one activation quantizer
- * every ACT8 kernel uses (sq_act8_quantize, and sq_act8_prepare for the SIMD kernels).
+ * every ACT8 kernel uses (sq_act8_quantize, and sq_act8_prepare for the SIMD kernels), with the
+ * SIMD files' shared drivers (sq_act8_drive for blocks and tiles, sq_act8_gemv_drive for decode).
  */
 #include "kernels_internal.h"
 #include "quant_internal.h"
@@ -231,6 +232,7 @@ bool sq_act8_gemv_drive(const sq_act8_gemv *gv, float *y, const float *x, const 
     else if (2 * gc == U) m = 1;
     else if (4 * gc == U) m = 2;
     else return false; /* e.g. group 96: the shared driver */
+    if (!gv->fn[m][0] || !gv->fn[m][1]) return false;
     const size_t lds = up16((size_t)L.n_groups + 16); /* a unit's scales may be read past n_groups */
     const size_t fx = (size_t)(nu * U * 8), fd = (size_t)(nu * U * lanes), rows = (size_t)gv->rows;
     sq_act8_rows a;
