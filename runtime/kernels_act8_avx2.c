@@ -192,9 +192,10 @@ static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, true, GT, micros};
 #define GV_ROWS 4 /* rows per block (16 ymm registers) */
 
 /* y[i] for NR rows from w0; m = 0: the pair lies in one group, 1: one group per chunk. */
-SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d, const sq_act8_rows *a,
+SQ_INLINE void gv_block(bool q8, int m, int NR, float *y, const int8_t *x, const float *d, const sq_act8_rows *a,
                         const uint8_t *w0, size_t rb, const sq_qlayout *L, const float *sc0, const float *sz0,
                         size_t lds) {
+    (void)q8; /* q4g only: q8g codes would saturate vpmaddubsw */
     __m256 acc[GV_ROWS];
     const uint8_t *wr[GV_ROWS];
 #pragma GCC unroll 4
@@ -238,11 +239,11 @@ SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d
     }
 }
 
-SQ_ACT8_GEMV_FN(0, 1) SQ_ACT8_GEMV_FN(0, 4) SQ_ACT8_GEMV_FN(1, 1) SQ_ACT8_GEMV_FN(1, 4)
+SQ_ACT8_GEMV_FN(0, 0, 1) SQ_ACT8_GEMV_FN(0, 0, 4) SQ_ACT8_GEMV_FN(0, 1, 1) SQ_ACT8_GEMV_FN(0, 1, 4)
 _Static_assert(GV_ROWS == 4, "the block functions above are for 4 rows");
-static const sq_act8_gemv q4g_gemv = {2, GV_ROWS, row_consts, {{gv_0_1, gv_0_4}, {gv_1_1, gv_1_4}, {NULL, NULL}}};
+static const sq_act8_gemv q4g_gemv = {SQ_TYPE_Q4G, 2, GV_ROWS, row_consts, {{gv_0_0_1, gv_0_0_4}, {gv_0_1_1, gv_0_1_4}, {NULL, NULL}}};
 
-SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, &q4g_gemv)
+SQ_ACT8_ENTRY_POINTS(sq_kernels_avx2_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, NULL, &q4g_gemv)
 
 #else
 

@@ -252,20 +252,22 @@ static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, false, GT, micros};
  * four blocks ahead, or 1 KiB ahead within the row, no better. */
 #define GV_HINT _MM_HINT_T1
 
-/* The scales of a quad's four chunks from a row's float scales sc[]: one group (m = 0), two
- * (group 64) or four (group 32); sq_act8_gemv_drive pads sc with zeros. */
-SQ_INLINE __m512 gv_scales(int m, const float *sc, int64_t qd, int64_t gc) {
-    if (m == 0) return _mm512_set1_ps(sc[4 * qd / gc]);
+/* The scales of a unit's U chunks from a row's float scales sc[] (sq_act8_gemv_drive pads sc with
+ * zeros): one group (m = 0), two (lanes 0-7 and 8-15: q4g group 64, q8g group 32) or four (q4g
+ * group 32, 4 lanes each). */
+SQ_INLINE __m512 gv_scales(int U, int m, const float *sc, int64_t u, int64_t gc) {
+    if (m == 0) return _mm512_set1_ps(sc[U * u / gc]);
     if (m == 1) {
         const __m512i e = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(sc + 2 * qd)))));
+        return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(sc + 2 * u)))));
     }
     const __m512i e = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_loadu_ps(sc + 4 * qd)));
+    return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_loadu_ps(sc + 4 * u)));
 }
 
-/* y[i] for NR rows from w0, the token regrouped per quad in x/d (sq_act8_gemv). */
-SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d, const sq_act8_rows *a,
+/* y[i] for NR rows from w0, the token regrouped per unit in x/d (sq_act8_gemv): q4g four 16-byte
+ * chunks per 64-byte load, nibbles split and two vpdpbusd; q8g two 32-byte chunks, one vpdpbusd. */
+SQ_INLINE void gv_block(bool q8, int m, int NR, float *y, const int8_t *x, const float *d, const sq_act8_rows *a,
                         const uint8_t *w0, size_t rb, const sq_qlayout *L, const float *sc0, const float *sz0,
                         size_t lds) {
     __m512 acc[GV_ROWS];
@@ -275,22 +277,29 @@ SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d
         wr[i] = w0 + (size_t)i * rb + L->codes_off;
         acc[i] = _mm512_setzero_ps();
     }
-    const int64_t nc = L->n_chunks, gc = L->group_chunks, nq = (nc + 3) / 4;
-    const __mmask64 tail = (nc & 3) ? (__mmask64)((1ull << (16 * (nc & 3))) - 1) : ~(__mmask64)0;
+    const int U = q8 ? 2 : 4, cb = q8 ? 32 : 16; /* chunks per unit, bytes per chunk */
+    const int64_t nc = L->n_chunks, gc = L->group_chunks, nu = (nc + U - 1) / U;
+    const __mmask64 tail = (nc % U) ? (__mmask64)((1ull << (cb * (nc % U))) - 1) : ~(__mmask64)0;
     const __m512i nib = _mm512_set1_epi8(0x0F);
     const size_t ahead = (size_t)NR * rb; /* the same line of the next block of rows */
-    for (int64_t qd = 0; qd < nq; qd++) {
-        const __m512i xl = _mm512_load_si512(x + 128 * qd), xh = _mm512_load_si512(x + 128 * qd + 64);
-        const __m512 dq = _mm512_load_ps(d + 16 * qd);
-        const __mmask64 lm = qd + 1 < nq ? ~(__mmask64)0 : tail;
+    for (int64_t u = 0; u < nu; u++) {
+        const __m512i xl = _mm512_load_si512(x + (q8 ? 64 : 128) * u);
+        const __m512i xh = q8 ? xl : _mm512_load_si512(x + 128 * u + 64);
+        const __m512 du = _mm512_load_ps(d + 16 * u);
+        const __mmask64 lm = u + 1 < nu ? ~(__mmask64)0 : tail;
 #pragma GCC unroll 8
         for (int i = 0; i < NR; i++) {
-            const uint8_t *p = wr[i] + 64 * qd;
+            const uint8_t *p = wr[i] + 64 * u;
             _mm_prefetch((const char *)p + ahead, GV_HINT);
             const __m512i v = _mm512_maskz_loadu_epi8(lm, p);
-            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, nib), xl);
-            s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(v, 4), nib), xh);
-            const __m512 ds = _mm512_mul_ps(gv_scales(m, sc0 + (size_t)i * lds, qd, gc), dq);
+            __m512i s;
+            if (q8) {
+                s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, xl);
+            } else {
+                s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, nib), xl);
+                s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(v, 4), nib), xh);
+            }
+            const __m512 ds = _mm512_mul_ps(gv_scales(U, m, sc0 + (size_t)i * lds, u, gc), du);
             acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds, acc[i]);
         }
     }
@@ -307,11 +316,16 @@ SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d
     }
 }
 
-SQ_ACT8_GEMV_FN(0, 1) SQ_ACT8_GEMV_FN(0, 8) SQ_ACT8_GEMV_FN(1, 1) SQ_ACT8_GEMV_FN(1, 8) SQ_ACT8_GEMV_FN(2, 1) SQ_ACT8_GEMV_FN(2, 8)
-_Static_assert(GV_ROWS == 8, "the block functions above are for 8 rows");
-static const sq_act8_gemv q4g_gemv = {4, GV_ROWS, row_consts, {{gv_0_1, gv_0_8}, {gv_1_1, gv_1_8}, {gv_2_1, gv_2_8}}};
+_Static_assert(GV_ROWS == 8, "the block functions below are for 8 rows");
+SQ_ACT8_GEMV_FN(0, 0, 1) SQ_ACT8_GEMV_FN(0, 0, 8) SQ_ACT8_GEMV_FN(0, 1, 1) SQ_ACT8_GEMV_FN(0, 1, 8)
+SQ_ACT8_GEMV_FN(0, 2, 1) SQ_ACT8_GEMV_FN(0, 2, 8) SQ_ACT8_GEMV_FN(1, 0, 1) SQ_ACT8_GEMV_FN(1, 0, 8)
+SQ_ACT8_GEMV_FN(1, 1, 1) SQ_ACT8_GEMV_FN(1, 1, 8)
+static const sq_act8_gemv q4g_gemv = {SQ_TYPE_Q4G, 4, GV_ROWS, row_consts,
+                                      {{gv_0_0_1, gv_0_0_8}, {gv_0_1_1, gv_0_1_8}, {gv_0_2_1, gv_0_2_8}}};
+static const sq_act8_gemv q8g_gemv = {SQ_TYPE_Q8G, 2, GV_ROWS, row_consts,
+                                      {{gv_1_0_1, gv_1_0_8}, {gv_1_1_1, gv_1_1_8}, {NULL, NULL}}};
 
-SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, &q4g_gemv)
+SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, &q8g_gemv, &q4g_gemv)
 
 #else
 

@@ -70,6 +70,10 @@ SQ_INLINE void gemv_rows(int wt, int nr, float *y, const float *x, const char *w
         __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
 #pragma GCC unroll 4
         for (int i = 0; i < nr; i++) {
+            /* each 64-byte line of the row once, at the same place in the next block of 4 rows, into L2
+             * (as kernels_avx512.c's GEMV: L1 fill buffers are few) */
+            if (wt == WT_F32 || c % 32 == 0)
+                _mm_prefetch((const char *)wr[i] + c * (wt == WT_F32 ? 4 : 2) + 4 * rb, _MM_HINT_T1);
             a0[i] = _mm256_fmadd_ps(load_w(wt, wr[i], c), x0, a0[i]);
             a1[i] = _mm256_fmadd_ps(load_w(wt, wr[i], c + 8), x1, a1[i]);
         }

@@ -104,16 +104,19 @@ void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_
                                            const float *sz, size_t lds) {                                         \
         block(Q4, NR_, NT_, y, ldy, a, t0, w0, rb, L, sc, sz, lds);                                               \
     }
-/* The q4g decode GEMV (T = 1) of a SIMD ACT8 file: one load holds a "unit" of unit_chunks
- * (2 or 4) consecutive 16-byte chunks of a row, whose low and high nibbles meet the token's
- * codes regrouped the same way: x[32U * u + 16k + j] = code j of chunk U * u + k and x[32U * u +
- * 16U + 16k + j] = code 16 + j; d[4U * u + 4k + m] = d of chunk U * u + k (zero past the last
- * chunk). fn[m][b] computes y for 1 (b = 0) or `rows` (b = 1) rows whose units span 1 << m
- * groups (m = 0: group_chunks a multiple of U or one group per row; 1, 2: groups of U/2, U/4
- * chunks); sc, sz as sq_act8_block_fn's, padded with at least 16 zeros past n_groups. */
+/* The decode GEMV (T = 1) of a SIMD ACT8 file for one type. One load holds a "unit" of
+ * unit_chunks (2 or 4) consecutive chunks of a row, and the token's codes are regrouped once per
+ * call to meet them: q4g (16-byte chunks, low and high nibbles split in registers): x[32U * u +
+ * 16k + j] = code j of chunk U * u + k and x[32U * u + 16U + 16k + j] = code 16 + j, 4 int32
+ * lanes per chunk; q8g (32-byte chunks): x is the token's codes as they are, 8 lanes per chunk.
+ * d[L * c + m] (L lanes per chunk, m < L) = d of chunk c (zero past the last chunk). fn[m][b]
+ * computes y for 1 (b = 0) or `rows` (b = 1) rows whose units span 1 << m groups (m = 0:
+ * group_chunks a multiple of U or one group per row; 1, 2: groups of U/2, U/4 chunks); sc, sz
+ * as sq_act8_block_fn's, padded with at least 16 zeros past n_groups. */
 typedef void (*sq_act8_gemv_fn)(float *y, const int8_t *x, const float *d, const sq_act8_rows *a, const uint8_t *w0,
                                 size_t rb, const sq_qlayout *L, const float *sc, const float *sz, size_t lds);
 typedef struct {
+    sq_type type; /* SQ_TYPE_Q4G or SQ_TYPE_Q8G */
     int unit_chunks, rows;
     sq_act8_rowc_fn rowc;
     sq_act8_gemv_fn fn[3][2];
@@ -121,17 +124,20 @@ typedef struct {
 /* Runs it for T = 1 and a layout it covers (returns false, nothing done, otherwise). */
 bool sq_act8_gemv_drive(const sq_act8_gemv *gv, float *y, const float *x, const void *w, size_t rb, int64_t T,
                         int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
-/* gv_<M>_<NR>: a sq_act8_gemv_fn calling the file's inline gv_block(M, NR, ...). */
-#define SQ_ACT8_GEMV_FN(M, NR_)                                                                                   \
-    static void gv_##M##_##NR_(float *y, const int8_t *x, const float *d, const sq_act8_rows *a, const uint8_t *w0, \
-                               size_t rb, const sq_qlayout *L, const float *sc, const float *sz, size_t lds) {    \
-        gv_block(M, NR_, y, x, d, a, w0, rb, L, sc, sz, lds);                                                   \
+/* gv_<Q8>_<M>_<NR>: a sq_act8_gemv_fn calling the file's inline gv_block(Q8, M, NR, ...). */
+#define SQ_ACT8_GEMV_FN(Q8, M, NR_)                                                                              \
+    static void gv_##Q8##_##M##_##NR_(float *y, const int8_t *x, const float *d, const sq_act8_rows *a,          \
+                                      const uint8_t *w0, size_t rb, const sq_qlayout *L, const float *sc,          \
+                                      const float *sz, size_t lds) {                                              \
+        gv_block(Q8, M, NR_, y, x, d, a, w0, rb, L, sc, sz, lds);                                               \
     }
 /* The q8g/q4g entry points and the table getter of a SIMD ACT8 file, from its block tables
- * (BLOCKS8, BLOCKS4: [2][NT]), row-constant function, GEMM and q4g decode GEMV (or NULL). */
-#define SQ_ACT8_ENTRY_POINTS(GETTER, BLOCKS8, BLOCKS4, NT, ROWC, GEMM, Q4G_GEMV)                               \
+ * (BLOCKS8, BLOCKS4: [2][NT]), row-constant function, GEMM and q8g/q4g decode GEMVs (or NULL). */
+#define SQ_ACT8_ENTRY_POINTS(GETTER, BLOCKS8, BLOCKS4, NT, ROWC, GEMM, Q8G_GEMV, Q4G_GEMV)                               \
     static void qmatmul_a8_q8g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \
                                int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {                              \
+        const sq_act8_gemv *gv_ = Q8G_GEMV;                                                                      \
+        if (gv_ && sq_act8_gemv_drive(gv_, y, x, w, rb, T, r0, r1, cols, q)) return;                            \
         sq_act8_drive(SQ_TYPE_Q8G, &BLOCKS8[0][0], NT, ROWC, GEMM, y, ldy, x, w, rb, T, r0, r1, cols, q);          \
     }                                                                                                            \
     static void qmatmul_a8_q4g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \

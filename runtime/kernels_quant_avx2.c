@@ -24,7 +24,7 @@
 
 enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2, QT_Q5 = 3, QT_Q6 = 4 };
 
-/* Tuning constants, measured with bench/bench_kernels -y q4g,q8g on a Zen 5 (one thread):
+/* Tuning constants, measured with bench/bench_kernels -y q4g,q8g on an AMD EPYC Zen 4 VM, cpu family 25 model 17 (one thread):
  * streaming 2 tokens per pass runs at ~55 GFLOP/s for any T; the GEMM at 46 (T = 8),
  * 61 (16), 82 (64), 97 (256). */
 #ifndef QGEMM_MIN_T

@@ -28,7 +28,7 @@
 
 enum { QT_Q8 = 0, QT_Q4 = 1, QT_Q3 = 2, QT_Q5 = 3, QT_Q6 = 4 };
 
-/* Tuning constants, measured with bench/bench_kernels -y q4g,q8g on a Zen 5 (one thread):
+/* Tuning constants, measured with bench/bench_kernels -y q4g,q8g on an AMD EPYC Zen 4 VM, cpu family 25 model 17 (one thread):
  * streaming 4 tokens per pass runs at the f16 GEMM's 130-170 GFLOP/s for any T, the GEMM
  * reaches it only from T ~ 64 (76 GFLOP/s at T = 8), and 5-6 tokens per pass spill
  * registers. The decode GEMV from DRAM is limited by memory-level parallelism, not by

@@ -12,7 +12,8 @@
  *
  * ACT8 q8g/q4g tensors (int8 activations, docs/quantization.md "f32 activations by default")
  * have their own reference here, sq_qmatmul_a8_*_ref, and the one activation quantizer
- * every ACT8 kernel uses (sq_act8_quantize, and sq_act8_prepare for the SIMD kernels).
+ * every ACT8 kernel uses (sq_act8_quantize, and sq_act8_prepare for the SIMD kernels), with the
+ * SIMD files' shared drivers (sq_act8_drive for blocks and tiles, sq_act8_gemv_drive for decode).
  */
 #include "kernels_internal.h"
 #include "quant_internal.h"
@@ -222,31 +223,38 @@ void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_
 bool sq_act8_gemv_drive(const sq_act8_gemv *gv, float *y, const float *x, const void *w, size_t rb, int64_t T,
                         int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
     if (T != 1 || r1 <= r0) return false;
-    const sq_qlayout L = sq_qlayout_of(SQ_TYPE_Q4G, q, cols);
-    const int64_t nc = L.n_chunks, gc = L.group_chunks, U = gv->unit_chunks, nu = (nc + U - 1) / U;
+    const bool q4 = gv->type == SQ_TYPE_Q4G;
+    const sq_qlayout L = sq_qlayout_of(gv->type, q, cols);
+    const int64_t nc = L.n_chunks, gc = L.group_chunks, U = gv->unit_chunks, nu = (nc + U - 1) / U, lanes = q4 ? 4 : 8;
     int m; /* the unit spans 1 << m groups */
     if (nc == 0) return false;
     if (gc % U == 0 || L.n_groups == 1) m = 0;
     else if (2 * gc == U) m = 1;
     else if (4 * gc == U) m = 2;
     else return false; /* e.g. group 96: the shared driver */
+    if (!gv->fn[m][0] || !gv->fn[m][1]) return false;
     const size_t lds = up16((size_t)L.n_groups + 16); /* a unit's scales may be read past n_groups */
-    const size_t fx = (size_t)(nu * U * 8), fd = (size_t)(nu * U * 4), rows = (size_t)gv->rows;
+    const size_t fx = (size_t)(nu * U * 8), fd = (size_t)(nu * U * lanes), rows = (size_t)gv->rows;
     sq_act8_rows a;
     if (!sq_act8_prepare(&a, x, 1, cols, gc, fx + up16(fd) + 2 * rows * lds)) return false;
     int8_t *xu = (int8_t *)a.extra;
     float *du = a.extra + fx, *sc = du + up16(fd), *sz = sc + rows * lds;
     for (int64_t c = 0; c < nu * U; c++) { /* the token regrouped per unit */
         const int64_t u = c / U, k = c % U;
-        int8_t *lo = xu + 32 * U * u + 16 * k;
-        if (c < nc) {
-            memcpy(lo, a.q + 32 * c, 16);
-            memcpy(lo + 16 * U, a.q + 32 * c + 16, 16);
+        if (!q4) {
+            if (c < nc) memcpy(xu + 32 * c, a.q + 32 * c, 32);
+            else memset(xu + 32 * c, 0, 32);
         } else {
-            memset(lo, 0, 16);
-            memset(lo + 16 * U, 0, 16);
+            int8_t *lo = xu + 32 * U * u + 16 * k;
+            if (c < nc) {
+                memcpy(lo, a.q + 32 * c, 16);
+                memcpy(lo + 16 * U, a.q + 32 * c + 16, 16);
+            } else {
+                memset(lo, 0, 16);
+                memset(lo + 16 * U, 0, 16);
+            }
         }
-        for (int j = 0; j < 4; j++) du[4 * c + j] = c < nc ? a.d[c] : 0.0f;
+        for (int64_t j = 0; j < lanes; j++) du[lanes * c + j] = c < nc ? a.d[c] : 0.0f;
     }
     memset(sc, 0, sizeof(float) * 2 * rows * lds); /* the padding past n_groups stays zero */
     for (int64_t r = r0; r < r1;) {

@@ -255,9 +255,9 @@ SQ_TEST(variants_match_reference) {
         for (size_t k = 0; k < sizeof Ts / sizeof *Ts; k++) check_shape(types[ti], (sq_qparams){64, true}, 6, 172, Ts[k], 0, 6);
 }
 
-/* The decode GEMV (T = 1; AVX-512 q4g has its own kernel, GV_ROWS = 8 rows per block and four
- * chunks per load) on blocks of rows and their remainders, ragged quads (chunks % 4 = 1, 2, 3),
- * every group mode (32, 64, 128, one per row) and a group it leaves to the shared driver (96). */
+/* The decode GEMVs (T = 1; sq_act8_gemv: AVX-512 q4g four chunks per load, q8g two, AVX2 q4g two;
+ * 8 or 4 rows per block) on blocks of rows and their remainders, ragged units (chunks % 4 = 1, 2,
+ * 3), every group mode (32, 64, 128, one per row) and a group they leave to the shared driver (96). */
 SQ_TEST(decode_gemv_matches_reference) {
     find_variants();
     const int64_t cols_list[] = {32, 33, 96, 160, 172, 300, 520};
@@ -267,8 +267,11 @@ SQ_TEST(decode_gemv_matches_reference) {
             const int64_t cols = cols_list[ci];
             const sq_qparams q = {groups[gi] ? groups[gi] : (int32_t)cols, (ci + gi) % 2 == 1};
             if (!(q.group % 32 == 0 || q.group >= cols)) continue;
-            check_shape(SQ_TYPE_Q4G, q, 19, cols, 1, 0, 19);
-            check_shape(SQ_TYPE_Q4G, q, 19, cols, 1, 2, 17);
+            for (int ti = 0; ti < 2; ti++) {
+                const sq_type type = ti ? SQ_TYPE_Q8G : SQ_TYPE_Q4G;
+                check_shape(type, q, 19, cols, 1, 0, 19);
+                check_shape(type, q, 19, cols, 1, 2, 17);
+            }
         }
 }
 
