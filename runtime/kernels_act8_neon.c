@@ -19,9 +19,9 @@
  *    saturating, never wrapping.
  * Each chunk's int32 lanes are converted to float and FMA'd with s_g * d_c into one
  * accumulator per (row, token); the zero-point term is subtracted per group at the end
- * (s_g * z_g * gz_g, as kernels_act8_avx2.c). Blocks of 4 rows x up to 2 tokens; the q4g
- * decode GEMV (T = 1) reads units of two chunks (32 bytes) per row, as the AVX2 one, and adds
- * the two chunks' lanes pairwise so that one conversion and FMA cover 64 weights. The sdot
+ * (s_g * z_g * gz_g, as kernels_act8_avx2.c). Blocks of 4 rows x up to 2 tokens; the q4g and
+ * q8g decode GEMVs (T = 1, sq_act8_gemv) read units of two chunks (32 or 64 bytes) per row and
+ * add the two chunks' lanes pairwise so that one conversion and FMA cover 64 weights. The sdot
  * build also has packed q4g tiles of 8 rows from T = 32 (below); the plain one uses the
  * blocks for every T > 1.
  * The float order per y element depends only on (T, cols, group), never on r0/r1.
@@ -232,7 +232,7 @@ static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, true, GT, micros};
 #endif
 
 
-/* ===== Decode (T = 1), q4g: units of two chunks ===== */
+/* ===== Decode (T = 1): units of two chunks ===== */
 
 #ifndef SQ_ACT8_NEON_DOTPROD
 /* s16 lanes summing to l . x0 + h . x1 for q4g codes: 4 products per lane, at most 7620. */
@@ -244,7 +244,7 @@ SQ_INLINE int16x8_t mul4_q4(int8x16_t l, int8x16_t h, int8x16_t x0, int8x16_t x1
 }
 #endif
 
-/* Lanes 0-1: chunk A (codes lo . xa0 + hi . xa1), lanes 2-3: chunk B, exact. */
+/* q4g: lanes 0-1 chunk A (codes lo . xa0 + hi . xa1), lanes 2-3 chunk B, exact. */
 SQ_INLINE int32x4_t dot_unit(uint8x16_t va, uint8x16_t vb, int8x16_t xa0, int8x16_t xa1, int8x16_t xb0, int8x16_t xb1) {
     const uint8x16_t nib = vdupq_n_u8(0x0F);
     const int8x16_t la = vreinterpretq_s8_u8(vandq_u8(va, nib)), ha = vreinterpretq_s8_u8(vshrq_n_u8(va, 4));
@@ -260,9 +260,11 @@ SQ_INLINE int32x4_t dot_unit(uint8x16_t va, uint8x16_t vb, int8x16_t xa0, int8x1
 #define GV_ROWS 4 /* rows per block */
 
 /* y[i] for NR rows from w0; m = 0: the unit lies in one group, 1: one group per chunk.
- * x, d: the token regrouped per unit by sq_act8_gemv_drive (x[64u + 16k + j] = code j of
- * chunk 2u + k, x[64u + 32 + 16k + j] = code 16 + j; d[8u + 4k + .] = d of chunk 2u + k). */
-SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d, const sq_act8_rows *a,
+ * x, d: the token as sq_act8_gemv_drive lays it out. q4g: x[64u + 16k + j] = code j of chunk 2u
+ * + k, x[64u + 32 + 16k + j] = code 16 + j, d[4c + .] = d_c; q8g: x[32c + j] = code j of chunk c,
+ * d[8c + .] = d_c. Both units give lanes 0-1 of chunk A and 2-3 of chunk B, converted and FMA'd
+ * with s_g * d_c per lane. */
+SQ_INLINE void gv_block(bool q8, int m, int NR, float *y, const int8_t *x, const float *d, const sq_act8_rows *a,
                         const uint8_t *w0, size_t rb, const sq_qlayout *L, const float *sc0, const float *sz0,
                         size_t lds) {
     float32x4_t acc[GV_ROWS];
@@ -278,13 +280,28 @@ SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d
     int64_t gu = 0, ku = 0;
     for (int64_t pi = 0; pi < (nc + 1) / 2; pi++) {
         const int8_t *xp = x + 64 * pi;
-        const int8x16_t xa0 = vld1q_s8(xp), xb0 = vld1q_s8(xp + 16), xa1 = vld1q_s8(xp + 32), xb1 = vld1q_s8(xp + 48);
-        const float32x4_t dq = vld1q_f32(d + 8 * pi + 2); /* d_A, d_A, d_B, d_B */
+        /* q4g: xa0, xb0 codes 0-15 of chunks A, B and xa1, xb1 codes 16-31; q8g: chunk A's codes in
+         * xa0, xa1 and chunk B's in xb0, xb1 */
+        const int8x16_t xa0 = vld1q_s8(xp), xa1 = vld1q_s8(xp + (q8 ? 16 : 32));
+        const int8x16_t xb0 = vld1q_s8(xp + (q8 ? 32 : 16)), xb1 = vld1q_s8(xp + 48);
+        const float32x4_t dq = vld1q_f32(d + (q8 ? 16 * pi + 6 : 8 * pi + 2)); /* d_A, d_A, d_B, d_B */
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
-            const uint8_t *p = wr[i] + 32 * pi;
-            /* the last chunk alone: its 16 bytes only (the row may end there) */
-            const uint8x16_t va = vld1q_u8(p), vb = pi < np ? vld1q_u8(p + 16) : vdupq_n_u8(0);
+            int32x4_t h;
+            /* the last chunk alone: its bytes only (the row may end there) */
+            if (q8) { /* q - 128 */
+                const uint8_t *p = wr[i] + 64 * pi;
+                const uint8x16_t bias = vdupq_n_u8(0x80);
+                const int8x16_t wa0 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p), bias)),
+                                wa1 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p + 16), bias));
+                const int8x16_t wb0 = pi < np ? vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p + 32), bias)) : vdupq_n_s8(0),
+                                wb1 = pi < np ? vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p + 48), bias)) : vdupq_n_s8(0);
+                h = vpaddq_s32(dot32(wa0, xa0, wa1, xa1), dot32(wb0, xb0, wb1, xb1));
+            } else {
+                const uint8_t *p = wr[i] + 32 * pi;
+                const uint8x16_t va = vld1q_u8(p), vb = pi < np ? vld1q_u8(p + 16) : vdupq_n_u8(0);
+                h = dot_unit(va, vb, xa0, xa1, xb0, xb1);
+            }
             const float *sc = sc0 + (size_t)i * lds;
             float32x4_t sv;
             if (m == 0) {
@@ -293,7 +310,7 @@ SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d
                 const float32x4_t s2 = vcombine_f32(vld1_f32(sc + 2 * pi), vld1_f32(sc + 2 * pi));
                 sv = vzip1q_f32(s2, s2);
             }
-            acc[i] = vfmaq_f32(acc[i], vcvtq_f32_s32(dot_unit(va, vb, xa0, xa1, xb0, xb1)), vmulq_f32(sv, dq));
+            acc[i] = vfmaq_f32(acc[i], vcvtq_f32_s32(h), vmulq_f32(sv, dq));
         }
         if (m == 0 && ++ku == upg) ku = 0, gu++;
     }
@@ -301,12 +318,18 @@ SQ_INLINE void gv_block(int m, int NR, float *y, const int8_t *x, const float *d
     for (int i = 0; i < NR; i++) y[i] = finish(acc[i], sz0 + (size_t)i * lds, a->gz, a->ng);
 }
 
-SQ_ACT8_GEMV_FN(0, 1) SQ_ACT8_GEMV_FN(0, 4) SQ_ACT8_GEMV_FN(1, 1) SQ_ACT8_GEMV_FN(1, 4)
+#define GV_FNS(Q8) SQ_ACT8_GEMV_FN(Q8, 0, 1) SQ_ACT8_GEMV_FN(Q8, 0, 4) SQ_ACT8_GEMV_FN(Q8, 1, 1) SQ_ACT8_GEMV_FN(Q8, 1, 4)
+GV_FNS(0)
+GV_FNS(1)
 _Static_assert(GV_ROWS == 4, "the block functions above are for 4 rows");
-static const sq_act8_gemv q4g_gemv = {2, GV_ROWS, row_consts4, {{gv_0_1, gv_0_4}, {gv_1_1, gv_1_4}, {NULL, NULL}}};
+static const sq_act8_gemv q4g_gemv = {SQ_TYPE_Q4G, 2, GV_ROWS, row_consts4,
+                                      {{gv_0_0_1, gv_0_0_4}, {gv_0_1_1, gv_0_1_4}, {NULL, NULL}}};
+static const sq_act8_gemv q8g_gemv = {SQ_TYPE_Q8G, 2, GV_ROWS, row_consts8,
+                                      {{gv_1_0_1, gv_1_0_4}, {gv_1_1_1, gv_1_1_4}, {NULL, NULL}}};
 
 static void qmatmul_a8_q8g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
                            int64_t r1, int64_t cols, sq_qparams q) {
+    if (sq_act8_gemv_drive(&q8g_gemv, y, x, w, rb, T, r0, r1, cols, q)) return;
     sq_act8_drive(SQ_TYPE_Q8G, &blocks_0[0][0], NT_MAX, row_consts8, ACT8_TILES, y, ldy, x, w, rb, T, r0, r1, cols, q);
 }
 static void qmatmul_a8_q4g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
