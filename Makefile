@@ -194,6 +194,8 @@ runtime-only:
 
 # aarch64: cross-build the runtime and run the kernel tests (NEON vs reference) and a
 # generation under qemu. Needs: apt-get install gcc-aarch64-linux-gnu qemu-user
+# test_act8 runs three times: qemu's default CPU (dotprod: the sdot ACT8 kernels selected),
+# SQUISH_NO_DOTPROD=1 (plain NEON selected) and a Cortex-A72 (no dotprod: plain NEON).
 CROSS ?= aarch64-linux-gnu
 cross-check:
 	$(MAKE) -s -C runtime BUILD=$(CURDIR)/build-$(CROSS) CC=$(CROSS)-gcc CFLAGS="-O2" LDFLAGS="-static"
@@ -203,6 +205,8 @@ cross-check:
 	$(CROSS)-gcc -std=c11 -O2 -static -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L tests/test_act8.c \
 		build-$(CROSS)/libsquish_rt.a -lm -o build-$(CROSS)/test_act8 2>/dev/null
 	qemu-$(firstword $(subst -, ,$(CROSS))) build-$(CROSS)/test_act8
+	SQUISH_NO_DOTPROD=1 qemu-$(firstword $(subst -, ,$(CROSS))) build-$(CROSS)/test_act8
+	qemu-$(firstword $(subst -, ,$(CROSS))) -cpu cortex-a72 build-$(CROSS)/test_act8
 
 # ----- fuzz: libFuzzer harnesses of the readers (tests/fuzz/README.md), outside the default build:
 #   make FUZZ=1 SAN=1 OPENMP=0 BUILD=build-fuzz fuzz && build-fuzz/fuzz/fuzz_gguf -max_total_time=60

@@ -10,9 +10,11 @@
  * qmatmul[] filled from kernels_quant_<isa>.c, and the reference's quantized kernels where
  * a variant has none (merged once, on first use); sq_matmul sends q8g/q6g/q5g/q4g/q3g matrices
  * to qmatmul with their group parameters, and ACT8 q8g/q4g matrices to qmatmul_a8 (from
- * kernels_act8_<isa>.c: AVX-512 only when the CPU has avx512_vnni, else the AVX2 ones; the
- * reference's elsewhere). Sparse weights (docs/sparse-format.md) use the
- * qmatmul slots of their types the same way, from kernels_sparse_<isa>.c.
+ * kernels_act8_<isa>.c: AVX-512 only when the CPU has avx512_vnni, else the AVX2 ones; on
+ * AArch64 the `sdot` build of kernels_act8_neon.c when the CPU reports dotprod and
+ * SQUISH_NO_DOTPROD is unset, else its plain NEON build; the reference's elsewhere).
+ * Sparse weights (docs/sparse-format.md) use the qmatmul slots of their types the same
+ * way, from kernels_sparse_<isa>.c.
  *
  * Threading: sq_matmul splits the weight rows into contiguous chunks, one OpenMP
  * `parallel for schedule(static)` iteration each, only when the matmul is big enough to
@@ -35,6 +37,9 @@
 #include <cpuid.h>
 #elif defined(__aarch64__) || defined(__arm__)
 #define SQ_KERNELS_ARM 1
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 #endif
 
 /* ===== CPU features ===== */
@@ -60,6 +65,20 @@ static int cpu_has_avx512(void) {
 static int cpu_has_avx512_vnni(void) {
     __builtin_cpu_init();
     return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+#ifdef SQ_KERNELS_ARM
+/* The AArch64 dot product (sdot) as the kernel reports it (Linux; elsewhere 0: plain NEON). */
+int sq_cpu_has_dotprod(void) {
+#if defined(__aarch64__) && defined(__linux__)
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+    return 0;
+#endif
 }
 #endif
 
@@ -108,6 +127,8 @@ static const sq_kernels *merged(merged_table *m, const sq_kernels *base, const s
     return &m->table;
 }
 
+static int env_true(const char *name);
+
 const sq_kernels *sq_kernels_by_name(const char *name) {
     if (!name) return NULL;
     if (strcmp(name, "ref") == 0) return &sq_kernels_ref_table;
@@ -125,7 +146,12 @@ const sq_kernels *sq_kernels_by_name(const char *name) {
 #endif
 #ifdef SQ_KERNELS_ARM
     static merged_table neon;
-    if (strcmp(name, "neon") == 0) return merged(&neon, sq_kernels_neon_table(), sq_kernels_neon_quant(), NULL, NULL);
+    if (strcmp(name, "neon") == 0) {
+        /* ACT8: the sdot kernels when the CPU has them, unless SQUISH_NO_DOTPROD=1 */
+        const sq_qmatmul_fn *dp =
+            sq_cpu_has_dotprod() && !env_true("SQUISH_NO_DOTPROD") ? sq_kernels_neon_act8_dotprod() : NULL;
+        return merged(&neon, sq_kernels_neon_table(), sq_kernels_neon_quant(), NULL, dp ? dp : sq_kernels_neon_act8());
+    }
 #endif
     return NULL;
 }

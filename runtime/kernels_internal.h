@@ -184,6 +184,11 @@ const sq_qmatmul_fn *sq_kernels_avx512_sparse(void); /* kernels_sparse_avx512.c 
  * AVX-512 ones need avx512_vnni, which kernels.c checks. */
 const sq_qmatmul_fn *sq_kernels_avx2_act8(void);   /* kernels_act8_avx2.c   (x86 only) */
 const sq_qmatmul_fn *sq_kernels_avx512_act8(void); /* kernels_act8_avx512.c (x86 only) */
+/* AArch64 (kernels_act8_neon.c): plain NEON, and the same file built with `sdot`
+ * (kernels_act8_neon_dotprod.c), which only CPUs with sq_cpu_has_dotprod() may run. */
+const sq_qmatmul_fn *sq_kernels_neon_act8(void);         /* (ARM only) */
+const sq_qmatmul_fn *sq_kernels_neon_act8_dotprod(void); /* (ARM only) */
+int sq_cpu_has_dotprod(void); /* kernels.c: 1 if the CPU has the AArch64 dot product (ARM only) */
 
 /* A 64-byte-aligned scratch buffer of at least n floats, private to the calling thread
  * (kernels.c). It is kept and reused by later calls on the same thread, so a kernel

@@ -9,7 +9,9 @@ RT_SRC_X86 := $(RT_DIR)/kernels_avx2.c $(RT_DIR)/kernels_avx512.c \
               $(RT_DIR)/kernels_quant_avx2.c $(RT_DIR)/kernels_quant_avx512.c \
               $(RT_DIR)/kernels_sparse_avx2.c $(RT_DIR)/kernels_sparse_avx512.c \
               $(RT_DIR)/kernels_act8_avx2.c $(RT_DIR)/kernels_act8_avx512.c
-RT_SRC_ARM := $(RT_DIR)/kernels_neon.c
+# kernels_act8_neon_dotprod.c recompiles kernels_act8_neon.c for ARMv8.2-A+dotprod by a
+# pragma of its own (no flags here); kernels.c uses it only on CPUs that report dotprod.
+RT_SRC_ARM := $(RT_DIR)/kernels_neon.c $(RT_DIR)/kernels_act8_neon.c $(RT_DIR)/kernels_act8_neon_dotprod.c
 RT_FLAGS_AVX2 := -mavx2 -mfma -mf16c
 RT_FLAGS_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c
 

@@ -3,7 +3,8 @@
  * evaluation of the specification (its integer part exactly), every compiled SIMD variant
  * against the reference on random shapes with ragged tails, groups 32/64/128/row, symmetric
  * and asymmetric, T = 1, 2, 5, 64, 100, and bitwise determinism over row splits and thread
- * counts.
+ * counts. On AArch64 both builds of kernels_act8_neon.c (plain NEON, and sdot when the CPU has
+ * dotprod) are checked, whichever the neon table selected, and the selection itself.
  */
 #include <float.h>
 #include <stdint.h>
@@ -157,12 +158,33 @@ static spec_val spec_dot(const qmat *m, int64_t r, const float *x) {
 
 static const sq_kernels *variants[8];
 static int n_variants;
+#if defined(__aarch64__)
+/* The neon table with the ACT8 kernels of one of kernels_act8_neon.c's two builds, so that
+ * both run here whichever the CPU selects (the dotprod one only on a CPU that has it). */
+static sq_kernels neon_act8[2];
+static const sq_kernels *neon_with_act8(int dp) {
+    const sq_kernels *k = sq_kernels_by_name("neon");
+    const sq_qmatmul_fn *a8 = dp ? sq_kernels_neon_act8_dotprod() : sq_kernels_neon_act8();
+    if (!k || !a8 || (dp && !sq_cpu_has_dotprod())) return NULL;
+    neon_act8[dp] = *k;
+    neon_act8[dp].name = dp ? "neon-sdot" : "neon-plain";
+    for (int t = 0; t < SQ_TYPE_COUNT; t++)
+        if (a8[t]) neon_act8[dp].qmatmul_a8[t] = a8[t];
+    return &neon_act8[dp];
+}
+#endif
 static void find_variants(void) {
+    if (n_variants) return;
     const char *const *names = sq_kernels_compiled();
     for (int i = 0; names[i] && n_variants < 8; i++) {
         const sq_kernels *k = sq_kernels_by_name(names[i]);
         if (k && strcmp(names[i], "ref") != 0) variants[n_variants++] = k;
     }
+#if defined(__aarch64__)
+    for (int dp = 0; dp < 2; dp++)
+        if (neon_with_act8(dp)) variants[n_variants++] = neon_act8 + dp;
+    printf("  neon ACT8 kernels: plain NEON%s\n", neon_act8[1].name ? " and sdot" : " (sdot: not built, or no dotprod on this CPU)");
+#endif
 }
 
 /* One shape: the reference against the double specification, each variant against the
@@ -268,9 +290,8 @@ SQ_TEST(deterministic_over_threads_and_splits) {
               *y3 = malloc(sizeof(float) * (size_t)(T * rows));
         const sq_kernels *ks[9] = {sq_kernels_ref()};
         int nk = 1;
-        const char *const *names = sq_kernels_compiled();
-        for (int i = 0; names[i] && nk < 9; i++)
-            if (strcmp(names[i], "ref") && sq_kernels_by_name(names[i])) ks[nk++] = sq_kernels_by_name(names[i]);
+        find_variants();
+        for (int i = 0; i < n_variants; i++) ks[nk++] = variants[i];
         for (int k = 0; k < nk; k++) {
             sq_set_num_threads(1);
             sq_matmul(ks[k], y1, x, &w, T);
@@ -301,6 +322,23 @@ SQ_TEST(deterministic_over_threads_and_splits) {
     sq_set_num_threads(saved);
 }
 
+#if defined(__aarch64__)
+/* The neon table's ACT8 kernels are the sdot build exactly when the CPU has dotprod and
+ * SQUISH_NO_DOTPROD is unset (make cross-check runs this under qemu with and without). */
+SQ_TEST(neon_act8_selection) {
+    const sq_kernels *k = sq_kernels_by_name("neon");
+    SQ_CHECK(k != NULL && sq_kernels_neon_act8() != NULL);
+    const char *no = getenv("SQUISH_NO_DOTPROD");
+    const int want_dp = sq_cpu_has_dotprod() && sq_kernels_neon_act8_dotprod() && !(no && *no && strcmp(no, "0") != 0);
+    const sq_qmatmul_fn *a8 = want_dp ? sq_kernels_neon_act8_dotprod() : sq_kernels_neon_act8();
+    for (int t = 0; t < SQ_TYPE_COUNT; t++)
+        if (a8[t]) SQ_CHECKF(k->qmatmul_a8[t] == a8[t], "%s: not the %s kernel", sq_type_name((sq_type)t),
+                             want_dp ? "sdot" : "plain NEON");
+    SQ_CHECK(a8[SQ_TYPE_Q4G] && a8[SQ_TYPE_Q8G]);
+    printf("  cpu dotprod %d, neon table uses the %s ACT8 kernels\n", sq_cpu_has_dotprod(), want_dp ? "sdot" : "plain NEON");
+}
+#endif
+
 /* Only q8g and q4g may carry the flag. */
 SQ_TEST(flag_only_on_q8g_q4g) {
     for (int t = 0; t < SQ_TYPE_COUNT; t++) {
@@ -319,5 +357,8 @@ int main(void) {
     SQ_RUN(decode_gemv_matches_reference);
     SQ_RUN(deterministic_over_threads_and_splits);
     SQ_RUN(flag_only_on_q8g_q4g);
+#if defined(__aarch64__)
+    SQ_RUN(neon_act8_selection);
+#endif
     return sq_test_summary();
 }
