@@ -788,6 +788,9 @@ static sq_status parse_root(rctx *c, yaml_node_t *root, sq_recipe *r) {
         if ((w = get(c, v, "store")) && (st = get_bool(c, w, "outputs.store", &r->out_store))) return st;
         if ((w = get(c, v, "gguf")) && (st = get_bool(c, w, "outputs.gguf", &r->out_gguf))) return st;
         if ((w = get(c, v, "act_int8")) && (st = get_bool(c, w, "outputs.act_int8", &r->out_act_int8))) return st;
+        if (r->out_act_int8 && !r->out_runnable && r->n_texts == 0 && r->decode_tokens == 0)
+            return ERR(c, w, "outputs.act_int8",
+                       "no runnable file is made (outputs.runnable is false, nothing is evaluated or decoded)");
     }
     if ((v = get(c, root, "gates"))) {
         static const char *const G_KEYS[] = {"max_ppl_increase", "max_kld", NULL};

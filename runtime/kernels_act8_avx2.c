@@ -10,7 +10,7 @@
  * 8 int32 lanes are converted to float and FMA'd with s_g * d_c into one accumulator per
  * (row, token); the zero-point term is subtracted per group at the end (s_g * z_g * gz_g,
  * as in kernels_act8_avx512.c). Blocks of 4 rows x up to 2 tokens; q4g from T = 32 in packed
- * tiles of 8 rows (below). The float order per y
+ * tiles of 8 rows, and at T = 1 a decode GEMV of two chunks per 32-byte load (below). The float order per y
  * element depends only on (T, cols, group), never on r0/r1.
  */
 #include "kernels_internal.h"

@@ -12,11 +12,13 @@
  * d_c * xsum_c, sq_act8_prepare) is accumulated 16 groups per lane and subtracted lane by lane
  * before the one reduction.
  * Blocks of 4 rows x up to 4 tokens reuse each unpacked weight and each activation load.
+ * Decode (T = 1) has GEMVs of its own (below, sq_act8_gemv): four q4g or two q8g chunks per
+ * 64-byte load, 8 rows per block, L2 prefetches of the next block.
  * From T = ACT8_GEMM_MIN_T on, rows are instead packed 32 at a time into a layout where a
  * zmm lane is a row (sq_act8_pack_tile), so that a chunk's 8 vpdpbusd steps accumulate exactly in
  * int32 and the float work is one conversion and one FMA per chunk and (row, token).
- * The float order per y element (pairs of chunks in column order, a fixed lane reduction,
- * then the zero-point dot) depends only on (T, cols, group), never on r0/r1: row splits and
+ * The float order per y element (pairs of chunks, or the GEMVs' units, in column order, a fixed
+ * lane reduction, then the zero-point dot) depends only on (T, cols, group), never on r0/r1: row splits and
  * thread counts give the same bits. It differs from the reference's order, so tests compare
  * with a tolerance; the integer sums are exact in both. (The pairing of scales with lanes
  * follows llama.cpp's int8 dot product kernels; no code is taken from them.)
@@ -79,7 +81,8 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
             __m512i wv;
             /* the same line of the next block of rows, once per 64 bytes (as kernels_quant_avx512.c:
              * decode from DRAM is limited by memory-level parallelism); into L2 for q8g (45 against 25
-             * GFLOP/s into L1 at 65536 x 2048, T = 1), into L1 for q4g (84 against 67 at T = 2) */
+             * GFLOP/s into L1 at 65536 x 2048, T = 1, measured before T = 1 had the decode GEMV below),
+             * into L1 for q4g (84 against 67 at T = 2) */
             if (q4 ? c % 4 == 0 : 1) {
                 const char *pf = (const char *)wr[i] + (size_t)c * (q4 ? 16 : 32) + pf_ahead;
                 if (q4) _mm_prefetch(pf, _MM_HINT_T0);
@@ -259,7 +262,7 @@ SQ_INLINE __m512 gv_scales(int U, int m, const float *sc, int64_t u, int64_t gc)
     if (m == 0) return _mm512_set1_ps(sc[U * u / gc]);
     if (m == 1) {
         const __m512i e = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(sc + 2 * u)))));
+        return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(sc + 2 * u)))));
     }
     const __m512i e = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_loadu_ps(sc + 4 * u)));

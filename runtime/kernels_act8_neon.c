@@ -9,9 +9,12 @@
  *
  * The integer part of a chunk (32 codes times 32 activation codes) is exact on both paths:
  *  - dotprod: `sdot` adds four s8 x s8 products per int32 lane. q4g codes 0-15 are valid s8;
- *    q8g codes (0-255) are not, so q8g uses q - 128 (-128..127) and the zero-point term
- *    takes z - 128 instead of z (sum (q - 128) x - (z - 128) xsum = sum q x - z xsum; s_g *
- *    (z - 128) is exact in float: 11 x 8 significant bits).
+ *    q8g codes (0-255) are not, so q8g multiplies q - 128 (-128..127) and subtracts, lane by
+ *    lane, the same dot product of -128 with the activations (computed once per chunk and token,
+ *    shared by the rows): each int32 lane then holds exactly its share of sum q x, as on the
+ *    other variants, so the float part is theirs (folding the 128 into the float zero-point
+ *    term instead would scale the rounding error with 128 * sum |x| and leave residue where
+ *    the exact result is 0; test_act8's zero_weights_stay_zero).
  *  - plain: vmull_s8 / vmlal_s8 multiply 8 lanes into s16, vpaddlq_s16 / vpadalq_s16 widen
  *    pairs into int32. Per s16 lane before widening: q4g at most 4 products in the decode GEMV
  *    (4 * 15 * 127 = 7620, then a pairwise add of two chunks' lanes: 15240) and 2 in the
@@ -45,19 +48,12 @@
 
 #define NT_MAX 2 /* tokens per block: 4 rows x 2 tokens = 8 accumulators */
 
-/* Per row: float scales sc[g] and s_g * (z_g - zoff) sz[g] (exact), zoff 0 (q4g) or 128 (q8g). */
-SQ_INLINE void row_consts_z(const uint8_t *row, const sq_qlayout *L, bool asym, int64_t ng, float *sc, float *sz,
-                            int32_t zoff) {
+/* Per row: float scales sc[g] and s_g * z_g sz[g] (exact). */
+static void row_consts(const uint8_t *row, const sq_qlayout *L, bool asym, int64_t ng, float *sc, float *sz) {
     int64_t g = 0;
     for (; g + 4 <= ng; g += 4) vst1q_f32(sc + g, vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(row + 2 * g))));
     for (; g < ng; g++) sc[g] = sq_qrow_scale(row, g);
-    for (g = 0; g < ng; g++) sz[g] = sc[g] * (float)(sq_qrow_zero(L, asym, row, g) - zoff);
-}
-static void row_consts4(const uint8_t *row, const sq_qlayout *L, bool asym, int64_t ng, float *sc, float *sz) {
-    row_consts_z(row, L, asym, ng, sc, sz, 0);
-}
-static void row_consts8(const uint8_t *row, const sq_qlayout *L, bool asym, int64_t ng, float *sc, float *sz) {
-    row_consts_z(row, L, asym, ng, sc, sz, 128);
+    for (g = 0; g < ng; g++) sz[g] = sc[g] * (float)sq_qrow_zero(L, asym, row, g);
 }
 
 /* int32 lanes summing to w0 . x0 + w1 . x1 (32 products; each |product| <= 128 * 127), exact. */
@@ -99,6 +95,7 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
     int64_t g = 0, k = 0;
     for (int64_t c = 0; c < nc; c++) {
         int8x16_t x0[NT_MAX], x1[NT_MAX];
+        int32x4_t xs[NT_MAX]; /* q8g: the lanes of -128 . x, subtracted from those of (q - 128) . x */
         float dv[NT_MAX];
 #pragma GCC unroll 2
         for (int t = 0; t < NT; t++) {
@@ -106,6 +103,7 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
             x0[t] = vld1q_s8(xp);
             x1[t] = vld1q_s8(xp + 16);
             dv[t] = a->d[(t0 + t) * nc + c];
+            xs[t] = q4 ? vdupq_n_s32(0) : dot32(vdupq_n_s8(-128), x0[t], vdupq_n_s8(-128), x1[t]);
         }
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
@@ -122,7 +120,7 @@ SQ_INLINE void block(bool q4, int NR, int NT, float *y, int64_t ldy, const sq_ac
             }
 #pragma GCC unroll 2
             for (int t = 0; t < NT; t++)
-                acc[i][t] = vfmaq_n_f32(acc[i][t], vcvtq_f32_s32(dot32(wa, x0[t], wb, x1[t])), dv[t] * s);
+                acc[i][t] = vfmaq_n_f32(acc[i][t], vcvtq_f32_s32(vsubq_s32(dot32(wa, x0[t], wb, x1[t]), xs[t])), dv[t] * s);
         }
         if (++k == gc) k = 0, g++;
     }
@@ -285,6 +283,10 @@ SQ_INLINE void gv_block(bool q8, int m, int NR, float *y, const int8_t *x, const
         const int8x16_t xa0 = vld1q_s8(xp), xa1 = vld1q_s8(xp + (q8 ? 16 : 32));
         const int8x16_t xb0 = vld1q_s8(xp + (q8 ? 32 : 16)), xb1 = vld1q_s8(xp + 48);
         const float32x4_t dq = vld1q_f32(d + (q8 ? 16 * pi + 6 : 8 * pi + 2)); /* d_A, d_A, d_B, d_B */
+        /* q8g: the lanes of -128 . x, subtracted from those of (q - 128) . x (chunk B's x is zero
+         * past the last chunk) */
+        const int8x16_t m128 = vdupq_n_s8(-128);
+        const int32x4_t xs = q8 ? vpaddq_s32(dot32(m128, xa0, m128, xa1), dot32(m128, xb0, m128, xb1)) : vdupq_n_s32(0);
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
             int32x4_t h;
@@ -296,7 +298,7 @@ SQ_INLINE void gv_block(bool q8, int m, int NR, float *y, const int8_t *x, const
                                 wa1 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p + 16), bias));
                 const int8x16_t wb0 = pi < np ? vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p + 32), bias)) : vdupq_n_s8(0),
                                 wb1 = pi < np ? vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p + 48), bias)) : vdupq_n_s8(0);
-                h = vpaddq_s32(dot32(wa0, xa0, wa1, xa1), dot32(wb0, xb0, wb1, xb1));
+                h = vsubq_s32(vpaddq_s32(dot32(wa0, xa0, wa1, xa1), dot32(wb0, xb0, wb1, xb1)), xs);
             } else {
                 const uint8_t *p = wr[i] + 32 * pi;
                 const uint8x16_t va = vld1q_u8(p), vb = pi < np ? vld1q_u8(p + 16) : vdupq_n_u8(0);
@@ -322,20 +324,20 @@ SQ_INLINE void gv_block(bool q8, int m, int NR, float *y, const int8_t *x, const
 GV_FNS(0)
 GV_FNS(1)
 _Static_assert(GV_ROWS == 4, "the block functions above are for 4 rows");
-static const sq_act8_gemv q4g_gemv = {SQ_TYPE_Q4G, 2, GV_ROWS, row_consts4,
+static const sq_act8_gemv q4g_gemv = {SQ_TYPE_Q4G, 2, GV_ROWS, row_consts,
                                       {{gv_0_0_1, gv_0_0_4}, {gv_0_1_1, gv_0_1_4}, {NULL, NULL}}};
-static const sq_act8_gemv q8g_gemv = {SQ_TYPE_Q8G, 2, GV_ROWS, row_consts8,
+static const sq_act8_gemv q8g_gemv = {SQ_TYPE_Q8G, 2, GV_ROWS, row_consts,
                                       {{gv_1_0_1, gv_1_0_4}, {gv_1_1_1, gv_1_1_4}, {NULL, NULL}}};
 
 static void qmatmul_a8_q8g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
                            int64_t r1, int64_t cols, sq_qparams q) {
     if (sq_act8_gemv_drive(&q8g_gemv, y, x, w, rb, T, r0, r1, cols, q)) return;
-    sq_act8_drive(SQ_TYPE_Q8G, &blocks_0[0][0], NT_MAX, row_consts8, ACT8_TILES, y, ldy, x, w, rb, T, r0, r1, cols, q);
+    sq_act8_drive(SQ_TYPE_Q8G, &blocks_0[0][0], NT_MAX, row_consts, ACT8_TILES, y, ldy, x, w, rb, T, r0, r1, cols, q);
 }
 static void qmatmul_a8_q4g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
                            int64_t r1, int64_t cols, sq_qparams q) {
     if (sq_act8_gemv_drive(&q4g_gemv, y, x, w, rb, T, r0, r1, cols, q)) return;
-    sq_act8_drive(SQ_TYPE_Q4G, &blocks_1[0][0], NT_MAX, row_consts4, ACT8_TILES, y, ldy, x, w, rb, T, r0, r1, cols, q);
+    sq_act8_drive(SQ_TYPE_Q4G, &blocks_1[0][0], NT_MAX, row_consts, ACT8_TILES, y, ldy, x, w, rb, T, r0, r1, cols, q);
 }
 static const sq_qmatmul_fn act8_table[SQ_TYPE_COUNT] = {[SQ_TYPE_Q8G] = qmatmul_a8_q8g, [SQ_TYPE_Q4G] = qmatmul_a8_q4g};
 

@@ -109,7 +109,7 @@ void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_
  * call to meet them: q4g (16-byte chunks, low and high nibbles split in registers): x[32U * u +
  * 16k + j] = code j of chunk U * u + k and x[32U * u + 16U + 16k + j] = code 16 + j, 4 int32
  * lanes per chunk; q8g (32-byte chunks): x is the token's codes as they are, 8 lanes per chunk.
- * d[L * c + m] (L lanes per chunk, m < L) = d of chunk c (zero past the last chunk). fn[m][b]
+ * d[lanes * c + j] (j < lanes) = d of chunk c (zero past the last chunk). fn[m][b]
  * computes y for 1 (b = 0) or `rows` (b = 1) rows whose units span 1 << m groups (m = 0:
  * group_chunks a multiple of U or one group per row; 1, 2: groups of U/2, U/4 chunks); sc, sz
  * as sq_act8_block_fn's, padded with at least 16 zeros past n_groups. */

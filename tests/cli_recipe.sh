@@ -71,7 +71,7 @@ cmp -s "$T/r1/model.sqz" "$T/r7/model.sqz" && cmp -s "$T/r1/model.h5" "$T/r7/mod
 if cmp -s "$T/r1/model.h5" "$T/r7/model.h5" && "$CONV" info "$T/r7/model.sqz" --json 2>/dev/null | grep -q '"act8": true' \
     && ! "$CONV" info "$T/r1/model.sqz" --json 2>/dev/null | grep -q '"act8": true' \
     && grep -q 'squish-convert export .*--act-int8' "$T/r7/manifest.json" \
-    && grep -qE '^  stage1-quantize +(cached|done earlier)' "$T/r8.err" && ! grep -qE '^  (export|eval-1|decode) +cached' "$T/r8.err"
+    && grep -qE '^  stage1-quantize +(cached|done earlier)' "$T/r8.err" && ! grep -qE '^  (export|eval-1|decode) +(cached|done earlier)' "$T/r8.err"
 then pass recipe_act8_file; else fail recipe_act8_file "$(grep -E '^  ' "$T/r8.err" | head -n 12)"; fi
 python3 - "$T/r1/eval.json" "$T/r7/eval.json" <<'PY' && pass recipe_act8_evaluated || fail recipe_act8_evaluated "the ACT8 file's evaluation is the f32 one"
 import json, sys
@@ -263,5 +263,8 @@ printf 'version: 1\nmodel: hf\nstages:\n  - quantize: {method: rtn, bits: 7}\n' 
 expect_fail schema_error "bad.yaml:4:35: stages\[0\].quantize.bits: expected one of 8, 6, 5, 4, 3, got 7" \
     "$SQ" recipe run "$T/bad.yaml" -o "$T/rb"
 [ ! -e "$T/rb" ] && pass schema_error_no_dir || fail schema_error_no_dir "created $T/rb"
+# outputs.act_int8 with no runnable file to put it on is an error, not silently ignored
+printf 'version: 1\nname: a8\nmodel: hf\nstages:\n  - quantize: {method: rtn, bits: 4}\nevaluation: {decode_tokens: 0}\noutputs: {runnable: false, act_int8: true}\n' > "$T/a8none.yaml"
+expect_fail act8_without_runnable "a8none.yaml:7:.*outputs.act_int8: no runnable file is made" "$SQ" recipe validate "$T/a8none.yaml"
 
 finish

@@ -164,8 +164,9 @@ static int n_variants;
 static sq_kernels neon_act8[2];
 static const sq_kernels *neon_with_act8(int dp) {
     const sq_kernels *k = sq_kernels_by_name("neon");
+    if (!k || (dp && !sq_cpu_has_dotprod())) return NULL;
     const sq_qmatmul_fn *a8 = dp ? sq_kernels_neon_act8_dotprod() : sq_kernels_neon_act8();
-    if (!k || !a8 || (dp && !sq_cpu_has_dotprod())) return NULL;
+    if (!a8) return NULL;
     neon_act8[dp] = *k;
     neon_act8[dp].name = dp ? "neon-sdot" : "neon-plain";
     for (int t = 0; t < SQ_TYPE_COUNT; t++)
@@ -275,12 +276,55 @@ SQ_TEST(decode_gemv_matches_reference) {
         }
 }
 
+/* Zero weights written as codes equal to their group's zero point (asymmetric): the exact result
+ * is 0, and each variant must stay within the same relative bound as check_shape's, 2e-5 of the
+ * spec's magnitude sum s d (sum q |x| + z |xsum|). On even rows every zero point is 0, so that
+ * bound is 0 and the result must be exactly 0: a variant that shifts codes (q8g as q - 128 for
+ * a signed dot product) must add the shift back in the integer sum, not in float. T = 1 runs
+ * the decode GEMVs, T = 3 the blocks. */
+SQ_TEST(zero_weights_stay_zero) {
+    find_variants();
+    for (int ti = 0; ti < 2; ti++)
+        for (int gi = 0; gi < 3; gi++) {
+            const sq_type type = ti ? SQ_TYPE_Q8G : SQ_TYPE_Q4G;
+            const int64_t rows = 37, cols = 200;
+            const sq_qparams q = {gi == 0 ? 32 : gi == 1 ? 64 : (int32_t)cols, true};
+            qmat m;
+            qmat_make(&m, type, q, rows, cols);
+            for (int64_t r = 0; r < rows; r++) {
+                for (int64_t g = 0; g < m.ng; g++)
+                    if (r % 2 == 0) m.zeros[r * m.ng + g] = 0;
+                for (int64_t c = 0; c < cols; c++) m.codes[r * cols + c] = m.zeros[r * m.ng + c / q.group];
+                SQ_CHECK(sq_qrow_pack(type, q, cols, m.codes + r * cols, m.scales + r * m.ng, m.zeros + r * m.ng,
+                                      m.data + (size_t)r * m.rb) == SQ_OK);
+            }
+            for (int64_t T = 1; T <= 3; T += 2) {
+                float *x = rand_x(T * cols), *y = malloc(sizeof(float) * (size_t)(T * rows));
+                for (int vi = -1; vi < n_variants; vi++) {
+                    const sq_kernels *k = vi < 0 ? sq_kernels_ref() : variants[vi];
+                    k->qmatmul_a8[type](y, rows, x, m.data, m.rb, T, 0, rows, cols, q);
+                    int bad = 0;
+                    for (int64_t t = 0; t < T; t++)
+                        for (int64_t r = 0; r < rows; r++) {
+                            const spec_val v = spec_dot(&m, r, x + t * cols);
+                            bad += !(fabs((double)y[t * rows + r]) <= 2e-5 * v.mag) || v.y != 0.0;
+                        }
+                    SQ_CHECKF(bad == 0, "%s %s g%d T=%lld: %d of %lld outputs not 0 within the bound", k->name,
+                              sq_type_name(type), q.group, (long long)T, bad, (long long)(T * rows));
+                }
+                free(x), free(y);
+            }
+            qmat_free(&m);
+        }
+}
+
 /* sq_matmul at -t 1 and -t 2, and a kernel called on split row ranges, give the same bits. */
 SQ_TEST(deterministic_over_threads_and_splits) {
     const sq_type types[2] = {SQ_TYPE_Q4G, SQ_TYPE_Q8G};
     const int saved = sq_num_threads();
     for (int ti = 0; ti < 6; ti++) { /* T = 7: streaming kernels; T = 40: AVX-512's packed tiles; T = 1: decode */
-        const int64_t rows = 200, cols = 300, T = ti < 2 ? 7 : ti < 4 ? 40 : 1;
+        /* at T = 1, 400 columns: 80,000 multiply-adds, enough for sq_matmul to split rows over threads */
+        const int64_t rows = 200, T = ti < 2 ? 7 : ti < 4 ? 40 : 1, cols = T == 1 ? 400 : 300;
         qmat m;
         qmat_make(&m, types[ti % 2], (sq_qparams){64, ti % 2 == 1}, rows, cols);
         const sq_mat w = {.type = types[ti % 2], .q = m.q, .rows = rows, .cols = cols, .row_bytes = m.rb, .data = m.data,
@@ -355,6 +399,7 @@ int main(void) {
     SQ_RUN(quantizer_matches_formula);
     SQ_RUN(variants_match_reference);
     SQ_RUN(decode_gemv_matches_reference);
+    SQ_RUN(zero_weights_stay_zero);
     SQ_RUN(deterministic_over_threads_and_splits);
     SQ_RUN(flag_only_on_q8g_q4g);
 #if defined(__aarch64__)
