@@ -255,44 +255,67 @@ static const sq_act8_gemm tiles = {ACT8_GEMM_MIN_T, GR, false, GT, micros};
  * four blocks ahead, or 1 KiB ahead within the row, no better. */
 #define GV_HINT _MM_HINT_T1
 
-/* The scales of a unit's U chunks from a row's float scales sc[] (sq_act8_gemv_drive pads sc with
- * zeros): one group (m = 0), two (lanes 0-7 and 8-15: q4g group 64, q8g group 32) or four (q4g
- * group 32, 4 lanes each). */
-SQ_INLINE __m512 gv_scales(int U, int m, const float *sc, int64_t u, int64_t gc) {
-    if (m == 0) return _mm512_set1_ps(sc[U * u / gc]);
-    if (m == 1) {
-        const __m512i e = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(sc + 2 * u)))));
-    }
-    const __m512i e = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(_mm_loadu_ps(sc + 4 * u)));
+/* The scales of one unit's chunks, read from the row's fp16 scales (row + 2g), for m = 1 (two
+ * groups: lanes 0-7 and 8-15; q4g group 64, q8g group 32) and m = 2 (four: q4g group 32, 4 lanes
+ * each); groups past ng are masked to 0 (the bytes after the scales are not scales). */
+SQ_INLINE __m512 gv_scales(int m, const uint8_t *row, int64_t u, int64_t ng) {
+    const int64_t g = (m == 1 ? 2 : 4) * u, left = ng - g, n = left < (m == 1 ? 2 : 4) ? left : (m == 1 ? 2 : 4);
+    const __m128 s = _mm_cvtph_ps(_mm_maskz_loadu_epi16((__mmask8)((1u << n) - 1u), row + 2 * g));
+    const __m512i e = m == 1 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                             : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    return _mm512_permutexvar_ps(e, _mm512_castps128_ps512(s));
+}
+
+/* Group g's scale of a row in every lane. */
+SQ_INLINE __m512 gv_scale1(const uint8_t *row, int64_t g) {
+    uint16_t h;
+    memcpy(&h, row + 2 * g, 2);
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
 }
 
 /* y[i] for NR rows from w0, the token regrouped per unit in x/d (sq_act8_gemv): q4g four 16-byte
- * chunks per 64-byte load, nibbles split and two vpdpbusd; q8g two 32-byte chunks, one vpdpbusd. */
+ * chunks per 64-byte load, nibbles split and two vpdpbusd; q8g two 32-byte chunks, one vpdpbusd.
+ * The scales and zeros come from the rows themselves (no rowc pass: reading them in a separate
+ * pass before the block stalled on their cache misses, 9 % of decode time in perf). */
 SQ_INLINE void gv_block(bool q8, int m, int NR, float *y, const int8_t *x, const float *d, const sq_act8_rows *a,
                         const uint8_t *w0, size_t rb, const sq_qlayout *L, const float *sc0, const float *sz0,
                         size_t lds) {
-    __m512 acc[GV_ROWS];
-    const uint8_t *wr[GV_ROWS];
+    (void)sc0, (void)sz0, (void)lds;
+    __m512 acc[GV_ROWS], sv[GV_ROWS];
+    const uint8_t *row[GV_ROWS];
+    const int U = q8 ? 2 : 4, cb = q8 ? 32 : 16; /* chunks per unit, bytes per chunk */
+    const int64_t nc = L->n_chunks, gc = L->group_chunks, ng = a->ng, nu = (nc + U - 1) / U;
 #pragma GCC unroll 8
     for (int i = 0; i < NR; i++) {
-        wr[i] = w0 + (size_t)i * rb + L->codes_off;
+        row[i] = w0 + (size_t)i * rb;
         acc[i] = _mm512_setzero_ps();
+        if (m == 0) sv[i] = gv_scale1(row[i], 0);
     }
-    const int U = q8 ? 2 : 4, cb = q8 ? 32 : 16; /* chunks per unit, bytes per chunk */
-    const int64_t nc = L->n_chunks, gc = L->group_chunks, nu = (nc + U - 1) / U;
     const __mmask64 tail = (nc % U) ? (__mmask64)((1ull << (cb * (nc % U))) - 1) : ~(__mmask64)0;
     const __m512i nib = _mm512_set1_epi8(0x0F);
     const size_t ahead = (size_t)NR * rb; /* the same line of the next block of rows */
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; i++) { /* and the lines the loop's prefetches miss: each next row's scales and last bytes */
+        _mm_prefetch((const char *)row[i] + ahead, GV_HINT);
+        _mm_prefetch((const char *)row[i] + ahead + rb - 1, GV_HINT);
+    }
+    /* m = 0: the group of unit u, counted without a division (one group per row: always 0) */
+    const int64_t upg = ng == 1 ? INT64_MAX : gc / U;
+    int64_t gu = 0, ku = 0;
     for (int64_t u = 0; u < nu; u++) {
+        if (m == 0 && ku == upg) {
+            ku = 0, gu++;
+#pragma GCC unroll 8
+            for (int i = 0; i < NR; i++) sv[i] = gv_scale1(row[i], gu);
+        }
+        ku++;
         const __m512i xl = _mm512_load_si512(x + (q8 ? 64 : 128) * u);
         const __m512i xh = q8 ? xl : _mm512_load_si512(x + 128 * u + 64);
         const __m512 du = _mm512_load_ps(d + 16 * u);
         const __mmask64 lm = u + 1 < nu ? ~(__mmask64)0 : tail;
 #pragma GCC unroll 8
         for (int i = 0; i < NR; i++) {
-            const uint8_t *p = wr[i] + 64 * u;
+            const uint8_t *p = row[i] + L->codes_off + 64 * u;
             _mm_prefetch((const char *)p + ahead, GV_HINT);
             const __m512i v = _mm512_maskz_loadu_epi8(lm, p);
             __m512i s;
@@ -302,18 +325,19 @@ SQ_INLINE void gv_block(bool q8, int m, int NR, float *y, const int8_t *x, const
                 s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, nib), xl);
                 s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(v, 4), nib), xh);
             }
-            const __m512 ds = _mm512_mul_ps(gv_scales(U, m, sc0 + (size_t)i * lds, u, gc), du);
+            const __m512 ds = _mm512_mul_ps(m == 0 ? sv[i] : gv_scales(m, row[i], u, ng), du);
             acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds, acc[i]);
         }
     }
-    const int64_t ng = a->ng;
 #pragma GCC unroll 8
-    for (int i = 0; i < NR; i++) { /* minus sum_g s_g z_g gz_g, 16 groups at a time */
-        const float *sz = sz0 + (size_t)i * lds;
+    for (int i = 0; i < NR; i++) { /* minus sum_g (s_g z_g) gz_g, 16 groups at a time (s_g z_g exact) */
         __m512 zacc = _mm512_setzero_ps();
         for (int64_t g = 0; g < ng; g += 16) {
             const __mmask16 zm = (__mmask16)(ng - g < 16 ? (1u << (ng - g)) - 1u : 0xFFFFu);
-            zacc = _mm512_fmadd_ps(_mm512_load_ps(sz + g), _mm512_maskz_loadu_ps(zm, a->gz + g), zacc);
+            const __m512 s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(zm, row[i] + 2 * g));
+            const __m512 z = L->asym ? _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(zm, row[i] + L->zeros_off + g)))
+                                     : _mm512_set1_ps((float)L->zero_sym);
+            zacc = _mm512_fmadd_ps(_mm512_mul_ps(s, z), _mm512_maskz_loadu_ps(zm, a->gz + g), zacc);
         }
         y[i] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[i], zacc));
     }
@@ -323,9 +347,9 @@ _Static_assert(GV_ROWS == 8, "the block functions below are for 8 rows");
 SQ_ACT8_GEMV_FN(0, 0, 1) SQ_ACT8_GEMV_FN(0, 0, 8) SQ_ACT8_GEMV_FN(0, 1, 1) SQ_ACT8_GEMV_FN(0, 1, 8)
 SQ_ACT8_GEMV_FN(0, 2, 1) SQ_ACT8_GEMV_FN(0, 2, 8) SQ_ACT8_GEMV_FN(1, 0, 1) SQ_ACT8_GEMV_FN(1, 0, 8)
 SQ_ACT8_GEMV_FN(1, 1, 1) SQ_ACT8_GEMV_FN(1, 1, 8)
-static const sq_act8_gemv q4g_gemv = {SQ_TYPE_Q4G, 4, GV_ROWS, row_consts,
+static const sq_act8_gemv q4g_gemv = {SQ_TYPE_Q4G, 4, GV_ROWS, NULL,
                                       {{gv_0_0_1, gv_0_0_8}, {gv_0_1_1, gv_0_1_8}, {gv_0_2_1, gv_0_2_8}}};
-static const sq_act8_gemv q8g_gemv = {SQ_TYPE_Q8G, 2, GV_ROWS, row_consts,
+static const sq_act8_gemv q8g_gemv = {SQ_TYPE_Q8G, 2, GV_ROWS, NULL,
                                       {{gv_1_0_1, gv_1_0_8}, {gv_1_1_1, gv_1_1_8}, {NULL, NULL}}};
 
 SQ_ACT8_ENTRY_POINTS(sq_kernels_avx512_act8, blocks_0, blocks_1, NT_MAX, row_consts, &tiles, &q8g_gemv, &q4g_gemv)

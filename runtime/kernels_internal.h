@@ -112,7 +112,8 @@ void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_
  * d[lanes * c + j] (j < lanes) = d of chunk c (zero past the last chunk). fn[m][b]
  * computes y for 1 (b = 0) or `rows` (b = 1) rows whose units span 1 << m groups (m = 0:
  * group_chunks a multiple of U or one group per row; 1, 2: groups of U/2, U/4 chunks); sc, sz
- * as sq_act8_block_fn's, padded with at least 16 zeros past n_groups. */
+ * as sq_act8_block_fn's, padded with at least 16 zeros past n_groups, filled by rowc; a file
+ * whose kernels read the scales from the rows themselves sets rowc NULL (sc, sz then unused). */
 typedef void (*sq_act8_gemv_fn)(float *y, const int8_t *x, const float *d, const sq_act8_rows *a, const uint8_t *w0,
                                 size_t rb, const sq_qlayout *L, const float *sc, const float *sz, size_t lds);
 typedef struct {

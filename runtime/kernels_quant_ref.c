@@ -256,11 +256,11 @@ bool sq_act8_gemv_drive(const sq_act8_gemv *gv, float *y, const float *x, const 
         }
         for (int64_t j = 0; j < lanes; j++) du[lanes * c + j] = c < nc ? a.d[c] : 0.0f;
     }
-    memset(sc, 0, sizeof(float) * 2 * rows * lds); /* the padding past n_groups stays zero */
+    if (gv->rowc) memset(sc, 0, sizeof(float) * 2 * rows * lds); /* the padding past n_groups stays zero */
     for (int64_t r = r0; r < r1;) {
         const int b = r + gv->rows <= r1;
         const int nr = b ? gv->rows : 1;
-        for (int i = 0; i < nr; i++)
+        for (int i = 0; i < nr && gv->rowc; i++)
             gv->rowc((const uint8_t *)w + (size_t)(r + i) * rb, &L, q.asym, L.n_groups, sc + (size_t)i * lds,
                      sz + (size_t)i * lds);
         gv->fn[m][b](y + r, xu, du, &a, (const uint8_t *)w + (size_t)r * rb, rb, &L, sc, sz, lds);

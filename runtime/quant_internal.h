@@ -33,6 +33,7 @@ typedef struct {
     size_t row_bytes;     /* 0 if the sizes overflow */
     int32_t bits;         /* 8, 6, 5, 4 or 3 */
     int32_t zero_sym;     /* the zero point of symmetric tensors: 2^(bits-1) */
+    bool asym;            /* zeros[] present (q.asym) */
 } sq_qlayout;
 
 /* The layout for a valid quantized type, parameters and cols >= 0 (sq_qparams_validate). */
@@ -47,6 +48,7 @@ static inline sq_qlayout sq_qlayout_of(sq_type t, sq_qparams q, int64_t cols) {
     default: L.bits = 3, L.chunk_bytes = 12; break;
     }
     L.zero_sym = 1 << (L.bits - 1);
+    L.asym = q.asym;
     if (cols <= 0 || q.group <= 0) {
         L.group_chunks = 1;
         return L;
