@@ -206,6 +206,11 @@ SQ_INLINE void gv_block(bool q8, int m, int NR, float *y, const int8_t *x, const
     const int64_t nc = L->n_chunks, gc = L->group_chunks, np = nc / 2;
     const __m256i nib = _mm256_set1_epi8(0x0F), one16 = _mm256_set1_epi16(1);
     const size_t ahead = (size_t)NR * rb; /* the same line of the next block of rows */
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) { /* and the lines the loop's prefetches miss: each next row's scales and last bytes */
+        _mm_prefetch((const char *)w0 + ahead + (size_t)i * rb, _MM_HINT_T1);
+        _mm_prefetch((const char *)w0 + ahead + (size_t)(i + 1) * rb - 1, _MM_HINT_T1);
+    }
     for (int64_t pi = 0; pi < (nc + 1) / 2; pi++) {
         const __m256i xl = _mm256_load_si256((const __m256i *)(x + 64 * pi));
         const __m256i xh = _mm256_load_si256((const __m256i *)(x + 64 * pi + 32));
