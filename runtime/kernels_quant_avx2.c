@@ -148,6 +148,11 @@ SQ_INLINE void stream_block(int qt, int nr, int nt, float *y, int64_t ldy, const
     const int64_t full = cols / SQ_QCHUNK;
     const int64_t pf_every = qt == QT_Q8 ? 2 : qt == QT_Q6 ? 2 : qt == QT_Q5 ? 3 : qt == QT_Q4 ? 4 : 5; /* chunks per line */
     const size_t pf_ahead = (size_t)nr * rb; /* the same position in the next block of rows */
+#pragma GCC unroll 4
+    for (int i = 0; i < nr; i++) { /* and each next row's first and last line, which those can miss */
+        _mm_prefetch((const char *)wr[i] + pf_ahead, _MM_HINT_T0);
+        _mm_prefetch((const char *)wr[i] + pf_ahead + rb - 1, _MM_HINT_T0);
+    }
     for (int64_t g = 0; g < L->n_groups; g++) {
         gconst k[4];
 #pragma GCC unroll 4
