@@ -6,7 +6,7 @@
 # protocol, ctx 256, the model's eval.txt), printed as a Markdown table with bits per
 # weight (every tensor, scales included), PPL, dPPL, mean KLD and same-top-1.
 #
-#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|asym|variants|nonseq|goals|mixed|curve|all|SET,SET...]
+#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|asym|variants|nonseq|goals|mixed|curve|grid|all|SET,SET...]
 #
 # Variables: BUILD (build), SQUISH_SHARED (../shared), OUT (bench/out/quant), THREADS (2),
 # CHUNKS (evaluate only the first N windows; default all), SAMPLES (128), ONLY (an extended
@@ -112,6 +112,18 @@ table_model() {
             rows+=("rtn w4 g128, head + embedding w5 row asym|rtn|4|128|$h5")
             rows+=("awq w4 g128, head + embedding w5 row asym|awq|4|128|$h5")
         fi
+    fi
+    if want grid; then
+        # the two symmetric grids (docs/quantization.md "Symmetric grids"): gptq's s = 2 max|w| / (2^b - 1)
+        # against signed-max, ggml's Q4_0 rule (the signed extreme on code 0), each method at the main schemes
+        local gs=("8 128" "4 32" "4 64" "4 128" "3 64" "3 128")
+        for m in rtn gptq awq; do
+            [ "$m" != rtn ] && gs=("4 32" "4 128")
+            for s in "${gs[@]}"; do
+                set -- $s
+                for gr in gptq signed-max; do rows+=("$m w$1 g$2 grid $gr|$m|$1|$2|--grid $gr"); done
+            done
+        done
     fi
     if want curve; then
         # accuracy against bits: every matrix (the embedding too) at one width, GPTQ asym act-order,

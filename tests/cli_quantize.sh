@@ -76,6 +76,30 @@ if grep -qE "model.layers.0.self_attn.q_proj.weight +q6g" "$T/i56.out" \
     && grep -qE "model.layers.0.mlp.down_proj.weight +q5g" "$T/i56.out"; then
     pass export_types_56; else fail export_types_56 "no q6g/q5g tensors in the runnable file"; fi
 
+# the signed-max grid (negative scales): the store, the runnable file, the GGUF export (Q4_0/Q8_0
+# blocks with negative d) and the ACT8 runnable file all evaluate; the first three to the same PPL
+if "$QZ" "$T/tiny.h5" -o "$T/sm.h5" --method rtn --bits 4 --group 32 --grid signed-max --override 'lm_head=bits:8' \
+        --json "$T/sm.json" -q >/dev/null 2>"$T/sm.err" && grep -q '"grid": "signed-max"' "$T/sm.json"; then
+    pass grid_signed_max_json; else fail grid_signed_max_json "$(tail -n 1 "$T/sm.err")"; fi
+if command -v h5dump >/dev/null; then
+    if h5dump -a /quant/model.layers.0.self_attn.q_proj.weight/grid "$T/sm.h5" 2>/dev/null | grep -q '"signed-max"'
+    then pass grid_attribute; else fail grid_attribute "no grid attribute 'signed-max'"; fi
+else skip grid_attribute "h5dump not installed"; fi
+ppls=()
+for f in sm.h5 sm.sqz sm.gguf sm-a8.sqz; do
+    case $f in
+        sm.sqz | sm.gguf) "$CONV" export "$T/sm.h5" -o "$T/$f" >/dev/null 2>>"$T/sm.err" ;;
+        sm-a8.sqz) "$CONV" export "$T/sm.h5" -o "$T/$f" --act-int8 >/dev/null 2>>"$T/sm.err" ;;
+    esac
+    ppls+=("$("$EVAL" "$T/$f" --text "$T/data.txt" --ctx 64 --chunks 4 -q 2>>"$T/sm.err" | sed -n 's/^ppl = \([0-9.]*\).*/\1/p')")
+done
+if [ -n "${ppls[0]}" ] && [ "${ppls[0]}" = "${ppls[1]}" ] && [ "${ppls[0]}" = "${ppls[2]}" ] && [ -n "${ppls[3]}" ] \
+    && awk -v a="${ppls[3]}" -v b="${ppls[0]}" 'BEGIN { exit !(a > 0.95 * b && a < 1.05 * b) }'
+then pass "grid_signed_max_store_sqz_gguf_act8 (ppl ${ppls[*]})"
+else fail grid_signed_max_store_sqz_gguf_act8 "ppl '${ppls[*]}': $(tail -n 1 "$T/sm.err")"; fi
+expect_fail bad_grid "--grid: unknown grid 'q4_0' \(gptq or signed-max\)" "$QZ" "$T/tiny.h5" -o "$T/x.h5" \
+    --method rtn --bits 4 --grid q4_0
+
 # ----- bad input: exit 1, one line, no output -----
 "$CONV" import "$T/tiny.h5" -o "$T/other.h5" --dtype f16 >/dev/null 2>&1
 sha_t=$(sha256sum "$T/tiny.h5" | cut -d' ' -f1); sha_o=$(sha256sum "$T/other.h5" | cut -d' ' -f1)
