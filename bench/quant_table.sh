@@ -12,7 +12,8 @@
 # CHUNKS (evaluate only the first N windows; default all), SAMPLES (128), ONLY (an extended
 # regex: run only the rows whose label matches it), TOPK (how many of gutenberg-7m's 4096 base
 # probabilities per position the KLD keeps: 256 by default, which gives a lower bound; 0 keeps
-# all of them for the exact KLD, in a 5 GB base.kld).
+# all of them for the exact KLD, in a 5 GB base.kld), GRID (gptq or signed-max: pass --grid to every row and
+# say so in its label; default: each method's own grid).
 # Which tensors: the seven block linears at the row's scheme; stories260K's embedding (tied:
 # it is also the output matrix) at 8 bits; gutenberg-7m's embedding at the row's scheme and
 # lm_head at 8 bits, so the whole file is quantized as llama.cpp's types do.
@@ -155,6 +156,7 @@ table_model() {
     fi
     for row in "${rows[@]}"; do
         IFS='|' read -r label method bits group extra <<< "$row"
+        if [ -n "${GRID:-}" ]; then label="$label [grid $GRID]"; extra="$extra --grid $GRID"; fi
         if [ -n "${ONLY:-}" ] && ! [[ $label =~ $ONLY ]]; then continue; fi
         local tag=${label//[^A-Za-z0-9+-]/_}
         local heads=()

@@ -20,8 +20,6 @@
 #include "qmodel.h"
 
 static void usage(FILE *fp) {
-    sq_qrun_opts d[3];
-    for (int m = 0; m < 3; m++) sq_qrun_opts_default(&d[m], (sq_qmethod)m);
     fprintf(fp,
             "usage: squish-quantize MODEL -o OUT.h5 --method rtn|gptq|awq --bits 8|6|5|4|3 [options]\n"
             "\n"
@@ -38,10 +36,11 @@ static void usage(FILE *fp) {
             "                           a shorter group\n"
             "      --sym | --asym       symmetric (default; zero point 2^(B-1)) or per-group u8 zero points\n"
             "      --mse                fit each group's range by GPTQ's MSE search (80 shrink steps)\n"
-            "      --grid G             symmetric grid: gptq (s = 2 max|w| / (2^B - 1), one level unused)\n"
-            "                           or signed-max (s = m / -2^(B-1), m the signed extreme of the\n"
-            "                           group, on code 0: ggml's Q4_0 rule; scales can be negative)\n"
-            "                           (default: %s for rtn, %s for gptq, %s for awq)\n"
+            "      --grid G             symmetric grid: signed-max (default; s = m / -2^(B-1), m the group's\n"
+            "                           largest-magnitude weight with its sign, which lands on code 0:\n"
+            "                           ggml's Q4_0 rule; scales can be negative) or gptq (the GPTQ\n"
+            "                           reference's s = 2 max|w| / (2^B - 1), one level unused); asymmetric\n"
+            "                           groups ignore it\n"
             "which tensors (module names are tensor names without .weight):\n"
             "      --targets P          quantize what P names (default: Linear); repeatable\n"
             "      --ignore P           but not what P names; repeatable\n"
@@ -52,9 +51,7 @@ static void usage(FILE *fp) {
             "                           re:<regex> (Python re.match: anchored at the start only; \\d \\w \\s\n"
             "                           work, (?...) and lazy quantifiers do not), or Linear (the seven\n"
             "                           block linears: q k v o gate up down). The embedding and lm_head are\n"
-            "                           not Linear; an override quantizes them (with RTN).\n",
-            sq_qgrid_name(d[SQ_QMETHOD_RTN].grid), sq_qgrid_name(d[SQ_QMETHOD_GPTQ].grid),
-            sq_qgrid_name(d[SQ_QMETHOD_AWQ].grid));
+            "                           not Linear; an override quantizes them (with RTN).\n");
     fprintf(fp,
             "calibration:\n"
             "      --calib FILE         calib.h5 (squish-calibrate) made on MODEL; required for gptq, awq\n"

@@ -44,7 +44,7 @@ grep -qE "^  lm_head.weight .* 8-bit (row|g128) sym +override 're:lm_head=bits:8
     || fail plan_override "$(grep lm_head "$T/s.err")"
 grep -qE "^  model.embed_tokens.weight .* f32 \(kept\) +not a target" "$T/s.err" && pass plan_kept \
     || fail plan_kept "$(grep embed "$T/s.err")"
-if grep -q '"damp_used": 0.01' "$T/s.json" && grep -q '"reason": "target '"'"'Linear'"'"'"' "$T/s.json" \
+if grep -q '"damp_used": 0.01' "$T/s.json" && grep -q '"grid": "signed-max"' "$T/s.json" && grep -q '"reason": "target '"'"'Linear'"'"'"' "$T/s.json" \
     && grep -q '"bits_per_weight"' "$T/s.json" && grep -q '"layers": \[' "$T/s.json"
 then pass json; else fail json "$(head -c 600 "$T/s.json")"; fi
 if command -v h5ls >/dev/null; then
@@ -82,8 +82,14 @@ if "$QZ" "$T/tiny.h5" -o "$T/sm.h5" --method rtn --bits 4 --group 32 --grid sign
         --json "$T/sm.json" -q >/dev/null 2>"$T/sm.err" && grep -q '"grid": "signed-max"' "$T/sm.json"; then
     pass grid_signed_max_json; else fail grid_signed_max_json "$(tail -n 1 "$T/sm.err")"; fi
 if command -v h5dump >/dev/null; then
-    if h5dump -a /quant/model.layers.0.self_attn.q_proj.weight/grid "$T/sm.h5" 2>/dev/null | grep -q '"signed-max"'
-    then pass grid_attribute; else fail grid_attribute "no grid attribute 'signed-max'"; fi
+    # explicit, and the default (signed-max for every method); none on asymmetric tensors
+    a=/quant/model.layers.0.self_attn.q_proj.weight/grid
+    if h5dump -a $a "$T/sm.h5" 2>/dev/null | grep -q '"signed-max"' \
+        && h5dump -a $a "$T/rtn.h5" 2>/dev/null | grep -q '"signed-max"' \
+        && h5dump -a $a "$T/gptq.h5" 2>/dev/null | grep -q '"signed-max"' \
+        && h5dump -a $a "$T/awq-ns.h5" 2>/dev/null | grep -q '"signed-max"' \
+        && ! h5dump -a $a "$T/awq.h5" >/dev/null 2>&1
+    then pass grid_attribute; else fail grid_attribute "grid attributes: $(h5dump -a $a "$T/rtn.h5" 2>&1 | tail -n 3)"; fi
 else skip grid_attribute "h5dump not installed"; fi
 ppls=()
 for f in sm.h5 sm.sqz sm.gguf sm-a8.sqz; do
