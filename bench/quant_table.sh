@@ -6,13 +6,14 @@
 # protocol, ctx 256, the model's eval.txt), printed as a Markdown table with bits per
 # weight (every tensor, scales included), PPL, dPPL, mean KLD and same-top-1.
 #
-#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|asym|variants|nonseq|goals|mixed|curve|all|SET,SET...]
+#   bash bench/quant_table.sh [stories260K|gutenberg-7m|all] [main|asym|variants|nonseq|goals|mixed|curve|grid|all|SET,SET...]
 #
 # Variables: BUILD (build), SQUISH_SHARED (../shared), OUT (bench/out/quant), THREADS (2),
 # CHUNKS (evaluate only the first N windows; default all), SAMPLES (128), ONLY (an extended
 # regex: run only the rows whose label matches it), TOPK (how many of gutenberg-7m's 4096 base
 # probabilities per position the KLD keeps: 256 by default, which gives a lower bound; 0 keeps
-# all of them for the exact KLD, in a 5 GB base.kld).
+# all of them for the exact KLD, in a 5 GB base.kld), GRID (gptq or signed-max: pass --grid to every row and
+# say so in its label; default: each method's own grid).
 # Which tensors: the seven block linears at the row's scheme; stories260K's embedding (tied:
 # it is also the output matrix) at 8 bits; gutenberg-7m's embedding at the row's scheme and
 # lm_head at 8 bits, so the whole file is quantized as llama.cpp's types do.
@@ -113,6 +114,18 @@ table_model() {
             rows+=("awq w4 g128, head + embedding w5 row asym|awq|4|128|$h5")
         fi
     fi
+    if want grid; then
+        # the two symmetric grids (docs/quantization.md "Symmetric grids"): gptq's s = 2 max|w| / (2^b - 1)
+        # against signed-max, ggml's Q4_0 rule (the signed extreme on code 0), each method at the main schemes
+        local gs=("8 128" "4 32" "4 64" "4 128" "3 64" "3 128")
+        for m in rtn gptq awq; do
+            [ "$m" != rtn ] && gs=("4 32" "4 128")
+            for s in "${gs[@]}"; do
+                set -- $s
+                for gr in gptq signed-max; do rows+=("$m w$1 g$2 grid $gr|$m|$1|$2|--grid $gr"); done
+            done
+        done
+    fi
     if want curve; then
         # accuracy against bits: every matrix (the embedding too) at one width, GPTQ asym act-order,
         # one scale per row (the cheapest layout on 64-wide rows), then the embedding wider
@@ -143,6 +156,7 @@ table_model() {
     fi
     for row in "${rows[@]}"; do
         IFS='|' read -r label method bits group extra <<< "$row"
+        if [ -n "${GRID:-}" ]; then label="$label [grid $GRID]"; extra="$extra --grid $GRID"; fi
         if [ -n "${ONLY:-}" ] && ! [[ $label =~ $ONLY ]]; then continue; fi
         local tag=${label//[^A-Za-z0-9+-]/_}
         local heads=()

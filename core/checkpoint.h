@@ -31,6 +31,7 @@ typedef struct {
     int32_t bits;             /* 8 | 4 | 3 */
     int32_t group_size;       /* weights per group; 0 = one group per row */
     bool symmetric, act_order, static_groups, true_sequential, mse;
+    char grid[12];            /* symmetric: "gptq" | "signed-max" (quantize/quant.h); "" when unknown */
     double damp, damp_used;   /* gptq: requested and used damping fraction (else 0) */
     int32_t block_size;       /* gptq: lazy-batch block (else 0) */
     double loss;              /* gptq proxy loss; awq: scaling-group loss; rtn: relative weight error */

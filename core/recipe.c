@@ -396,7 +396,7 @@ OPT_FN(opt_group, get_group, int32_t)
 
 /* ----- stages ----- */
 
-static const char *const Q_KEYS[] = {"method", "bits", "group", "symmetric", "sequential", "mse", "gptq", "awq",
+static const char *const Q_KEYS[] = {"method", "bits", "group", "symmetric", "sequential", "mse", "grid", "gptq", "awq",
                                      "targets", "ignore", "overrides", NULL};
 static const char *const P_KEYS[] = {"method", "sparsity", "pattern", "sequential", "sparsegpt", "bits", "group",
                                      "symmetric", "targets", "ignore", NULL};
@@ -486,6 +486,11 @@ static sq_status parse_quantize(const rctx *c, const yaml_node_t *m, const char 
     if ((st = opt_group(c, m, key, "group", &s->group))) return st;
     if ((st = opt_bool(c, m, key, "symmetric", &s->symmetric))) return st;
     if ((st = opt_bool(c, m, key, "mse", &s->mse))) return st;
+    if ((v = get(c, m, "grid"))) {
+        static const char *const GRIDS[] = {"gptq", "signed-max", NULL};
+        keypath(kk, sizeof kk, key, "grid");
+        if ((st = get_enum(c, v, kk, GRIDS, s->grid, sizeof s->grid))) return st;
+    }
     if ((v = get(c, m, "sequential"))) {
         keypath(kk, sizeof kk, key, "sequential");
         if ((st = get_bool(c, v, kk, &s->sequential))) return st;
@@ -984,6 +989,7 @@ char *sq_recipe_to_json(const sq_recipe *r) {
             cJSON_AddBoolToObject(b, "symmetric", s->symmetric);
         }
         if (s->kind == SQ_STAGE_QUANTIZE) cJSON_AddBoolToObject(b, "mse", s->mse);
+        if (s->kind == SQ_STAGE_QUANTIZE && s->grid[0]) cJSON_AddStringToObject(b, "grid", s->grid);
         if (sq_recipe_stage_needs_calib(s)) cJSON_AddBoolToObject(b, "sequential", s->sequential);
         if (!strcmp(s->method, "gptq") || !strcmp(s->method, "sparsegpt")) {
             cJSON *g = cJSON_AddObjectToObject(b, s->method);

@@ -46,6 +46,7 @@ typedef struct {
     int32_t group;           /* 0 = row */
     bool symmetric;
     bool mse;
+    char grid[16];           /* quantize: symmetric grid "gptq" | "signed-max"; "" = the method's default */
     double damp;             /* gptq / sparsegpt */
     int32_t block_size;
     bool act_order;

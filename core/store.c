@@ -170,6 +170,7 @@ static sq_status write_qtensor(wctx *w, hid_t qg, const sq_tensor *t, const sq_q
         (st = sq_h5_attr_str(w->path, g, obj, "calib_sha256", qi->calib_sha256)))
         goto fail;
     if (qi->awq_alpha >= 0 && (st = sq_h5_attr_f64(w->path, g, obj, "awq_alpha", qi->awq_alpha))) goto fail;
+    if (!t->q.asym && qi->grid[0] && (st = sq_h5_attr_str(w->path, g, obj, "grid", qi->grid))) goto fail;
 fail:
     sq_h5_close(&g, H5Gclose);
     free(codes);
@@ -880,7 +881,8 @@ static sq_status r_qdata(rctx *r, hid_t g, const char *obj, const char *name, bo
 
 /* Reads /quant/<name> (one tensor the config implies) into a packed q8g/q4g/q3g tensor and
  * its sq_quant_info, checking the attributes against the config, every dataset's type and
- * shape, scales (finite, positive, fp16), zero points (< 2^bits) and that the code
+ * shape, scales (finite fp16; positive when asymmetric, non-zero when symmetric: the
+ * signed-max grid stores negative ones), zero points (< 2^bits) and that the code
  * padding is zero (each row must re-pack to the same bytes). */
 static sq_status read_qtensor(rctx *r, hid_t qg, const sq_tensor_spec *e, sq_tensor *t, sq_quant_info *qi) {
     char obj[SQ_MAX_NAME + 16], s1[96];
@@ -967,9 +969,10 @@ static sq_status read_qtensor(rctx *r, hid_t qg, const sq_tensor_spec *e, sq_ten
         uint8_t *dst = (uint8_t *)t->data + (size_t)i * rb;
         for (int64_t k = 0; k < ng; k++) {
             fs[k] = sq_f16_to_f32(scales[i * ng + k]);
-            if (!(fs[k] > 0.0f) || !isfinite(fs[k])) {
-                st = sq_errorf(SQ_ERR_FORMAT, "%s: %s/scales: row %lld group %lld: scale %g is not finite and positive",
-                               r->path, obj, (long long)i, (long long)k, (double)fs[k]);
+            if (!(t->q.asym ? fs[k] > 0.0f : fs[k] != 0.0f) || !isfinite(fs[k])) {
+                st = sq_errorf(SQ_ERR_FORMAT, "%s: %s/scales: row %lld group %lld: scale %g is not finite and %s",
+                               r->path, obj, (long long)i, (long long)k, (double)fs[k],
+                               t->q.asym ? "positive" : "non-zero");
                 break;
             }
             if (zeros[i * ng + k] > qmax) {
@@ -1009,6 +1012,15 @@ static sq_status read_qtensor(rctx *r, hid_t qg, const sq_tensor_spec *e, sq_ten
     str = NULL;
     if ((st = r_attr_str(r, g, obj, "calib_sha256", false, &str))) goto fail;
     if (str) snprintf(qi->calib_sha256, sizeof qi->calib_sha256, "%s", str);
+    free(str);
+    str = NULL;
+    if ((st = r_attr_str(r, g, obj, "grid", false, &str))) goto fail;
+    if (str && (!sym || (strcmp(str, "gptq") != 0 && strcmp(str, "signed-max") != 0))) {
+        st = sq_errorf(SQ_ERR_FORMAT, "%s: %s: grid '%.16s' %s", r->path, obj, str,
+                       sym ? "is unknown (gptq or signed-max)" : "on an asymmetric tensor");
+        goto fail;
+    }
+    if (str) snprintf(qi->grid, sizeof qi->grid, "%s", str);
 #define OPT_BOOL(f)                                                                                        \
     i32 = 0;                                                                                           \
     if ((st = r_attr_num(r, g, obj, #f, H5T_INTEGER, H5T_NATIVE_INT32, &i32, false))) goto fail;       \

@@ -607,6 +607,10 @@ static sq_status run_all(run_ctx *c, bool *gates_ok) {
             arg(c, "%s", g);
             arg(c, s->symmetric ? "--sym" : "--asym");
             if (s->mse) arg(c, "--mse");
+            if (s->grid[0]) {
+                arg(c, "--grid");
+                arg(c, "%s", s->grid);
+            }
             if (!strcmp(s->method, "gptq")) {
                 arg(c, "--damp");
                 arg(c, "%.17g", s->damp);

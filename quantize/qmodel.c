@@ -45,6 +45,9 @@ void sq_qrun_opts_default(sq_qrun_opts *o, sq_qmethod m) {
     o->awq_clip = true;
     o->awq_windows = 16;
     o->gptq_head = true;
+    /* every method: the signed-max grid (docs/quantization.md "Symmetric grids": lower PPL and
+     * KLD than the gptq grid in every measured row of both shared models) */
+    o->grid = SQ_QGRID_SIGNED_MAX;
 }
 
 #define CHUNK_WINDOWS SQ_SEQ_CHUNK /* windows per parallel batch in sequential mode; X^T X gets one update per batch */
@@ -133,6 +136,7 @@ static void info_base(run *r, int32_t k, sq_qmethod method) {
     qi->group_size = e->scheme.group;
     qi->symmetric = !e->scheme.asym;
     qi->mse = r->o->mse;
+    if (!e->scheme.asym) snprintf(qi->grid, sizeof qi->grid, "%s", sq_qgrid_name(r->o->grid));
     qi->awq_alpha = -1.0;
     qi->static_groups = e->scheme.group == 0; /* per-row grids are fitted on the unmodified W */
     if (method != SQ_QMETHOD_RTN && r->calib_sha) snprintf(qi->calib_sha256, sizeof qi->calib_sha256, "%s", r->calib_sha);
@@ -182,7 +186,7 @@ static sq_status rtn_entry(run *r, int32_t k, sq_rtn_range range, sq_qmethod met
         free(w_hat);
         return sq_errorf(SQ_ERR_OOM, "%s: out of memory", e->name);
     }
-    sq_rtn_opts ro = {.range = range, .mse = r->o->mse};
+    sq_rtn_opts ro = {.range = range, .mse = r->o->mse, .grid = r->o->grid};
     sq_status st = sq_rtn_quantize(&r->qw[k], w_hat, w, e->rows, e->cols, &e->scheme, &ro);
     if (st == SQ_OK) {
         if (!keep_info) info_base(r, k, method);
@@ -242,6 +246,7 @@ static void gptq_opts_for(const run *r, const sq_qplan_entry *e, sq_gptq_opts *g
     go->scheme = e->scheme;
     go->rtn.range = SQ_RTN_RANGE_GPTQ;
     go->rtn.mse = r->o->mse;
+    go->rtn.grid = r->o->grid;
     go->percdamp = r->o->damp;
     go->block_size = r->o->block_size;
     go->act_order = r->o->act_order;
@@ -542,7 +547,7 @@ static sq_status awq_loss(void *user, const float *scales, double *loss) {
     awq_loss_ctx *a = user;
     run *r = a->r;
     sq_status st = SQ_OK;
-    sq_rtn_opts ro = {.range = SQ_RTN_RANGE_AWQ, .mse = r->o->mse};
+    sq_rtn_opts ro = {.range = SQ_RTN_RANGE_AWQ, .mse = r->o->mse, .grid = r->o->grid};
     double total = 0, count = 0;
     for (int i = 0; i < SQ_SEQ_N_ROLES[a->g] && st == SQ_OK; i++) {
         int32_t k = planned(r, a->l, SQ_SEQ_ROLES[a->g][i]);
@@ -702,7 +707,7 @@ static sq_status awq_quantize_group(run *r, int32_t l, int g, const float *x_row
         const sq_qplan_entry *e = &r->plan->e[k];
         float *w = tensor_f32(r, e->name);
         const double t0 = sq_now();
-        sq_rtn_opts ro = {.range = awq_range(&e->scheme), .mse = r->o->mse};
+        sq_rtn_opts ro = {.range = awq_range(&e->scheme), .mse = r->o->mse, .grid = r->o->grid};
         if (r->o->awq_clip && role != SQ_ROLE_Q && role != SQ_ROLE_K && x_rows && n_rows > 0 &&
             (st = sq_awq_clip(w, e->rows, cols, x_rows, n_rows, &e->scheme, &ro, NULL, NULL))) {
             sq_error_prefix(e->name);

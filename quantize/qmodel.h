@@ -142,6 +142,7 @@ typedef sq_block_report sq_qlayer_report;
 typedef struct {
     sq_qmethod method;
     bool mse;               /* RTN grid: GPTQ's MSE range search */
+    sq_qgrid grid;          /* symmetric grid of every method (quant.h); default per method */
     double damp;            /* gptq: fraction of mean(diag H) (default 0.01) */
     int32_t block_size;     /* gptq: lazy-batch block (default 128) */
     bool act_order;         /* gptq: act-order with static groups */

@@ -53,7 +53,8 @@ typedef struct {
     int32_t n_groups;  /* per row */
     sq_qscheme scheme;
     uint8_t *codes;    /* [rows * cols], one code per weight, in [0, 2^bits - 1] */
-    float *scales;     /* [rows * n_groups], each exactly representable in fp16, > 0 */
+    float *scales;     /* [rows * n_groups], each exactly representable in fp16; > 0 when
+                          asymmetric, != 0 when symmetric (signed-max grids can be negative) */
     uint8_t *zeros;    /* [rows * n_groups] when scheme.asym, else NULL (z = 2^(bits-1)) */
 } sq_qweight;
 
@@ -65,7 +66,8 @@ void sq_qweight_free(sq_qweight *q);
 /* w[r, c] = s * (q - z) for every weight; w is [rows * cols]. */
 sq_status sq_qweight_dequant(const sq_qweight *q, float *w);
 /* Checks a quantized weight read from elsewhere: shape/groups consistent with the scheme,
- * codes and zeros in range, scales finite, positive and fp16-representable. */
+ * codes and zeros in range, scales finite, fp16-representable and positive (symmetric
+ * schemes: non-zero). */
 sq_status sq_qweight_check(const sq_qweight *q, const char *what);
 
 /* Zero point of group g of row r (2^(bits-1) for symmetric schemes). */
@@ -80,14 +82,30 @@ typedef enum {
     SQ_RTN_RANGE_AWQ = 1   /* llm-awq pseudo_quantize_tensor: true min/max, range floor 1e-5 */
 } sq_rtn_range;
 
+/* The symmetric grid (schemes without zero points; asymmetric schemes ignore it):
+ *   gptq:       s = 2 max|w| / (2^b - 1), the extreme at +-(2^b - 1)/2 steps, so one of the
+ *               2^b levels (code 0, -z steps) is never used (the GPTQ reference quantizer);
+ *   signed-max: s = m / -z with m the group's element of largest |w| taken with its sign,
+ *               so m lands on code 0 (q - z = -z) and all 2^b levels are in use; s is negative
+ *               when m is positive (ggml's Q4_0/Q5_0/Q8_0 rule, generalised to every width). */
+typedef enum {
+    SQ_QGRID_GPTQ = 0,
+    SQ_QGRID_SIGNED_MAX = 1
+} sq_qgrid;
+const char *sq_qgrid_name(sq_qgrid g); /* "gptq" | "signed-max" */
+/* Parses a grid name; SQ_ERR_ARG with a message naming `what` and the valid names. */
+sq_status sq_qgrid_parse(const char *name, const char *what, sq_qgrid *out);
+
 typedef struct {
     sq_rtn_range range;
     bool mse; /* GPTQ quantizer mse=True: 80 shrink steps of 1%, keep the min of sum |w-q|^2.4 */
+    sq_qgrid grid; /* symmetric schemes only (default 0 = gptq) */
 } sq_rtn_opts;
 
 /* Fits (scale, zero) for one group of n weights (all finite). The scale is rounded to
- * fp16 (and kept within [2^-24, 65504]) before the zero point is computed. `o` may be
- * NULL (GPTQ range, no MSE search). */
+ * fp16 (its magnitude kept within [2^-24, 65504]) before the zero point is computed. `o`
+ * may be NULL (GPTQ range and grid, no MSE search). Only the signed-max grid gives
+ * negative scales. */
 void sq_qgroup_fit(const float *w, int64_t n, int32_t bits, bool asym, const sq_rtn_opts *o,
                    float *scale, int32_t *zero);
 

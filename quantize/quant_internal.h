@@ -29,7 +29,8 @@ static inline int quant_thread_id(void) {
 /* SQ_ERR_ARG naming the first non-finite element of a [rows x cols] float matrix. */
 sq_status quant_check_finite(const char *fn, const char *what, const float *a, int64_t rows, int64_t cols);
 
-/* Rounds a positive scale to the nearest fp16 value, kept within [2^-24, 65504]. */
+/* Rounds a scale to the nearest fp16 value, its magnitude kept within [2^-24, 65504] and
+ * its sign kept (NaN becomes 2^-24). */
 float quant_scale_round(float s);
 
 #endif

@@ -36,6 +36,11 @@ static void usage(FILE *fp) {
             "                           a shorter group\n"
             "      --sym | --asym       symmetric (default; zero point 2^(B-1)) or per-group u8 zero points\n"
             "      --mse                fit each group's range by GPTQ's MSE search (80 shrink steps)\n"
+            "      --grid G             symmetric grid: signed-max (default; s = m / -2^(B-1), m the group's\n"
+            "                           largest-magnitude weight with its sign, which lands on code 0:\n"
+            "                           ggml's Q4_0 rule; scales can be negative) or gptq (the GPTQ\n"
+            "                           reference's s = 2 max|w| / (2^B - 1), one level unused); asymmetric\n"
+            "                           groups ignore it\n"
             "which tensors (module names are tensor names without .weight):\n"
             "      --targets P          quantize what P names (default: Linear); repeatable\n"
             "      --ignore P           but not what P names; repeatable\n"
@@ -96,7 +101,7 @@ typedef struct {
     sq_wtool_opts c; /* the options squish-prune shares (core/cli.h) */
     const char *overrides[SQ_CLI_MAX_PATTERNS];
     int32_t n_overrides;
-    bool has_method, verbose;
+    bool has_method, verbose, set_grid;
     bool set_act, set_duo, set_clip, set_windows, set_head_rtn, set_rescale;
     sq_qmethod method;
     sq_qrun_opts run;
@@ -120,6 +125,10 @@ static int parse(int argc, char **argv, qz_cli *o) {
             else st = sq_errorf(SQ_ERR_ARG, "--method: unknown method '%s' (rtn, gptq or awq)", v);
         } else if (sq_cli_is(a, NULL, "--mse")) {
             o->run.mse = true;
+        } else if (sq_cli_is(a, NULL, "--grid")) {
+            SQ_CLI_VALUE(v);
+            st = sq_qgrid_parse(v, "--grid", &o->run.grid);
+            o->set_grid = true;
         } else if (sq_cli_is(a, NULL, "--override")) {
             SQ_CLI_VALUE(v);
             st = sq_cli_add_pattern(o->overrides, &o->n_overrides, "--override", v);
@@ -163,6 +172,7 @@ static int parse(int argc, char **argv, qz_cli *o) {
     sq_qrun_opts r = o->run;
     sq_qrun_opts_default(&o->run, o->method);
     o->run.mse = r.mse;
+    if (o->set_grid) o->run.grid = r.grid;
     if (o->c.set_damp) o->run.damp = o->c.damp;
     if (o->c.set_block) o->run.block_size = o->c.block_size;
     o->run.act_order = r.act_order;
@@ -249,10 +259,10 @@ static sq_status write_json(const qz_cli *o, const sq_qplan *plan, const sq_prog
             sq_qmethod_name(o->method), o->c.bits, o->c.group, o->c.asym ? "false" : "true",
             o->run.sequential ? "true" : "false");
     sq_json_string_or_null(fp, o->c.calib);
-    fprintf(fp, ",\n  \"calib_sha256\": \"%s\",\n  \"options\": {\"mse\": %s, \"damp\": %g, \"block_size\": %d, "
+    fprintf(fp, ",\n  \"calib_sha256\": \"%s\",\n  \"options\": {\"mse\": %s, \"grid\": \"%s\", \"damp\": %g, \"block_size\": %d, "
                 "\"act_order\": %s, \"rescale\": %s, \"gptq_head\": %s, \"awq_duo\": %s, \"awq_clip\": %s, \"awq_windows\": %d},\n"
                 "  \"threads\": %d,\n",
-            calib_sha ? calib_sha : "", o->run.mse ? "true" : "false", o->run.damp, o->run.block_size,
+            calib_sha ? calib_sha : "", o->run.mse ? "true" : "false", sq_qgrid_name(o->run.grid), o->run.damp, o->run.block_size,
             o->run.act_order ? "true" : "false", o->run.rescale ? "true" : "false",
             o->method == SQ_QMETHOD_GPTQ && o->run.sequential && o->run.gptq_head ? "true" : "false",
             o->run.awq_duo ? "true" : "false", o->run.awq_clip ? "true" : "false",

@@ -4,7 +4,9 @@
  * IST-DASLab/gptq quant.py: range forced to contain 0, symmetric keeps lo = 0 when a group
  * has no negative value, optional 80-step MSE shrink with norm 2.4) and AWQ's variant
  * (arXiv:2306.00978, mit-han-lab/llm-awq pseudo_quantize_tensor: true min/max, 1e-5 floor).
- * One deliberate difference from both references: every scale is rounded to fp16 before
+ * The symmetric signed-max grid follows ggml's Q4_0 rule (llama.cpp ggml-quants.c
+ * quantize_row_q4_0_ref: d = the signed element of largest magnitude / -8) at every width.
+ * One deliberate difference from all references: every scale is rounded to fp16 before
  * the zero point and the codes are computed, so decoding with the stored fp16 scale gives
  * exactly the values the algorithm used (also inside the MSE search).
  */
@@ -15,6 +17,17 @@
 #include "quant_internal.h"
 
 /* ===== Schemes ===== */
+
+const char *sq_qgrid_name(sq_qgrid g) { return g == SQ_QGRID_SIGNED_MAX ? "signed-max" : "gptq"; }
+
+sq_status sq_qgrid_parse(const char *name, const char *what, sq_qgrid *out) {
+    if (name && !strcmp(name, "gptq")) *out = SQ_QGRID_GPTQ;
+    else if (name && !strcmp(name, "signed-max")) *out = SQ_QGRID_SIGNED_MAX;
+    else
+        return sq_errorf(SQ_ERR_ARG, "%s: unknown grid '%.40s' (gptq or signed-max)", what ? what : "grid",
+                         name ? name : "");
+    return SQ_OK;
+}
 
 sq_status sq_qscheme_validate(const sq_qscheme *s, int64_t cols) {
     if (!s) return sq_errorf(SQ_ERR_ARG, "quantization scheme: missing");
@@ -118,9 +131,10 @@ sq_status sq_qweight_check(const sq_qweight *q, const char *what) {
                              (long long)(i / q->cols), (long long)(i % q->cols), (int)qmax);
     for (int64_t i = 0; i < q->rows * q->n_groups; i++) {
         float s = q->scales[i];
-        if (!(s > 0.0f) || !isfinite(s) || sq_f16_to_f32(sq_f32_to_f16(s)) != s)
-            return sq_errorf(SQ_ERR_FORMAT, "%s: scale %g of row %lld group %lld is not a positive fp16 value", what,
-                             (double)s, (long long)(i / q->n_groups), (long long)(i % q->n_groups));
+        if (!(q->zeros ? s > 0.0f : s != 0.0f) || !isfinite(s) || sq_f16_to_f32(sq_f32_to_f16(s)) != s)
+            return sq_errorf(SQ_ERR_FORMAT, "%s: scale %g of row %lld group %lld is not a %s fp16 value", what,
+                             (double)s, (long long)(i / q->n_groups), (long long)(i % q->n_groups),
+                             q->zeros ? "positive" : "non-zero");
         if (q->zeros && q->zeros[i] > qmax)
             return sq_errorf(SQ_ERR_FORMAT, "%s: zero point %u of row %lld group %lld exceeds %d", what, q->zeros[i],
                              (long long)(i / q->n_groups), (long long)(i % q->n_groups), (int)qmax);
@@ -140,10 +154,10 @@ sq_status quant_check_finite(const char *fn, const char *what, const float *a, i
 }
 
 float quant_scale_round(float s) {
-    float r = sq_f16_to_f32(sq_f32_to_f16(s));
+    float r = sq_f16_to_f32(sq_f32_to_f16(fabsf(s)));
     if (!(r >= 0x1p-24f)) r = 0x1p-24f; /* underflow to 0 (or a NaN slipped through) */
     if (r > 65504.0f) r = 65504.0f;     /* overflow to inf */
-    return r;
+    return s < 0.0f ? -r : r;
 }
 
 /* ===== RTN ===== */
@@ -178,8 +192,49 @@ static void grid_from_range(sq_rtn_range kind, bool asym, int32_t bits, float lo
     *scale = s;
 }
 
+/* The signed-max grid's scale for the extreme m: m / -z rounded to fp16 (an all-zero
+ * group, m = 0, gets 1 / z: every weight is then code z). */
+static float signed_max_scale(float m, int32_t half) {
+    return quant_scale_round(m != 0.0f ? m / (float)-half : 1.0f / (float)half);
+}
+
+/* Sum of |decoded - w|^2.4 over a group on the grid (s, z): the MSE search's norm. */
+static double grid_err(const float *w, int64_t n, float s, int32_t z, int32_t qmax) {
+    double err = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        float d = sq_qdecode(sq_qcode(w[j], s, z, qmax), s, z) - w[j];
+        err += pow(fabs((double)d), MSE_NORM);
+    }
+    return err;
+}
+
+/* Symmetric signed-max grid: m is the first element of largest |w| (with its sign); the
+ * MSE search shrinks m as the GPTQ search shrinks the range. */
+static void signed_max_fit(const float *w, int64_t n, int32_t bits, bool mse, float *scale, int32_t *zero) {
+    int32_t half = 1 << (bits - 1), qmax = (1 << bits) - 1;
+    float m = w[0];
+    for (int64_t i = 1; i < n; i++)
+        if (fabsf(w[i]) > fabsf(m)) m = w[i];
+    *zero = half;
+    *scale = signed_max_scale(m, half);
+    if (!mse) return;
+    double best = INFINITY;
+    for (int i = 0; i < MSE_STEPS; i++) {
+        float p = (float)(1.0 - (double)i / MSE_GRID), s1 = signed_max_scale(p * m, half);
+        double err = grid_err(w, n, s1, half, qmax);
+        if (err < best) {
+            best = err;
+            *scale = s1;
+        }
+    }
+}
+
 void sq_qgroup_fit(const float *w, int64_t n, int32_t bits, bool asym, const sq_rtn_opts *o, float *scale,
                    int32_t *zero) {
+    if (!asym && o && o->grid == SQ_QGRID_SIGNED_MAX) {
+        signed_max_fit(w, n, bits, o->mse, scale, zero);
+        return;
+    }
     sq_rtn_range kind = o ? o->range : SQ_RTN_RANGE_GPTQ;
     float mn = w[0], mx = w[0];
     for (int64_t i = 1; i < n; i++) {
@@ -217,11 +272,7 @@ void sq_qgroup_fit(const float *w, int64_t n, int32_t bits, bool asym, const sq_
         float s1;
         int32_t z1;
         grid_from_range(kind, asym, bits, p * lo, p * hi, &s1, &z1);
-        double err = 0.0;
-        for (int64_t j = 0; j < n; j++) {
-            float d = sq_qdecode(sq_qcode(w[j], s1, z1, qmax), s1, z1) - w[j];
-            err += pow(fabs((double)d), MSE_NORM);
-        }
+        double err = grid_err(w, n, s1, z1, qmax);
         if (err < best) {
             best = err;
             *scale = s1;

@@ -44,7 +44,7 @@ grep -qE "^  lm_head.weight .* 8-bit (row|g128) sym +override 're:lm_head=bits:8
     || fail plan_override "$(grep lm_head "$T/s.err")"
 grep -qE "^  model.embed_tokens.weight .* f32 \(kept\) +not a target" "$T/s.err" && pass plan_kept \
     || fail plan_kept "$(grep embed "$T/s.err")"
-if grep -q '"damp_used": 0.01' "$T/s.json" && grep -q '"reason": "target '"'"'Linear'"'"'"' "$T/s.json" \
+if grep -q '"damp_used": 0.01' "$T/s.json" && grep -q '"grid": "signed-max"' "$T/s.json" && grep -q '"reason": "target '"'"'Linear'"'"'"' "$T/s.json" \
     && grep -q '"bits_per_weight"' "$T/s.json" && grep -q '"layers": \[' "$T/s.json"
 then pass json; else fail json "$(head -c 600 "$T/s.json")"; fi
 if command -v h5ls >/dev/null; then
@@ -75,6 +75,36 @@ if "$CONV" info "$T/gptq.sqz" 2>/dev/null | grep -qE "model.layers.0.self_attn.q
 if grep -qE "model.layers.0.self_attn.q_proj.weight +q6g" "$T/i56.out" \
     && grep -qE "model.layers.0.mlp.down_proj.weight +q5g" "$T/i56.out"; then
     pass export_types_56; else fail export_types_56 "no q6g/q5g tensors in the runnable file"; fi
+
+# the signed-max grid (negative scales): the store, the runnable file, the GGUF export (Q4_0/Q8_0
+# blocks with negative d) and the ACT8 runnable file all evaluate; the first three to the same PPL
+if "$QZ" "$T/tiny.h5" -o "$T/sm.h5" --method rtn --bits 4 --group 32 --grid signed-max --override 'lm_head=bits:8' \
+        --json "$T/sm.json" -q >/dev/null 2>"$T/sm.err" && grep -q '"grid": "signed-max"' "$T/sm.json"; then
+    pass grid_signed_max_json; else fail grid_signed_max_json "$(tail -n 1 "$T/sm.err")"; fi
+if command -v h5dump >/dev/null; then
+    # explicit, and the default (signed-max for every method); none on asymmetric tensors
+    a=/quant/model.layers.0.self_attn.q_proj.weight/grid
+    if h5dump -a $a "$T/sm.h5" 2>/dev/null | grep -q '"signed-max"' \
+        && h5dump -a $a "$T/rtn.h5" 2>/dev/null | grep -q '"signed-max"' \
+        && h5dump -a $a "$T/gptq.h5" 2>/dev/null | grep -q '"signed-max"' \
+        && h5dump -a $a "$T/awq-ns.h5" 2>/dev/null | grep -q '"signed-max"' \
+        && ! h5dump -a $a "$T/awq.h5" >/dev/null 2>&1
+    then pass grid_attribute; else fail grid_attribute "grid attributes: $(h5dump -a $a "$T/rtn.h5" 2>&1 | tail -n 3)"; fi
+else skip grid_attribute "h5dump not installed"; fi
+ppls=()
+for f in sm.h5 sm.sqz sm.gguf sm-a8.sqz; do
+    case $f in
+        sm.sqz | sm.gguf) "$CONV" export "$T/sm.h5" -o "$T/$f" >/dev/null 2>>"$T/sm.err" ;;
+        sm-a8.sqz) "$CONV" export "$T/sm.h5" -o "$T/$f" --act-int8 >/dev/null 2>>"$T/sm.err" ;;
+    esac
+    ppls+=("$("$EVAL" "$T/$f" --text "$T/data.txt" --ctx 64 --chunks 4 -q 2>>"$T/sm.err" | sed -n 's/^ppl = \([0-9.]*\).*/\1/p')")
+done
+if [ -n "${ppls[0]}" ] && [ "${ppls[0]}" = "${ppls[1]}" ] && [ "${ppls[0]}" = "${ppls[2]}" ] && [ -n "${ppls[3]}" ] \
+    && awk -v a="${ppls[3]}" -v b="${ppls[0]}" 'BEGIN { exit !(a > 0.95 * b && a < 1.05 * b) }'
+then pass "grid_signed_max_store_sqz_gguf_act8 (ppl ${ppls[*]})"
+else fail grid_signed_max_store_sqz_gguf_act8 "ppl '${ppls[*]}': $(tail -n 1 "$T/sm.err")"; fi
+expect_fail bad_grid "--grid: unknown grid 'q4_0' \(gptq or signed-max\)" "$QZ" "$T/tiny.h5" -o "$T/x.h5" \
+    --method rtn --bits 4 --grid q4_0
 
 # ----- bad input: exit 1, one line, no output -----
 "$CONV" import "$T/tiny.h5" -o "$T/other.h5" --dtype f16 >/dev/null 2>&1

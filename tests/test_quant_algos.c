@@ -2,6 +2,8 @@
  * written here, not against their own output:
  *  - RTN: bit-exact against a scalar transcription of ALGORITHMS.md §1 (GPTQ reference
  *    quantizer sym/asym with and without the MSE search, AWQ's variant), ragged groups;
+ *    the signed-max symmetric grid (ggml's Q4_0 rule) against its definition, its negative
+ *    scales through the packed rows and every kernel variant (ACT8 included);
  *  - GPTQ: Cholesky-of-inverse against a Gauss-Jordan inverse; identity Hessian = RTN;
  *    lower output error than RTN on a correlated synthetic layer; a naive unblocked
  *    transcription of the sweep; act-order with static groups; dead inputs; damping retry;
@@ -348,6 +350,196 @@ SQ_TEST(test_rtn_reference) {
     free(rc);
     free(rs);
     free(rz);
+}
+
+/* The signed-max symmetric grid (ggml's Q4_0 rule at every width): for every group, the
+ * scale is fp16(m / -z) with m the first element of largest |w| (so a positive m gives a
+ * negative scale), m lands on code 0 whenever the scale is a normal fp16 value, every other
+ * weight is within half a step unless it lies beyond the last level on the other side
+ * (then it takes code 2^b - 1); the MSE search never does worse on its own norm; and the
+ * decoded values go through the packed row types unchanged. */
+SQ_TEST(test_rtn_signed_max) {
+    const int64_t rows = 12, cols = 172;
+    float *w = malloc(rows * cols * sizeof *w), *wh = malloc(rows * cols * sizeof *wh);
+    float *wm = malloc(rows * cols * sizeof *wm), *deq = malloc(rows * cols * sizeof *deq);
+    fill_rtn_rows(w, rows, cols);
+    w[7 * cols + 3] = 0.25f; /* positive extremes in one group each */
+    w[8 * cols + 150] = 0.125f;
+    const int bits_list[] = {8, 6, 5, 4, 3};
+    const int32_t groups[] = {0, 32, 64, 100};
+    static const sq_type types[] = {SQ_TYPE_Q8G, SQ_TYPE_Q6G, SQ_TYPE_Q5G, SQ_TYPE_Q4G, SQ_TYPE_Q3G};
+    int bad_scale = 0, bad_code0 = 0, bad_bound = 0, bad_mse = 0, bad_pack = 0, n_neg = 0, n_pos = 0, n_clamp = 0;
+    for (int bi = 0; bi < 5; bi++)
+        for (int gi = 0; gi < 4; gi++) {
+            const int bits = bits_list[bi], z = 1 << (bits - 1), qmax = (1 << bits) - 1;
+            sq_qscheme sch = {.bits = bits, .group = groups[gi]};
+            sq_rtn_opts ro = {.grid = SQ_QGRID_SIGNED_MAX}, rm = {.grid = SQ_QGRID_SIGNED_MAX, .mse = true};
+            sq_qweight q, qm;
+            SQ_CHECK_OK(sq_rtn_quantize(&q, wh, w, rows, cols, &sch, &ro));
+            SQ_CHECK_OK(sq_rtn_quantize(&qm, wm, w, rows, cols, &sch, &rm));
+            if (!q.codes || !qm.codes) continue;
+            SQ_CHECK_OK(sq_qweight_check(&q, "signed-max"));
+            SQ_CHECK_OK(sq_qweight_check(&qm, "signed-max mse"));
+            SQ_CHECK_OK(sq_qweight_dequant(&q, deq));
+            SQ_CHECK(memcmp(deq, wh, rows * cols * sizeof *wh) == 0);
+            const int64_t g = sq_qscheme_group_len(&sch, cols), ng = q.n_groups;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t k = 0; k < ng; k++) {
+                    const int64_t c0 = k * g, c1 = c0 + g < cols ? c0 + g : cols;
+                    int64_t im = c0;
+                    for (int64_t c = c0; c < c1; c++)
+                        if (fabsf(w[r * cols + c]) > fabsf(w[r * cols + im])) im = c;
+                    const float m = w[r * cols + im], s = q.scales[r * ng + k];
+                    const float want = m != 0.0f ? f16r(m / (float)-z) : f16r(1.0f / (float)z);
+                    if (fabsf(want) >= 0x1p-24f && s != want && bad_scale++ < 3)
+                        printf("  bits %d g %d row %lld group %lld: scale %g, want %g\n", bits, (int)groups[gi],
+                               (long long)r, (long long)k, (double)s, (double)want);
+                    n_neg += s < 0, n_pos += s > 0;
+                    if (fabsf(s) >= 0x1p-14f && m != 0.0f && q.codes[r * cols + im] != 0 && bad_code0++ < 3)
+                        printf("  bits %d row %lld group %lld: the extreme %g has code %u\n", bits, (long long)r,
+                               (long long)k, (double)m, q.codes[r * cols + im]);
+                    double e1 = 0, e2 = 0;
+                    for (int64_t c = c0; c < c1; c++) {
+                        const int64_t i = r * cols + c;
+                        const float t = w[i] / s, err = fabsf(w[i] - wh[i]);
+                        if (t > (float)(z - 1) + 0.5f) { /* beyond the last level: clamped */
+                            n_clamp++;
+                            if ((q.codes[i] != qmax || err > fabsf(s) * 1.0001f) && bad_bound++ < 3)
+                                printf("  clamped w %g: code %u error %g step %g\n", (double)w[i], q.codes[i],
+                                       (double)err, (double)s);
+                        } else if (err > 0.5f * fabsf(s) * (1.0f + 1e-5f) && bad_bound++ < 3) {
+                            printf("  bits %d w %g decoded %g step %g\n", bits, (double)w[i], (double)wh[i], (double)s);
+                        }
+                        e1 += pow(fabs((double)w[i] - wh[i]), 2.4);
+                        e2 += pow(fabs((double)w[i] - wm[i]), 2.4);
+                    }
+                    if (e2 > e1 * (1.0 + 1e-9) && bad_mse++ < 3)
+                        printf("  mse search: %g above the plain grid's %g\n", e2, e1);
+                    if (qm.scales[r * ng + k] * m > 0.0f) bad_mse++; /* the shrunk scale keeps the sign rule */
+                }
+            /* packed rows decode to the same values (a negative fp16 scale is stored as is);
+             * the packed types take groups of a multiple of 32 or the whole row */
+            const sq_qparams qp = {.group = (int32_t)g};
+            const size_t rb = g % 32 == 0 || g >= cols ? sq_row_bytes(types[bi], cols, qp) : 0;
+            uint8_t *row = malloc(rb + 1);
+            float *dr = malloc(cols * sizeof *dr);
+            for (int64_t r = 0; r < rows && rb; r++) {
+                SQ_CHECK_OK(sq_qrow_pack(types[bi], qp, cols, q.codes + r * cols, q.scales + r * ng, NULL, row));
+                sq_qrow_dequant(types[bi], qp, cols, row, dr);
+                bad_pack += memcmp(dr, wh + r * cols, cols * sizeof *dr) != 0;
+            }
+            free(row);
+            free(dr);
+            sq_qweight_free(&q);
+            sq_qweight_free(&qm);
+        }
+    SQ_CHECKF(bad_scale == 0 && bad_code0 == 0 && bad_bound == 0, "scale %d code0 %d bound %d", bad_scale, bad_code0,
+              bad_bound);
+    SQ_CHECK(bad_mse == 0 && bad_pack == 0);
+    SQ_CHECK(n_neg > 0 && n_pos > 0 && n_clamp > 0);
+    /* an all-positive row: every scale negative, the maximum on code 0 */
+    sq_qweight q;
+    sq_qscheme sch = {.bits = 4, .group = 0};
+    sq_rtn_opts ro = {.grid = SQ_QGRID_SIGNED_MAX};
+    SQ_CHECK_OK(sq_rtn_quantize(&q, NULL, w + 1 * cols, 1, cols, &sch, &ro));
+    float mx = 0;
+    for (int64_t c = 0; c < cols; c++) mx = fmaxf(mx, w[cols + c]);
+    SQ_CHECK(q.scales[0] == f16r(mx / -8.0f) && q.scales[0] < 0);
+    sq_qweight_free(&q);
+    /* asymmetric schemes ignore the grid */
+    sq_qweight a, b;
+    sq_qscheme as = {.bits = 4, .group = 32, .asym = true};
+    SQ_CHECK_OK(sq_rtn_quantize(&a, NULL, w, rows, cols, &as, &ro));
+    SQ_CHECK_OK(sq_rtn_quantize(&b, NULL, w, rows, cols, &as, NULL));
+    SQ_CHECK(a.codes && b.codes && !memcmp(a.codes, b.codes, rows * cols) &&
+             !memcmp(a.scales, b.scales, rows * a.n_groups * sizeof(float)));
+    sq_qweight_free(&a);
+    sq_qweight_free(&b);
+    /* names */
+    sq_qgrid gr = SQ_QGRID_GPTQ;
+    SQ_CHECK_OK(sq_qgrid_parse("signed-max", "--grid", &gr));
+    SQ_CHECK(gr == SQ_QGRID_SIGNED_MAX && !strcmp(sq_qgrid_name(gr), "signed-max"));
+    SQ_CHECK_OK(sq_qgrid_parse("gptq", "--grid", &gr));
+    SQ_CHECK(gr == SQ_QGRID_GPTQ);
+    SQ_CHECK(sq_qgrid_parse("q4_0", "--grid", &gr) == SQ_ERR_ARG && strstr(sq_last_error(), "--grid") &&
+             strstr(sq_last_error(), "'q4_0'") && strstr(sq_last_error(), "signed-max"));
+    free(w), free(wh), free(wm), free(deq);
+}
+
+/* Negative scales through every kernel variant: qmatmul against the float matmul of the
+ * decoded rows, and for the ACT8 types (q8g, q4g) rows whose scales are all negated give
+ * exactly the negated outputs (the same integer dot products times a negated scale),
+ * with signed-max rows mixing both signs checked against the reference kernel. */
+SQ_TEST(test_negative_scales_kernels) {
+    const int64_t rows = 24, cols = 300, T = 5;
+    float *w = malloc(rows * cols * sizeof *w), *x = malloc(T * cols * sizeof *x);
+    float *wf = malloc(rows * cols * sizeof *wf), *neg = malloc(rows * 10 * sizeof *neg);
+    float *y = malloc(T * rows * sizeof *y), *y2 = malloc(T * rows * sizeof *y2), *yr = malloc(T * rows * sizeof *yr);
+    fill_normal(w, rows * cols, 0.05);
+    fill_normal(x, T * cols, 1.0);
+    const sq_kernels *vs[8];
+    int nv = 0;
+    const char *const *names = sq_kernels_compiled();
+    for (int i = 0; names[i] && nv < 8; i++)
+        if ((vs[nv] = sq_kernels_by_name(names[i]))) nv++;
+    static const sq_type types[] = {SQ_TYPE_Q8G, SQ_TYPE_Q6G, SQ_TYPE_Q5G, SQ_TYPE_Q4G, SQ_TYPE_Q3G};
+    int bad = 0, n_neg = 0;
+    for (int ti = 0; ti < 5; ti++) {
+        const sq_qscheme sch = {.bits = sq_type_bits(types[ti]), .group = 64};
+        const sq_qparams qp = {.group = 64};
+        sq_rtn_opts ro = {.grid = SQ_QGRID_SIGNED_MAX};
+        sq_qweight q;
+        SQ_CHECK_OK(sq_rtn_quantize(&q, wf, w, rows, cols, &sch, &ro));
+        if (!q.codes) continue;
+        const size_t rb = sq_row_bytes(types[ti], cols, qp);
+        uint8_t *pk = malloc(rb * rows), *pn = malloc(rb * rows);
+        for (int64_t r = 0; r < rows; r++) {
+            for (int k = 0; k < q.n_groups; k++) {
+                neg[r * q.n_groups + k] = -q.scales[r * q.n_groups + k];
+                n_neg += q.scales[r * q.n_groups + k] < 0;
+            }
+            SQ_CHECK_OK(sq_qrow_pack(types[ti], qp, cols, q.codes + r * cols, q.scales + r * q.n_groups, NULL,
+                                     pk + r * rb));
+            SQ_CHECK_OK(sq_qrow_pack(types[ti], qp, cols, q.codes + r * cols, neg + r * q.n_groups, NULL, pn + r * rb));
+        }
+        sq_kernels_ref()->matmul[SQ_TYPE_F32](yr, rows, x, wf, (size_t)cols * 4, T, 0, rows, cols);
+        const bool a8 = sq_type_supports_act8(types[ti]);
+        float *ya = malloc(T * rows * sizeof *ya);
+        if (a8) sq_kernels_ref()->qmatmul_a8[types[ti]](ya, rows, x, pk, rb, T, 0, rows, cols, qp);
+        for (int v = 0; v < nv; v++) {
+            vs[v]->qmatmul[types[ti]](y, rows, x, pk, rb, T, 0, rows, cols, qp);
+            for (int64_t i = 0; i < T * rows; i++) {
+                double mag = 0;
+                for (int64_t c = 0; c < cols; c++)
+                    mag += fabs((double)x[(i / rows) * cols + c] * wf[(i % rows) * cols + c]);
+                if (!(fabs((double)y[i] - yr[i]) <= 1e-5 * mag + 1e-30) && bad++ < 3)
+                    printf("  %s %s y[%lld] = %g, float %g\n", vs[v]->name, sq_type_name(types[ti]), (long long)i,
+                           (double)y[i], (double)yr[i]);
+            }
+            if (!a8) continue;
+            vs[v]->qmatmul_a8[types[ti]](y, rows, x, pk, rb, T, 0, rows, cols, qp);
+            vs[v]->qmatmul_a8[types[ti]](y2, rows, x, pn, rb, T, 0, rows, cols, qp);
+            for (int64_t i = 0; i < T * rows; i++) {
+                if (y2[i] != -y[i] && bad++ < 3)
+                    printf("  %s %s act8: y[%lld] = %g with negated scales, %g\n", vs[v]->name, sq_type_name(types[ti]),
+                           (long long)i, (double)y2[i], (double)y[i]);
+                /* int8 activations: within 2 % of the output's magnitude of the float result */
+                double mag = 0;
+                for (int64_t c = 0; c < cols; c++)
+                    mag += fabs((double)x[(i / rows) * cols + c] * wf[(i % rows) * cols + c]);
+                if ((!(fabs((double)y[i] - ya[i]) <= 1e-4 * mag) || !(fabs((double)y[i] - yr[i]) <= 0.02 * mag)) &&
+                    bad++ < 3)
+                    printf("  %s %s act8: y[%lld] = %g, reference %g, float %g\n", vs[v]->name,
+                           sq_type_name(types[ti]), (long long)i, (double)y[i], (double)ya[i], (double)yr[i]);
+            }
+        }
+        free(ya);
+        free(pk);
+        free(pn);
+        sq_qweight_free(&q);
+    }
+    SQ_CHECK(bad == 0 && nv >= 1 && n_neg > 0);
+    free(w), free(x), free(wf), free(neg), free(y), free(y2), free(yr);
 }
 
 SQ_TEST(test_rtn_fakequant) {
@@ -725,6 +917,28 @@ SQ_TEST(test_gptq_vs_rtn) {
         SQ_CHECK((double)same >= 0.97 * (double)(rows * cols) && fabs(en - eg) <= 0.03 * en);
         sq_gptq_hinv_free(&h);
         sq_qweight_free(&q);
+    }
+    /* the signed-max grid inside GPTQ (dynamic and static groups): negative scales appear,
+     * the decode matches the sweep, and the output error stays below RTN's on that grid */
+    for (int ao = 0; ao < 2; ao++) {
+        sq_gptq_opts o = gopts(4, 64, false, ao);
+        o.rtn.grid = SQ_QGRID_SIGNED_MAX;
+        sq_qweight q, r;
+        sq_gptq_result res;
+        SQ_CHECK_OK(gptq_run(&q, wh, &res, w, rows, cols, xtx, n, &o, NULL));
+        SQ_CHECK_OK(sq_rtn_quantize(&r, rwh, w, rows, cols, &o.scheme, &o.rtn));
+        if (!q.codes || !r.codes) continue;
+        SQ_CHECK_OK(sq_qweight_check(&q, "gptq signed-max"));
+        SQ_CHECK_OK(sq_qweight_dequant(&q, deq));
+        SQ_CHECK(memcmp(deq, wh, rows * cols * sizeof *wh) == 0);
+        int64_t n_neg = 0;
+        for (int64_t i = 0; i < rows * q.n_groups; i++) n_neg += q.scales[i] < 0;
+        double eg = out_err(w, wh, rows, cols, xtx), er = out_err(w, rwh, rows, cols, xtx);
+        printf("  4-bit sym g64 signed-max%s: RTN %.5g GPTQ %.5g, %lld of %lld scales negative\n",
+               ao ? " act-order" : "", er, eg, (long long)n_neg, (long long)(rows * q.n_groups));
+        SQ_CHECK(eg < er && n_neg > 0 && n_neg < rows * q.n_groups);
+        sq_qweight_free(&q);
+        sq_qweight_free(&r);
     }
     free(w);
     free(wh);
@@ -1262,6 +1476,8 @@ SQ_TEST(test_gptq_timing) {
 int main(void) {
     SQ_RUN(test_scheme_validate);
     SQ_RUN(test_rtn_reference);
+    SQ_RUN(test_rtn_signed_max);
+    SQ_RUN(test_negative_scales_kernels);
     SQ_RUN(test_rtn_fakequant);
     SQ_RUN(test_qweight_check);
     SQ_RUN(test_chol_inverse);

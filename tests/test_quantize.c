@@ -18,6 +18,7 @@
 #include <hdf5.h>
 
 #include "../core/calib.h"
+#include "../core/h5io.h"
 #include "../quantize/qmodel.h"
 #include "../runtime/tokenizer.h"
 #include "test.h"
@@ -326,7 +327,10 @@ SQ_TEST(rtn_store_roundtrip) {
     static const struct {
         int32_t bits, group;
         bool asym;
-    } cfgs[] = {{4, 64, true}, {3, 32, false}, {8, 0, false}, {3, 0, true}};
+        sq_qgrid grid; /* symmetric: gptq or signed-max (negative scales through the store) */
+    } cfgs[] = {{4, 64, true, SQ_QGRID_GPTQ},        {3, 32, false, SQ_QGRID_GPTQ},      {8, 0, false, SQ_QGRID_GPTQ},
+                {3, 0, true, SQ_QGRID_SIGNED_MAX},   {4, 64, false, SQ_QGRID_SIGNED_MAX}, {5, 32, false, SQ_QGRID_SIGNED_MAX},
+                {8, 0, false, SQ_QGRID_SIGNED_MAX}};
     for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
         sq_checkpoint fp, c, back;
         sq_qplan plan;
@@ -338,8 +342,10 @@ SQ_TEST(rtn_store_roundtrip) {
         SQ_CHECK_OK(sq_qplan_build(&plan, &c.cfg, &spec));
         sq_qrun_opts o;
         sq_qrun_opts_default(&o, SQ_QMETHOD_RTN);
+        o.grid = cfgs[ci].grid;
         SQ_CHECK_OK(sq_quantize_checkpoint(&c, &plan, &o, NULL, NULL, NULL));
         const char *path = tmp_path("rtn.h5");
+        int64_t n_neg = 0;
         SQ_CHECK_OK(sq_store_write(path, &c));
         SQ_CHECK_OK(sq_store_read(path, &back));
         SQ_CHECK(back.n_tensors == c.n_tensors && back.n_quant == plan.n_quant);
@@ -363,8 +369,9 @@ SQ_TEST(rtn_store_roundtrip) {
             uint8_t *codes = malloc((size_t)cols), *zs = malloc((size_t)cols);
             sq_convert_rows(w, SQ_TYPE_F32, t->data, t->type, rows * cols);
             sq_qweight q;
-            sq_rtn_opts ro = {.range = SQ_RTN_RANGE_GPTQ};
+            sq_rtn_opts ro = {.range = SQ_RTN_RANGE_GPTQ, .grid = cfgs[ci].grid};
             SQ_CHECK_OK(sq_rtn_quantize(&q, w_hat, w, rows, cols, &e->scheme, &ro));
+            for (int64_t j = 0; j < rows * q.n_groups; j++) n_neg += q.scales[j] < 0;
             const size_t rb = sq_row_bytes(b->type, cols, b->q);
             bool codes_ok = true, scales_ok = true, zeros_ok = true, deq_ok = true;
             for (int64_t r = 0; r < rows; r++) {
@@ -381,6 +388,9 @@ SQ_TEST(rtn_store_roundtrip) {
             const sq_quant_info *qi = sq_checkpoint_quant_info(&back, a->name);
             SQ_CHECK(qi && !strcmp(qi->method, "rtn") && qi->bits == e->scheme.bits &&
                      qi->group_size == e->scheme.group && qi->symmetric == !e->scheme.asym && qi->loss > 0);
+            /* the grid is recorded for symmetric tensors only */
+            SQ_CHECKF(qi && !strcmp(qi->grid, e->scheme.asym ? "" : sq_qgrid_name(cfgs[ci].grid)), "%s: grid '%s'",
+                      a->name, qi ? qi->grid : "?");
             n_checked++;
             sq_qweight_free(&q);
             free(w);
@@ -391,13 +401,16 @@ SQ_TEST(rtn_store_roundtrip) {
             free(zs);
         }
         SQ_CHECK(n_checked == plan.n_quant);
+        /* signed-max on symmetric tensors gives negative scales; the gptq grid never does */
+        SQ_CHECKF((n_neg > 0) == (cfgs[ci].grid == SQ_QGRID_SIGNED_MAX && !cfgs[ci].asym), "config %zu: %lld negative scales", ci,
+                  (long long)n_neg);
         /* the datasets as docs/model-store.md describes them */
         hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
         hid_t d = H5Dopen2(f, "/quant/model.layers.0.mlp.down_proj.weight/codes", H5P_DEFAULT);
         hid_t sp2 = H5Dget_space(d);
         hsize_t dims[2] = {0, 0};
         H5Sget_simple_extent_dims(sp2, dims, NULL);
-        const int32_t chunk = cfgs[ci].bits == 8 ? 32 : cfgs[ci].bits == 4 ? 16 : 12;
+        const int32_t b = cfgs[ci].bits, chunk = b == 8 ? 32 : b == 6 ? 24 : b == 5 ? 20 : b == 4 ? 16 : 12;
         SQ_CHECK(dims[0] == 64 && dims[1] == (hsize_t)(3 * chunk));
         H5Sclose(sp2);
         H5Dclose(d);
@@ -452,6 +465,44 @@ SQ_TEST(store_refuses_bad_quant) {
     st = sq_store_read(path, &back);
     SQ_CHECKF(st == SQ_ERR_FORMAT && strstr(sq_last_error(), "zero point 9"), "%s", sq_last_error());
     SQ_CHECK(strchr(sq_last_error(), '\n') == NULL);
+    /* a negative scale is for symmetric tensors only (the signed-max grid) */
+    SQ_CHECK_OK(sq_store_write(path, &c));
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    d = H5Dopen2(f, "/quant/model.layers.1.mlp.down_proj.weight/scales", H5P_DEFAULT);
+    uint16_t sc[64 * 2];
+    hid_t ft = H5Dget_type(d); /* the raw fp16 bits */
+    SQ_CHECK(H5Dread(d, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, sc) >= 0);
+    sc[3] ^= 0x8000;
+    H5Dwrite(d, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, sc);
+    H5Tclose(ft);
+    H5Dclose(d);
+    H5Fclose(f);
+    st = sq_store_read(path, &back);
+    SQ_CHECKF(st == SQ_ERR_FORMAT && strstr(sq_last_error(), "row 1 group 1") && strstr(sq_last_error(), "positive"),
+              "%s", sq_last_error());
+    /* a grid attribute on an asymmetric tensor, and an unknown grid name */
+    for (int k = 0; k < 2; k++) {
+        SQ_CHECK_OK(sq_store_write(path, &c));
+        f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        const char *obj = k ? "/quant/model.layers.0.self_attn.q_proj.weight" : "/quant/model.layers.0.mlp.up_proj.weight";
+        hid_t g = H5Gopen2(f, obj, H5P_DEFAULT);
+        if (k) { /* make it symmetric: drop the zero points, flip the attribute */
+            H5Ldelete(g, "zeros", H5P_DEFAULT);
+            H5Adelete(g, "symmetric");
+            hid_t as = H5Screate(H5S_SCALAR), a = H5Acreate2(g, "symmetric", H5T_STD_I32LE, as, H5P_DEFAULT, H5P_DEFAULT);
+            int32_t one = 1;
+            H5Awrite(a, H5T_NATIVE_INT32, &one);
+            H5Aclose(a);
+            H5Sclose(as);
+        }
+        SQ_CHECK_OK(sq_h5_attr_str(path, g, obj, "grid", k ? "q4_0" : "signed-max"));
+        H5Gclose(g);
+        H5Fclose(f);
+        st = sq_store_read(path, &back);
+        SQ_CHECKF(st == SQ_ERR_FORMAT && strstr(sq_last_error(), obj) &&
+                      strstr(sq_last_error(), k ? "'q4_0' is unknown" : "on an asymmetric tensor"),
+                  "%s", sq_last_error());
+    }
     sq_checkpoint_free(&c);
     sq_qplan_free(&plan);
 }
@@ -573,9 +624,9 @@ SQ_TEST(awq_fold_keeps_logits) {
 /* AWQ's premise (arXiv:2306.00978 section 2): a few input channels with much larger
  * activations than the rest. Four channels of every RMSNorm weight are made 12x larger, so
  * the inputs of q/k/v and gate/up have salient channels. With the clip search off and the
- * symmetric grid (the one RTN uses), AWQ differs from RTN only by its scale search and the
- * folding: at alpha = 0 the scales are all 1 and the two give the same weights, so a broken
- * search, loss or fold shows as a KL ratio near 1. */
+ * same symmetric grid for both (each of the two grids in turn), AWQ differs from RTN only by
+ * its scale search and the folding: at alpha = 0 the scales are all 1 and the two give the
+ * same weights, so a broken search, loss or fold shows as a KL ratio near 1. */
 static void plant_salient(sq_checkpoint *c) {
     for (int32_t i = 0; i < c->n_tensors; i++) {
         sq_tensor *t = &c->tensors[i];
@@ -595,8 +646,10 @@ SQ_TEST(awq_scaling_beats_rtn_on_salient_channels) {
         return;
     }
     plant_salient(&f.c);
+    for (int gr = 0; gr < 2; gr++)
     for (int32_t bits = 4; bits >= 3; bits--) {
         for (int gi = 0; gi < 2; gi++) {
+            const sq_qgrid grid = gr ? SQ_QGRID_SIGNED_MAX : SQ_QGRID_GPTQ;
             const int32_t group = gi ? 0 : 32;
             sq_checkpoint r, a;
             sq_qplan plan;
@@ -605,21 +658,26 @@ SQ_TEST(awq_scaling_beats_rtn_on_salient_channels) {
             SQ_CHECK(fresh(&f, &r) && plan_for(&r, &plan, bits, group, false));
             plant_salient(&r);
             sq_qrun_opts_default(&o, SQ_QMETHOD_RTN);
+            o.grid = grid;
             SQ_CHECK_OK(sq_quantize_checkpoint(&r, &plan, &o, NULL, NULL, NULL));
             sq_qplan_free(&plan);
             SQ_CHECK(fresh(&f, &a) && plan_for(&a, &plan, bits, group, false));
             plant_salient(&a);
             sq_qrun_opts_default(&o, SQ_QMETHOD_AWQ);
+            o.grid = grid;
             o.awq_clip = false;
             o.awq_windows = 8;
             SQ_CHECK_OK(sq_quantize_checkpoint(&a, &plan, &o, &f.cal, &f.d, NULL));
             sq_qplan_free(&plan);
             kr = kl_vs(&f.c, &r, &f.d, 4, 64);
             ka = kl_vs(&f.c, &a, &f.d, 4, 64);
-            printf("  %d-bit %s sym, salient channels: KL vs FP  rtn %.5f  awq (no clip) %.5f  (ratio %.3f)\n", bits,
-                   group ? "g32" : "per-row", kr, ka, ka / kr);
-            /* measured: 0.70 / 0.90 (4-bit g32 / per row), 0.74 / 0.64 (3-bit) */
-            SQ_CHECKF(ka < 0.93 * kr, "%d-bit group %d: awq %.6f not clearly below rtn %.6f", bits, group, ka, kr);
+            printf("  %d-bit %s sym %s grid, salient channels: KL vs FP  rtn %.5f  awq (no clip) %.5f  (ratio %.3f)\n",
+                   bits, group ? "g32" : "per-row", sq_qgrid_name(grid), kr, ka, ka / kr);
+            /* measured, gptq grid: 0.70 / 0.90 (4-bit g32 / per row), 0.74 / 0.64 (3-bit); signed-max
+             * grid (a better RTN to start from): 0.57 / 0.60, 0.71 / 0.95 */
+            const double lim = grid == SQ_QGRID_GPTQ ? 0.93 : 0.97;
+            SQ_CHECKF(ka < lim * kr, "%d-bit group %d %s grid: awq %.6f not clearly below rtn %.6f", bits, group,
+                      sq_qgrid_name(grid), ka, kr);
             const sq_quant_info *qi = sq_checkpoint_quant_info(&a, "model.layers.0.self_attn.q_proj.weight");
             SQ_CHECK(qi && qi->awq_alpha > 0);
             sq_checkpoint_free(&r);

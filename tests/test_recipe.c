@@ -29,7 +29,7 @@ SQ_TEST(full_recipe_resolves) {
         "name: w4\n"
         "calibration:\n  data: {path: c.jsonl, field: body}\n  samples: 16\n  seq_len: 64\n"
         "stages:\n"
-        "  - quantize:\n      method: gptq\n      bits: 4\n      gptq: {damp: 1e-2, act_order: on}\n"
+        "  - quantize:\n      method: gptq\n      bits: 4\n      grid: signed-max\n      gptq: {damp: 1e-2, act_order: on}\n"
         "      ignore: ['re:model\\.layers\\.\\d+\\.mlp']\n"
         "      overrides:\n        - {match: lm_head, bits: 8}\n        - {match: 're:.*down_proj$', keep: yes}\n"
         "  - prune: {method: sparsegpt, pattern: 2:4, bits: 4, group: row}\n"
@@ -52,6 +52,7 @@ SQ_TEST(full_recipe_resolves) {
     SQ_CHECK(r.out_runnable && r.out_store && !r.out_gguf);
     char *j = sq_recipe_to_json(&r);
     SQ_CHECK(j && strstr(j, "\"pattern\":\t\"2:4\"") && strstr(j, "\"act_order\":\ttrue"));
+    SQ_CHECK(!strcmp(r.stages[0].grid, "signed-max") && j && strstr(j, "\"grid\":\t\"signed-max\""));
     free(j);
     sq_recipe_free(&r);
 }
@@ -82,6 +83,8 @@ SQ_TEST(out_of_range) {
     expect_err("version: 2\nmodel: m\nstages: []\n", "dir/r.yaml:1:10: version: expected an integer from 1 to 1, got 2");
     expect_err(HEAD "stages:\n  - quantize: {method: fp8, bits: 4}\n",
                "dir/r.yaml:4:24: stages[0].quantize.method: expected one of rtn, gptq or awq, got fp8");
+    expect_err(HEAD "stages:\n  - quantize: {method: rtn, bits: 4, grid: q4_0}\n",
+               "stages[0].quantize.grid: expected one of gptq or signed-max, got q4_0");
 }
 
 SQ_TEST(bad_regex) {
