@@ -329,19 +329,7 @@ static const sq_act8_gemv q4g_gemv = {SQ_TYPE_Q4G, 2, GV_ROWS, row_consts,
 static const sq_act8_gemv q8g_gemv = {SQ_TYPE_Q8G, 2, GV_ROWS, row_consts,
                                       {{gv_1_0_1, gv_1_0_4}, {gv_1_1_1, gv_1_1_4}, {NULL, NULL}}};
 
-static void qmatmul_a8_q8g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
-                           int64_t r1, int64_t cols, sq_qparams q) {
-    if (sq_act8_gemv_drive(&q8g_gemv, y, x, w, rb, T, r0, r1, cols, q)) return;
-    sq_act8_drive(SQ_TYPE_Q8G, &blocks_0[0][0], NT_MAX, row_consts, ACT8_TILES, y, ldy, x, w, rb, T, r0, r1, cols, q);
-}
-static void qmatmul_a8_q4g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T, int64_t r0,
-                           int64_t r1, int64_t cols, sq_qparams q) {
-    if (sq_act8_gemv_drive(&q4g_gemv, y, x, w, rb, T, r0, r1, cols, q)) return;
-    sq_act8_drive(SQ_TYPE_Q4G, &blocks_1[0][0], NT_MAX, row_consts, ACT8_TILES, y, ldy, x, w, rb, T, r0, r1, cols, q);
-}
-static const sq_qmatmul_fn act8_table[SQ_TYPE_COUNT] = {[SQ_TYPE_Q8G] = qmatmul_a8_q8g, [SQ_TYPE_Q4G] = qmatmul_a8_q4g};
-
-const sq_qmatmul_fn *ACT8_NEON_GETTER(void) { return act8_table; }
+SQ_ACT8_ENTRY_POINTS(ACT8_NEON_GETTER, blocks_0, blocks_1, NT_MAX, row_consts, ACT8_TILES, &q8g_gemv, &q4g_gemv)
 
 #else
 

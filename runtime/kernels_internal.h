@@ -89,14 +89,6 @@ typedef struct {
  * 4-column step; scales and s_g * z_g as [group][row] (kernels_quant_ref.c has the layout). */
 void sq_act8_pack_tile(bool q4, int tile_rows, uint8_t *pk, float *sc, float *sz, const uint8_t *w, size_t rb,
                        int64_t r, int nr, const sq_qlayout *L, bool asym);
-/* The shared ACT8 driver (kernels_quant_ref.c): quantizes the T tokens once; then the GEMM when
- * there is one and T >= its min_T, else walks rows in blocks of 4 (then 1) and tokens in
- * ceil(T / nt_max) nearly equal blocks; blocks[nr4 * nt_max + nt - 1] is the kernel for 1 (nr4
- * = 0) or 4 (nr4 = 1) rows and nt tokens. Falls back to the reference when the scratch cannot
- * be had. Which path runs depends on T only, so row splits never change the bits. */
-void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_act8_rowc_fn rowc,
-                   const sq_act8_gemm *gemm, float *y, int64_t ldy, const float *x, const void *w, size_t rb,
-                   int64_t T, int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
 /* block_<Q4>_<NR>_<NT>: a sq_act8_block_fn calling the file's inline block(Q4, NR, NT, ...). */
 #define SQ_ACT8_BLOCK_FN(Q4, NR_, NT_)                                                                            \
     static void block_##Q4##_##NR_##_##NT_(float *y, int64_t ldy, const sq_act8_rows *a, int64_t t0,             \
@@ -125,6 +117,15 @@ typedef struct {
 /* Runs it for T = 1 and a layout it covers (returns false, nothing done, otherwise). */
 bool sq_act8_gemv_drive(const sq_act8_gemv *gv, float *y, const float *x, const void *w, size_t rb, int64_t T,
                         int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
+/* The shared ACT8 driver (kernels_quant_ref.c): the decode GEMV when there is one and it covers
+ * (T, layout); else quantizes the T tokens once, then the GEMM when there is one and T >= its
+ * min_T, else walks rows in blocks of 4 (then 1) and tokens in ceil(T / nt_max) nearly equal
+ * blocks; blocks[nr4 * nt_max + nt - 1] is the kernel for 1 (nr4 = 0) or 4 (nr4 = 1) rows and nt
+ * tokens. Falls back to the reference when the scratch cannot be had. Which path runs depends on
+ * T and the layout only, so row splits never change the bits. */
+void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_act8_rowc_fn rowc,
+                   const sq_act8_gemm *gemm, const sq_act8_gemv *gemv, float *y, int64_t ldy, const float *x,
+                   const void *w, size_t rb, int64_t T, int64_t r0, int64_t r1, int64_t cols, sq_qparams q);
 /* gv_<Q8>_<M>_<NR>: a sq_act8_gemv_fn calling the file's inline gv_block(Q8, M, NR, ...). */
 #define SQ_ACT8_GEMV_FN(Q8, M, NR_)                                                                              \
     static void gv_##Q8##_##M##_##NR_(float *y, const int8_t *x, const float *d, const sq_act8_rows *a,          \
@@ -137,15 +138,11 @@ bool sq_act8_gemv_drive(const sq_act8_gemv *gv, float *y, const float *x, const 
 #define SQ_ACT8_ENTRY_POINTS(GETTER, BLOCKS8, BLOCKS4, NT, ROWC, GEMM, Q8G_GEMV, Q4G_GEMV)                               \
     static void qmatmul_a8_q8g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \
                                int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {                              \
-        const sq_act8_gemv *gv_ = Q8G_GEMV;                                                                      \
-        if (gv_ && sq_act8_gemv_drive(gv_, y, x, w, rb, T, r0, r1, cols, q)) return;                            \
-        sq_act8_drive(SQ_TYPE_Q8G, &BLOCKS8[0][0], NT, ROWC, GEMM, y, ldy, x, w, rb, T, r0, r1, cols, q);          \
+        sq_act8_drive(SQ_TYPE_Q8G, &BLOCKS8[0][0], NT, ROWC, GEMM, Q8G_GEMV, y, ldy, x, w, rb, T, r0, r1, cols, q); \
     }                                                                                                            \
     static void qmatmul_a8_q4g(float *y, int64_t ldy, const float *x, const void *w, size_t rb, int64_t T,        \
                                int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {                              \
-        const sq_act8_gemv *gv_ = Q4G_GEMV;                                                                      \
-        if (gv_ && sq_act8_gemv_drive(gv_, y, x, w, rb, T, r0, r1, cols, q)) return;                          \
-        sq_act8_drive(SQ_TYPE_Q4G, &BLOCKS4[0][0], NT, ROWC, GEMM, y, ldy, x, w, rb, T, r0, r1, cols, q);          \
+        sq_act8_drive(SQ_TYPE_Q4G, &BLOCKS4[0][0], NT, ROWC, GEMM, Q4G_GEMV, y, ldy, x, w, rb, T, r0, r1, cols, q); \
     }                                                                                                            \
     static const sq_qmatmul_fn act8_table[SQ_TYPE_COUNT] = {[SQ_TYPE_Q8G] = qmatmul_a8_q8g,                      \
                                                             [SQ_TYPE_Q4G] = qmatmul_a8_q4g};                     \

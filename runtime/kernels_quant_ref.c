@@ -173,9 +173,10 @@ void sq_act8_pack_tile(bool q4, int tile_rows, uint8_t *pk, float *sc, float *sz
 }
 
 void sq_act8_drive(sq_type type, const sq_act8_block_fn *blocks, int nt_max, sq_act8_rowc_fn rowc,
-                   const sq_act8_gemm *gemm, float *y, int64_t ldy, const float *x, const void *w, size_t rb,
-                   int64_t T, int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
+                   const sq_act8_gemm *gemm, const sq_act8_gemv *gemv, float *y, int64_t ldy, const float *x,
+                   const void *w, size_t rb, int64_t T, int64_t r0, int64_t r1, int64_t cols, sq_qparams q) {
     if (T <= 0 || r1 <= r0) return;
+    if (gemv && sq_act8_gemv_drive(gemv, y, x, w, rb, T, r0, r1, cols, q)) return;
     const sq_qlayout L = sq_qlayout_of(type, q, cols); /* cols 0: no chunks, y = 0 */
     const size_t lds = up16((size_t)L.n_groups);
     const bool tiled = gemm && T >= gemm->min_T && L.n_chunks > 0 && (type == SQ_TYPE_Q4G || !gemm->q4_only);
@@ -236,9 +237,10 @@ bool sq_act8_gemv_drive(const sq_act8_gemv *gv, float *y, const float *x, const 
     const size_t lds = up16((size_t)L.n_groups + 16); /* a unit's scales may be read past n_groups */
     const size_t fx = (size_t)(nu * U * 8), fd = (size_t)(nu * U * lanes), rows = (size_t)gv->rows;
     sq_act8_rows a;
-    if (!sq_act8_prepare(&a, x, 1, cols, gc, fx + up16(fd) + 2 * rows * lds)) return false;
+    /* sc/sz only for kernels that take their scales from rowc's pass */
+    if (!sq_act8_prepare(&a, x, 1, cols, gc, fx + up16(fd) + (gv->rowc ? 2 * rows * lds : 0))) return false;
     int8_t *xu = (int8_t *)a.extra;
-    float *du = a.extra + fx, *sc = du + up16(fd), *sz = sc + rows * lds;
+    float *du = a.extra + fx, *sc = gv->rowc ? du + up16(fd) : NULL, *sz = gv->rowc ? sc + rows * lds : NULL;
     for (int64_t c = 0; c < nu * U; c++) { /* the token regrouped per unit */
         const int64_t u = c / U, k = c % U;
         if (!q4) {
